@@ -1,0 +1,107 @@
+#include "shm/crc32c.h"
+
+#include <nmmintrin.h>
+#include <wmmintrin.h>
+
+#include <cstring>
+
+namespace sluice::shm {
+namespace {
+
+// Reflected CRC-32C polynomial.
+constexpr std::uint32_t kPoly = 0x82f63b78u;
+
+// Multiplies a and b modulo the polynomial (bit-reflected representation), bit by bit.
+// Only used to build the shift constants at start-up.
+constexpr std::uint32_t gf_multiply(std::uint32_t a, std::uint32_t b) {
+  std::uint32_t product = 0;
+  for (int i = 0; i < 32; ++i) {
+    if (b & 0x80000000u) product ^= a;
+    b <<= 1;
+    a = (a & 1u) ? (a >> 1) ^ kPoly : a >> 1;
+  }
+  return product;
+}
+
+// x^bits mod P, in reflected form.
+constexpr std::uint32_t x_power(std::size_t bits) {
+  std::uint32_t result = 0x80000000u;  // x^0
+  std::uint32_t square = 0x40000000u;  // x^1
+  // x^bits = product of x^(2^k) for the set bits of `bits`.
+  while (bits != 0) {
+    if (bits & 1u) result = gf_multiply(result, square);
+    square = gf_multiply(square, square);
+    bits >>= 1;
+  }
+  return result;
+}
+
+// Block size of each of the three streams in the interleaved loop.
+constexpr std::size_t kStreamBlock = 256;
+// Shifting a CRC register over n zero bytes multiplies it by x^(8n). The carry-less product
+// of two reflected 32-bit values is reflected and one bit short, and the crc32 instruction
+// that reduces it multiplies by x^32 once more: hence the constant x^(8n - 33).
+constexpr std::uint32_t shift_constant(std::size_t bytes) { return x_power(8 * bytes - 33); }
+constexpr std::uint32_t kShiftBlock = shift_constant(kStreamBlock);
+constexpr std::uint32_t kShiftTwoBlocks = shift_constant(2 * kStreamBlock);
+
+// crc * x^(8n) mod P: carry-less multiply, then reduce with the crc32 instruction.
+inline std::uint32_t shift_crc(std::uint32_t crc, std::uint32_t constant) {
+  __m128i product = _mm_clmulepi64_si128(_mm_cvtsi32_si128(static_cast<int>(crc)),
+                                         _mm_cvtsi32_si128(static_cast<int>(constant)), 0);
+  auto low = static_cast<std::uint64_t>(_mm_cvtsi128_si64(product));
+  return static_cast<std::uint32_t>(_mm_crc32_u64(0, low));
+}
+
+inline std::uint64_t load64(const unsigned char* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline std::uint64_t crc_words(std::uint64_t crc, const unsigned char* p, std::size_t words) {
+  for (std::size_t i = 0; i < words; ++i) crc = _mm_crc32_u64(crc, load64(p + 8 * i));
+  return crc;
+}
+
+}  // namespace
+
+std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t size) noexcept {
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::uint64_t c = ~crc;
+
+  // Three streams over consecutive 256-byte blocks, combined per round of 768 bytes.
+  while (size >= 3 * kStreamBlock) {
+    std::uint64_t c0 = c, c1 = 0, c2 = 0;
+    for (std::size_t i = 0; i < kStreamBlock; i += 8) {
+      c0 = _mm_crc32_u64(c0, load64(p + i));
+      c1 = _mm_crc32_u64(c1, load64(p + kStreamBlock + i));
+      c2 = _mm_crc32_u64(c2, load64(p + 2 * kStreamBlock + i));
+    }
+    c = shift_crc(static_cast<std::uint32_t>(c0), kShiftTwoBlocks) ^
+        shift_crc(static_cast<std::uint32_t>(c1), kShiftBlock) ^ c2;
+    p += 3 * kStreamBlock;
+    size -= 3 * kStreamBlock;
+  }
+
+  c = crc_words(c, p, size / 8);
+  p += size & ~std::size_t{7};
+  size &= 7;
+  auto c32 = static_cast<std::uint32_t>(c);
+  if (size & 4) {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    c32 = _mm_crc32_u32(c32, v);
+    p += 4;
+  }
+  if (size & 2) {
+    std::uint16_t v;
+    std::memcpy(&v, p, 2);
+    c32 = _mm_crc32_u16(c32, v);
+    p += 2;
+  }
+  if (size & 1) c32 = _mm_crc32_u8(c32, *p);
+  return ~c32;
+}
+
+}  // namespace sluice::shm

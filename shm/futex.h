@@ -1,0 +1,49 @@
+// Futex waits on words in shared mappings, and the asymmetric barrier that lets a producer
+// skip the wake-up system call when nobody waits.
+//
+// The lost-wake-up problem: a reader sets "I wait" then re-checks for data; a producer
+// writes data then checks "anyone waiting?". Both need a store-load fence, or each can miss
+// the other. A full fence on every append would cost the producer ~20-40 cycles, so the
+// producer uses light_barrier() (a compiler fence) and the rare waiter pays with
+// heavy_barrier(), which is membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED): it runs a full fence
+// on every CPU running a thread of a registered process. Where the kernel refuses that, the
+// producer falls back to a real fence.
+//
+// Thread-safety: all functions are safe from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace sluice::shm {
+
+namespace detail {
+extern bool g_heavy_barrier_available;
+}
+
+// Registers this process for heavy_barrier(); returns whether the kernel supports it. Called
+// once by anything that publishes into a log (the LogAppender does it).
+bool register_for_heavy_barrier() noexcept;
+
+// The producer's half: after publishing data, before reading the waiters word.
+inline void light_barrier() noexcept {
+  if (detail::g_heavy_barrier_available) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+}
+
+// The waiter's half: after announcing itself, before re-checking for data. Returns false if
+// no cross-process barrier could be run; the caller must then wait with a short timeout.
+bool heavy_barrier() noexcept;
+
+// Sleeps while *word == expected, at most timeout_ns (< 0: no limit). Shared futex: works on
+// MAP_SHARED memory across processes. Returns on wake-up, timeout, signal or spurious wake.
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                std::int64_t timeout_ns) noexcept;
+
+// Wakes every thread sleeping on word.
+void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
+
+}  // namespace sluice::shm

@@ -1,0 +1,303 @@
+// LogAppender: appends records to a partition log, lock-free, from any number of threads in
+// any number of processes (each thread uses its own LogAppender).
+//
+// An append is one fetch_add on the segment's tail word, which reserves the record's offset
+// and its bytes at once (log_format.h, "Tail word"); the producer then writes the frame in
+// place and publishes it with a release store of its commit word. No lock, no system call,
+// unless a reader is parked on the futex.
+//
+//   claim(n) -> Claim (writable value span, offset) -> commit(claim) | abort(claim)
+//   append(key, value, headers) -> offset
+//   claim_batch(count, n) -> BatchClaim (count frames, one fetch_add) -> commit(batch)
+//
+// Thread-safety: one LogAppender per thread. Claims must be committed or aborted by the
+// thread that made them, before its next claim.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "shm/clock.h"
+#include "shm/frame_check.h"
+#include "shm/futex.h"
+#include "shm/partition_log.h"
+#include "shm/record.h"
+
+namespace sluice::shm {
+
+// Outcome of a hot-path append: a value, never an exception.
+enum class AppendOutcome : std::uint8_t {
+  kOk,
+  kRecordTooLarge,  // the frame would not fit in an empty segment
+  kRollFailed,      // the next segment could not be created (disk full, permission...)
+  kReadOnly,        // the log was opened read-only
+};
+const char* describe(AppendOutcome outcome) noexcept;
+
+// How record timestamps are taken when the producer gives none.
+enum class TimestampMode : std::uint8_t {
+  kWallClock,  // clock_gettime(CLOCK_REALTIME) per record
+  kCoarse,     // CLOCK_REALTIME_COARSE: the kernel tick (1-4 ms resolution), cheaper
+  kPerBatch,   // one clock read per claim_batch, shared by its records
+};
+
+struct AppenderOptions {
+  TimestampMode timestamp_mode = TimestampMode::kWallClock;
+};
+
+// A reserved frame. Fill value() then commit, or abort.
+class Claim {
+ public:
+  std::span<std::byte> value() const { return {value_, value_size_}; }
+  std::int64_t offset() const { return offset_; }
+  bool valid() const { return frame_ != nullptr; }
+
+ private:
+  friend class LogAppender;
+  FrameHeader* frame_ = nullptr;
+  std::byte* value_ = nullptr;
+  std::uint32_t value_size_ = 0;
+  std::uint32_t length_ = 0;
+  std::uint32_t seq_ = 0;
+  std::int64_t offset_ = -1;
+};
+
+// `count` frames of `value_size` bytes each, reserved with one fetch_add, with consecutive
+// offsets first_offset() ... first_offset() + count - 1.
+class BatchClaim {
+ public:
+  std::span<std::byte> value(std::uint32_t i) const {
+    return {reinterpret_cast<std::byte*>(first_) + std::size_t{i} * stride_ + kFrameHeaderBytes,
+            value_size_};
+  }
+  std::uint32_t count() const { return count_; }
+  std::int64_t first_offset() const { return first_offset_; }
+
+ private:
+  friend class LogAppender;
+  FrameHeader* first_ = nullptr;
+  std::uint32_t count_ = 0;
+  std::uint32_t value_size_ = 0;
+  std::uint32_t stride_ = 0;
+  std::uint32_t seq_ = 0;
+  std::int64_t first_offset_ = -1;
+};
+
+struct AppendResult {
+  AppendOutcome outcome;
+  std::int64_t offset;  // valid when outcome == kOk
+};
+
+class LogAppender {
+ public:
+  static Result<LogAppender> open(std::shared_ptr<PartitionLog> log,
+                                  const AppenderOptions& options = {});
+
+  // Reserves a frame for a value of value_size bytes (plus the key and headers given, which
+  // are copied in now). timestamp_ns < 0: taken per the timestamp mode.
+  AppendOutcome claim(std::uint32_t value_size, Claim& out, const RecordMeta& meta = {}) {
+    std::uint64_t body = meta.encoded_prefix_bytes();
+    std::uint64_t length = kFrameHeaderBytes + body + value_size;
+    if (length > max_frame_) return AppendOutcome::kRecordTooLarge;
+    std::uint64_t frame_bytes = align_frame(length);
+    std::uint64_t position;
+    std::int64_t offset;
+    if (AppendOutcome o = reserve(frame_bytes, 1, position, offset); o != AppendOutcome::kOk)
+      return o;
+    auto* frame = segment_->frame_at(position);
+    std::int64_t ts = meta.timestamp_ns >= 0 ? meta.timestamp_ns : now();
+    write_header(frame, offset, ts, meta.flags());
+    note_index(position, frame_bytes, offset, 1, ts);
+    auto* body_ptr = reinterpret_cast<std::byte*>(frame) + kFrameHeaderBytes;
+    meta.encode_prefix(body_ptr);
+    out.frame_ = frame;
+    out.value_ = body_ptr + body;
+    out.value_size_ = value_size;
+    out.length_ = static_cast<std::uint32_t>(length);
+    out.seq_ = seq_;
+    out.offset_ = offset;
+    return AppendOutcome::kOk;
+  }
+
+  // Publishes a claimed frame: checksum, then the commit word with release.
+  void commit(Claim& claim) {
+    publish(claim.frame_, claim.length_, claim.seq_);
+    claim.frame_ = nullptr;
+    wake_readers_if_waiting();
+  }
+
+  // Gives a claimed frame up: it becomes padding and its offset stays unused.
+  void abort(Claim& claim) {
+    FrameHeader* f = claim.frame_;
+    f->type = kFramePad;
+    f->offset = -1;
+    publish(f, claim.length_, claim.seq_);
+    claim.frame_ = nullptr;
+    wake_readers_if_waiting();
+  }
+
+  // Copies a whole record in. The value may be null (a tombstone) via RecordMeta::null_value.
+  AppendResult append(std::string_view value, const RecordMeta& meta = {}) {
+    Claim c;
+    AppendOutcome o = claim(static_cast<std::uint32_t>(value.size()), c, meta);
+    if (o != AppendOutcome::kOk) return {o, -1};
+    if (!value.empty()) std::memcpy(c.value_, value.data(), value.size());
+    std::int64_t offset = c.offset_;
+    commit(c);
+    return {AppendOutcome::kOk, offset};
+  }
+
+  // The fastest path: one reservation for `count` records of value_size bytes with no key or
+  // headers. Records share one timestamp under TimestampMode::kPerBatch.
+  AppendOutcome claim_batch(std::uint32_t count, std::uint32_t value_size, BatchClaim& out) {
+    std::uint64_t length = kFrameHeaderBytes + std::uint64_t{value_size};
+    std::uint64_t stride = align_frame(length);
+    if (count == 0 || stride * count > max_frame_)
+      return AppendOutcome::kRecordTooLarge;
+    std::uint64_t position;
+    std::int64_t offset;
+    if (AppendOutcome o = reserve(stride * count, count, position, offset);
+        o != AppendOutcome::kOk)
+      return o;
+    auto* first = segment_->frame_at(position);
+    bool per_batch = options_.timestamp_mode == TimestampMode::kPerBatch;
+    std::int64_t ts = now();
+    for (std::uint32_t i = 0; i < count; ++i) {
+      auto* f = reinterpret_cast<FrameHeader*>(reinterpret_cast<std::byte*>(first) + i * stride);
+      if (!per_batch && i != 0) ts = now();
+      write_header(f, offset + i, ts, 0);
+    }
+    note_index(position, stride * count, offset, count, ts);
+    out.first_ = first;
+    out.count_ = count;
+    out.value_size_ = value_size;
+    out.stride_ = static_cast<std::uint32_t>(stride);
+    out.seq_ = seq_;
+    out.first_offset_ = offset;
+    return AppendOutcome::kOk;
+  }
+
+  void commit(BatchClaim& batch) {
+    std::uint32_t length = kFrameHeaderBytes + batch.value_size_;
+    for (std::uint32_t i = 0; i < batch.count_; ++i) {
+      auto* f = reinterpret_cast<FrameHeader*>(reinterpret_cast<std::byte*>(batch.first_) +
+                                               std::size_t{i} * batch.stride_);
+      publish(f, length, batch.seq_);
+    }
+    batch.first_ = nullptr;
+    wake_readers_if_waiting();
+  }
+
+  // Largest value (without key or headers) a single record may carry.
+  std::uint64_t max_value_bytes() const { return max_frame_ - kFrameHeaderBytes; }
+  PartitionLog& log() const { return *log_; }
+
+ private:
+  LogAppender() = default;
+
+  std::int64_t now() const {
+    return options_.timestamp_mode == TimestampMode::kCoarse ? coarse_wall_clock_ns()
+                                                             : wall_clock_ns();
+  }
+
+  // One fetch_add reserves `records` offsets and `bytes` bytes. Falls to the cold path when
+  // the reservation crosses the segment end (roll) or lands in a segment that was rolled or
+  // recycled since this appender last looked.
+  AppendOutcome reserve(std::uint64_t bytes, std::uint32_t records, std::uint64_t& position,
+                        std::int64_t& offset) {
+    for (;;) {
+      // acq_rel: the acquire half pairs with the roller's release store of the tail when it
+      // opens a segment (PartitionLog::take_spare_or_create), so a reservation that lands in
+      // a fresh segment sees that segment's seq and base; the RMW itself makes reservations
+      // unique.
+      std::uint64_t old = tail_->fetch_add(records * kTailCountOne + bytes,
+                                           std::memory_order_acq_rel);
+      std::uint64_t pos = tail_position(old);
+      // Relaxed: the seq shares the tail's cache line and was ordered by the acquire above.
+      if (pos + bytes <= usable_ && seq_word_->load(std::memory_order_relaxed) == seq_)
+          [[likely]] {
+        position = pos;
+        offset = base_ + static_cast<std::int64_t>(tail_count(old));
+        mark_claimed(pos, bytes);
+        return AppendOutcome::kOk;
+      }
+      bool adopted = false;
+      if (AppendOutcome o = reserve_slow(old, bytes, adopted); o != AppendOutcome::kOk) return o;
+      if (adopted) {
+        position = pos;
+        offset = base_ + static_cast<std::int64_t>(tail_count(old));
+        mark_claimed(pos, bytes);
+        return AppendOutcome::kOk;
+      }
+    }
+  }
+
+  // Marks a reserved range claimed (negative length) so that a reader or the broker can pad
+  // it exactly if this producer dies before committing. Relaxed: only the unblocker reads
+  // it, after its timeout; the commit's release store replaces it.
+  void mark_claimed(std::uint64_t pos, std::uint64_t bytes) {
+    segment_->frame_at(pos)->commit.store(
+        make_commit_word(-static_cast<std::int32_t>(bytes), seq_), std::memory_order_relaxed);
+  }
+
+  // The reservation `old_tail` did not fit the segment as this appender knew it. Rolls,
+  // waits for a roll, or moves to the segment the file now holds. Sets `adopted` when the
+  // reservation is valid in the (new) current segment.
+  AppendOutcome reserve_slow(std::uint64_t old_tail, std::uint64_t bytes, bool& adopted);
+
+  static void write_header(FrameHeader* f, std::int64_t offset, std::int64_t timestamp,
+                           std::uint8_t flags) {
+    f->offset = offset;
+    f->timestamp_ns = timestamp;
+    f->type = kFrameData;
+    f->flags = flags;
+    f->reserved = 0;
+  }
+
+  static void publish(FrameHeader* f, std::uint32_t length, std::uint32_t seq) {
+    f->crc32c = frame_crc(f, length);
+    // Release: publishes the frame's bytes; paired with the reader's acquire of the commit
+    // word (check_frame, LogReader::poll).
+    f->commit.store(make_commit_word(static_cast<std::int32_t>(length), seq),
+                    std::memory_order_release);
+  }
+
+  void wake_readers_if_waiting() {
+    light_barrier();  // pairs with the waiter's heavy_barrier (futex.h)
+    // Relaxed: the barrier pair above orders this load after our commit store.
+    if (waiters_->load(std::memory_order_relaxed) != 0) [[unlikely]]
+      wake_readers();
+  }
+  void wake_readers();
+
+  // Fills the sparse index slots whose boundary falls inside this reservation: the frame
+  // that follows starts at or after the boundary.
+  void note_index(std::uint64_t pos, std::uint64_t bytes, std::int64_t first_offset,
+                  std::uint32_t records, std::int64_t timestamp) {
+    if ((pos >> index_shift_) == ((pos + bytes) >> index_shift_) && pos != 0) [[likely]]
+      return;
+    note_index_slow(pos, bytes, first_offset, records, timestamp);
+  }
+  void note_index_slow(std::uint64_t pos, std::uint64_t bytes, std::int64_t first_offset,
+                       std::uint32_t records, std::int64_t timestamp);
+
+  Status switch_to(std::shared_ptr<Segment> seg);
+
+  std::shared_ptr<PartitionLog> log_;
+  std::shared_ptr<Segment> segment_;
+  AppenderOptions options_;
+  std::atomic<std::uint64_t>* tail_ = nullptr;
+  std::atomic<std::uint32_t>* seq_word_ = nullptr;
+  std::atomic<std::uint32_t>* waiters_ = nullptr;
+  std::int64_t base_ = 0;
+  std::uint64_t usable_ = 0;
+  std::uint64_t max_frame_ = 0;
+  std::uint32_t seq_ = 0;
+  unsigned index_shift_ = 12;
+};
+
+}  // namespace sluice::shm

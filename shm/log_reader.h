@@ -1,0 +1,163 @@
+// LogReader: reads a partition log in offset order, zero-copy: the handler gets RecordViews
+// that point into the mapping. Padding frames (aborted or abandoned claims) are skipped and
+// END frames followed into the next segment.
+//
+//   poll(handler, limit) -> PollResult { records, outcome }
+//   wait(strategy, timeout): spin, yield, block on the partition's futex, or adaptive
+//   seek(offset) | seek_to_timestamp(ns) | seek_to_beginning() | seek_to_end()
+//
+// A reader that finds a frame claimed but not committed for longer than the log's abandon
+// timeout turns it into padding (if it may write to the log), so a producer killed mid-claim
+// stalls nobody for ever.
+//
+// Thread-safety: one LogReader per thread.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "shm/frame_check.h"
+#include "shm/partition_log.h"
+#include "shm/record.h"
+
+namespace sluice::shm {
+
+enum class ReadOutcome : std::uint8_t {
+  kOk,          // records were delivered, or none is committed yet
+  kOutOfRange,  // the reader's segment is gone (retention); seek somewhere valid
+  kCorrupt,     // a frame failed validation; error() names the file and position
+};
+
+struct PollResult {
+  std::uint32_t records = 0;
+  ReadOutcome outcome = ReadOutcome::kOk;
+};
+
+enum class WaitStrategy : std::uint8_t {
+  kSpin,      // busy-spin with a pause instruction: lowest latency, burns a core
+  kYield,     // sched_yield between checks
+  kBlock,     // park on the partition's futex until a producer wakes us
+  kAdaptive,  // spin for ReaderOptions::spin_ns, then park
+};
+
+struct ReaderOptions {
+  bool verify_crc = false;         // check every frame's CRC-32C on the read path
+  std::int64_t spin_ns = 50'000;   // kAdaptive: how long to spin before parking
+};
+
+class LogReader {
+ public:
+  // A reader positioned at the earliest record.
+  static Result<LogReader> open(std::shared_ptr<PartitionLog> log,
+                                const ReaderOptions& options = {});
+
+  // Delivers up to `limit` committed records to handler(const RecordView&).
+  template <class Handler>
+  PollResult poll(Handler&& handler, std::uint32_t limit = std::numeric_limits<std::uint32_t>::max()) {
+    PollResult result;
+    while (result.records < limit) {
+      const FrameHeader* frame = reinterpret_cast<const FrameHeader*>(data_ + pos_);
+      // Acquire: pairs with the producer's release of the commit word (LogAppender::publish).
+      std::uint64_t word = frame->commit.load(std::memory_order_acquire);
+      std::int32_t length = commit_length(word);
+      if (commit_seq(word) != seq_ || length <= 0) {
+        if (result.records == 0) result.outcome = on_not_ready();
+        return result;
+      }
+      auto len = static_cast<std::uint32_t>(length);
+      std::uint64_t next = pos_ + align_frame(len);
+      if (len < kFrameHeaderBytes || next > capacity_) [[unlikely]] {
+        result.outcome = on_corrupt(FrameProblem::kBadLength);
+        return result;
+      }
+      std::uint8_t type = frame->type;
+      if (type == kFrameData) [[likely]] {
+        if (options_.verify_crc && frame_crc(frame, len) != frame->crc32c) [[unlikely]] {
+          result.outcome = on_corrupt(FrameProblem::kBadCrc);
+          return result;
+        }
+        if (!RecordView::decode(frame, len, view_)) [[unlikely]] {
+          result.outcome = on_corrupt(FrameProblem::kBadBody);
+          return result;
+        }
+        pos_ = next;
+        next_offset_ = view_.offset + 1;
+        ++result.records;
+        handler(static_cast<const RecordView&>(view_));
+      } else if (type == kFramePad) {
+        pos_ = next;
+      } else if (type == kFrameEnd) {
+        if (ReadOutcome o = follow_end(frame->offset); o != ReadOutcome::kOk) {
+          if (result.records == 0) result.outcome = o;
+          return result;
+        }
+      } else {
+        result.outcome = on_corrupt(FrameProblem::kBadType);
+        return result;
+      }
+    }
+    return result;
+  }
+
+  // True when a frame is committed at the read position (poll will make progress).
+  bool ready() const {
+    std::uint64_t word = reinterpret_cast<const FrameHeader*>(data_ + pos_)->commit.load(
+        std::memory_order_acquire);
+    return commit_seq(word) == seq_ && commit_length(word) > 0;
+  }
+
+  // Waits until ready() or the timeout (< 0: none). Returns ready().
+  bool wait(WaitStrategy strategy, std::int64_t timeout_ns);
+
+  // Positions at the first record with offset >= `offset`. kOutOfRange if it is before the
+  // earliest retained record or after the end.
+  Status seek(std::int64_t offset);
+  // Positions at the first record whose timestamp is >= ns (at the end if none). Exact when
+  // timestamps do not decrease along the partition (they are taken at append); otherwise it
+  // is the first such record after the sparse index point found for ns.
+  Status seek_to_timestamp(std::int64_t ns);
+  Status seek_to_beginning();
+  Status seek_to_end();
+
+  // The offset of the next record poll() would deliver, or the seek target.
+  std::int64_t position() const { return next_offset_; }
+  // What went wrong on the last kCorrupt or kOutOfRange.
+  const Status& error() const { return error_; }
+  // After kCorrupt: skips the bad frame (or the rest of its segment if its length is bad).
+  Status skip_corrupt();
+
+  PartitionLog& log() const { return *log_; }
+
+ private:
+  LogReader() = default;
+
+  ReadOutcome on_not_ready();
+  ReadOutcome on_corrupt(FrameProblem problem);
+  ReadOutcome follow_end(std::int64_t next_base);
+  void check_stall();
+  bool block_until_ready(std::int64_t deadline_ns);
+  Status enter_segment(std::shared_ptr<Segment> seg, std::uint64_t position);
+  // Walks frames from pos_ until a data frame whose offset >= target, or the committed end.
+  Status walk_to_offset(std::int64_t target);
+  std::uint64_t index_position_for_offset(std::int64_t target) const;
+
+  std::shared_ptr<PartitionLog> log_;
+  std::shared_ptr<Segment> segment_;
+  ReaderOptions options_;
+  const std::byte* data_ = nullptr;
+  std::uint64_t pos_ = 0;
+  std::uint64_t capacity_ = 0;
+  std::uint32_t seq_ = 0;
+  std::int64_t next_offset_ = 0;
+  RecordView view_;
+  Status error_;
+
+  std::uint32_t empty_polls_ = 0;
+  std::int64_t stall_since_ = 0;
+  std::uint64_t stall_pos_ = 0;
+  std::uint64_t stall_tail_ = 0;
+};
+
+}  // namespace sluice::shm

@@ -1,0 +1,108 @@
+#include "shm/mapped_file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/interprocess/exceptions.hpp>
+#include <cerrno>
+#include <filesystem>
+
+namespace sluice::shm {
+
+namespace bip = boost::interprocess;
+
+Result<MappedFile> MappedFile::open(const std::string& path, Access access, bool populate) {
+  // Check first with open(2) so that the error names the real cause (Boost's messages don't).
+  int fd = ::open(path.c_str(), access == Access::kReadOnly ? O_RDONLY : O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno_status("open " + path, errno);
+  struct stat st {};
+  int rc = ::fstat(fd, &st);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return errno_status("stat " + path, err);
+  if (st.st_size == 0) return Status(ErrorCode::kCorrupt, path + ": file is empty");
+
+  MappedFile f;
+  f.path_ = path;
+  f.access_ = access;
+  try {
+    bip::mode_t mode = access == Access::kReadOnly ? bip::read_only : bip::read_write;
+    f.file_ = bip::file_mapping(path.c_str(), mode);
+    f.region_ = bip::mapped_region(f.file_, mode, 0, 0, nullptr,
+                                   populate ? MAP_POPULATE : bip::default_map_options);
+  } catch (const bip::interprocess_exception& e) {
+    int native = e.get_native_error();
+    if (native != 0) return errno_status("map " + path, native);
+    return Status(ErrorCode::kIo, "map " + path + ": " + e.what());
+  }
+  return f;
+}
+
+Status MappedFile::sync() const {
+  if (::msync(region_.get_address(), region_.get_size(), MS_SYNC) != 0)
+    return errno_status("msync " + path_, errno);
+  return Status::ok();
+}
+
+Status create_file(const std::string& path, std::uint64_t size, mode_t mode) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return errno_status("create " + path, errno);
+  int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  if (rc == EINVAL || rc == EOPNOTSUPP) {
+    // A file system without fallocate: set the size and accept lazy allocation.
+    rc = ::ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+  }
+  ::close(fd);
+  if (rc != 0) {
+    ::unlink(path.c_str());
+    if (rc == ENOSPC)
+      return Status(ErrorCode::kIo, "create " + path + ": no space left on the device for " +
+                                        std::to_string(size) + " bytes");
+    return errno_status("allocate " + path, rc);
+  }
+  return Status::ok();
+}
+
+Status rename_file(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0)
+    return errno_status("rename " + from + " to " + to, errno);
+  return Status::ok();
+}
+
+Status link_file(const std::string& from, const std::string& to) {
+  if (::link(from.c_str(), to.c_str()) != 0)
+    return errno_status("link " + from + " to " + to, errno);
+  return Status::ok();
+}
+
+Status remove_file(const std::string& path) {
+  if (::unlink(path.c_str()) != 0) return errno_status("remove " + path, errno);
+  return Status::ok();
+}
+
+Status make_directories(const std::string& path, mode_t mode) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return Status(ErrorCode::kIo, "create directory " + path + ": " + ec.message());
+  ::chmod(path.c_str(), mode);  // best effort: the directory may belong to someone else
+  return Status::ok();
+}
+
+bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+Result<std::vector<std::string>> list_directory(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return errno_status("list " + path, errno);
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  ::closedir(dir);
+  return names;
+}
+
+}  // namespace sluice::shm

@@ -1,0 +1,545 @@
+#include "shm/partition_log.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "shm/clock.h"
+#include "shm/frame_check.h"
+
+namespace sluice::shm {
+
+namespace {
+
+constexpr const char* kControlName = "partition.ctl";
+constexpr const char* kSpareName = "spare.seg";
+
+std::string unique_suffix() {
+  static std::atomic<std::uint32_t> counter{0};
+  return std::to_string(::getpid()) + "-" +
+         std::to_string(counter.fetch_add(1, std::memory_order_relaxed)) + "-" +
+         std::to_string(monotonic_ns());
+}
+
+bool pid_alive(std::uint32_t pid) {
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+}
+
+Status validate_config(const LogConfig& c) {
+  if (c.segment_bytes < kMinSegmentCapacity || c.segment_bytes > kMaxSegmentCapacity ||
+      c.segment_bytes % 4096 != 0)
+    return Status(ErrorCode::kInvalidArgument,
+                  "segment bytes must be a multiple of 4096 between " +
+                      std::to_string(kMinSegmentCapacity) + " and " +
+                      std::to_string(kMaxSegmentCapacity) + ", not " +
+                      std::to_string(c.segment_bytes));
+  if (c.index_interval < 256 || (c.index_interval & (c.index_interval - 1)) != 0 ||
+      c.index_interval > c.segment_bytes)
+    return Status(ErrorCode::kInvalidArgument,
+                  "index interval must be a power of two of at least 256 bytes");
+  return Status::ok();
+}
+
+}  // namespace
+
+void current_boot_id(std::uint8_t out[16]) {
+  std::memset(out, 0, 16);
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string text;
+  std::getline(in, text);
+  std::size_t n = 0;
+  for (std::size_t i = 0; i + 1 < text.size() && n < 16; ++i) {
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    int hi = hex(text[i]);
+    int lo = hex(text[i + 1]);
+    if (hi < 0 || lo < 0) continue;
+    out[n++] = static_cast<std::uint8_t>(hi * 16 + lo);
+    ++i;
+  }
+}
+
+// ---- create / open --------------------------------------------------------------------------
+
+Result<std::shared_ptr<PartitionLog>> PartitionLog::create(const std::string& dir,
+                                                           const LogConfig& config,
+                                                           const LogOptions& options) {
+  if (Status s = validate_config(config); !s) return s.with_context("create partition " + dir);
+  if (file_exists(dir + "/" + kControlName))
+    return Status(ErrorCode::kAlreadyExists, "partition " + dir + " already exists");
+
+  // Build the partition in a private directory, then rename it into place: other processes
+  // see either no partition or a complete one.
+  std::string tmp = dir + ".tmp-" + unique_suffix();
+  if (Status s = make_directories(tmp, 0770); !s) return s;
+  auto cleanup = [&] { std::filesystem::remove_all(tmp); };
+
+  std::string ctl_path = tmp + "/" + kControlName;
+  if (Status s = create_file(ctl_path, kControlFileBytes, config.file_mode); !s) {
+    cleanup();
+    return s;
+  }
+  {
+    auto ctl = MappedFile::open(ctl_path, Access::kReadWrite);
+    if (!ctl) {
+      cleanup();
+      return ctl.status();
+    }
+    auto* c = reinterpret_cast<PartitionControl*>(ctl->data());
+    c->magic = kControlMagic;
+    c->version = kLogFormatVersion;
+    c->file_bytes = kControlFileBytes;
+    c->segment_capacity = config.segment_bytes;
+    c->index_interval = config.index_interval;
+    c->flags = 0;
+    current_boot_id(c->boot_id);
+    c->created_ns = wall_clock_ns();
+    // Not yet visible to anyone: relaxed; the directory rename publishes the file.
+    c->active.active_base.store(0, std::memory_order_relaxed);
+    c->active.next_seq.store(2, std::memory_order_relaxed);  // the first segment has seq 1
+    c->roll_owner.value.store(0, std::memory_order_relaxed);
+    c->waiters.value.store(0, std::memory_order_relaxed);
+    c->wake_seq.value.store(0, std::memory_order_relaxed);
+  }
+
+  std::uint32_t header_bytes = Segment::header_bytes_for(config.segment_bytes,
+                                                         config.index_interval);
+  std::string seg_path = tmp + "/" + segment_file_name(0);
+  if (Status s = create_file(seg_path, header_bytes + config.segment_bytes, config.file_mode);
+      !s) {
+    cleanup();
+    return s;
+  }
+  {
+    auto seg = MappedFile::open(seg_path, Access::kReadWrite);
+    if (!seg) {
+      cleanup();
+      return seg.status();
+    }
+    Segment::format(*seg, config.segment_bytes, config.index_interval);
+    auto* h = reinterpret_cast<SegmentHeader*>(seg->data());
+    h->base_offset = 0;
+    h->tail_line.seq.store(1, std::memory_order_relaxed);
+    h->tail_line.tail.store(0, std::memory_order_relaxed);
+  }
+
+  if (::rename(tmp.c_str(), dir.c_str()) != 0) {
+    int err = errno;
+    cleanup();
+    if (err == EEXIST || err == ENOTEMPTY)
+      return Status(ErrorCode::kAlreadyExists, "partition " + dir + " already exists");
+    return errno_status("create partition " + dir, err);
+  }
+  return open_existing(dir, options);
+}
+
+Result<std::shared_ptr<PartitionLog>> PartitionLog::open(const std::string& dir,
+                                                         const LogOptions& options) {
+  return open_existing(dir, options);
+}
+
+Result<std::shared_ptr<PartitionLog>> PartitionLog::open_or_create(const std::string& dir,
+                                                                   const LogConfig& config,
+                                                                   const LogOptions& options) {
+  auto opened = open_existing(dir, options);
+  if (opened || opened.status().code() != ErrorCode::kNotFound) return opened;
+  if (std::size_t slash = dir.find_last_of('/'); slash != std::string::npos && slash > 0) {
+    if (Status s = make_directories(dir.substr(0, slash), 0770); !s) return s;
+  }
+  auto created = create(dir, config, options);
+  if (!created && created.status().code() == ErrorCode::kAlreadyExists)
+    return open_existing(dir, options);  // another process won the race
+  return created;
+}
+
+Result<std::shared_ptr<PartitionLog>> PartitionLog::open_existing(const std::string& dir,
+                                                                  const LogOptions& options) {
+  std::string ctl_path = dir + "/" + kControlName;
+  auto ctl = MappedFile::open(ctl_path, options.access);
+  if (!ctl) return ctl.status();
+  if (ctl->size() < kControlFileBytes)
+    return Status(ErrorCode::kCorrupt, ctl_path + ": too small for a partition control file");
+  auto* c = reinterpret_cast<PartitionControl*>(ctl->data());
+  if (c->magic != kControlMagic)
+    return Status(ErrorCode::kBadFormat, ctl_path + ": not a Sluice partition control file");
+  if (c->version != kLogFormatVersion)
+    return Status(ErrorCode::kBadFormat,
+                  ctl_path + ": format version " + std::to_string(c->version) +
+                      ", this build reads version " + std::to_string(kLogFormatVersion));
+  LogConfig cfg;
+  cfg.segment_bytes = c->segment_capacity;
+  cfg.index_interval = c->index_interval;
+  if (Status s = validate_config(cfg); !s) return s.with_context(ctl_path);
+
+  std::shared_ptr<PartitionLog> log(new PartitionLog());
+  log->dir_ = dir;
+  log->options_ = options;
+  log->control_file_ = std::move(ctl).value();
+  log->control_ = c;
+
+  if (options.access == Access::kReadWrite) {
+    std::uint8_t boot[16];
+    current_boot_id(boot);
+    if (std::memcmp(boot, c->boot_id, 16) != 0) {
+      // The machine restarted since this partition was last opened for writing: nobody can
+      // be mid-append, and the tail may be torn.
+      if (Status s = log->recover_torn_tail(); !s) return s;
+      std::memcpy(c->boot_id, boot, 16);
+    }
+  }
+  return log;
+}
+
+// ---- segments -------------------------------------------------------------------------------
+
+Result<std::shared_ptr<Segment>> PartitionLog::segment(std::int64_t base_offset) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = segments_.find(base_offset);
+  if (it != segments_.end()) {
+    if (auto seg = it->second.lock(); seg && seg->still_current()) return seg;
+  }
+  auto seg = Segment::open(path_of(segment_file_name(base_offset)), options_.access,
+                           options_.populate);
+  if (!seg) return seg.status();
+  if ((*seg)->base_offset() != base_offset)
+    return Status(ErrorCode::kCorrupt, (*seg)->path() + ": header names base offset " +
+                                           std::to_string((*seg)->base_offset()));
+  segments_[base_offset] = *seg;
+  // Forget segments nobody in this process uses any more.
+  for (auto i = segments_.begin(); i != segments_.end();) {
+    i = i->second.expired() ? segments_.erase(i) : std::next(i);
+  }
+  return seg;
+}
+
+Result<std::shared_ptr<Segment>> PartitionLog::active_segment() {
+  // A roll renames the next file into place before publishing active_base (release), so the
+  // file named here exists; retry in case the partition rolled again in between.
+  for (int attempt = 0;; ++attempt) {
+    std::int64_t base = control_->active.active_base.load(std::memory_order_acquire);
+    auto seg = segment(base);
+    if (seg || attempt >= 100 || seg.status().code() != ErrorCode::kNotFound) return seg;
+  }
+}
+
+Result<std::vector<std::int64_t>> PartitionLog::segment_bases() const {
+  auto names = list_directory(dir_);
+  if (!names) return names.status();
+  std::vector<std::int64_t> bases;
+  for (const std::string& n : *names) {
+    std::int64_t b = parse_segment_file_name(n);
+    if (b >= 0) bases.push_back(b);
+  }
+  std::sort(bases.begin(), bases.end());
+  return bases;
+}
+
+// ---- rolling --------------------------------------------------------------------------------
+
+bool PartitionLog::lock_roll() {
+  auto self = static_cast<std::uint32_t>(::getpid());
+  std::uint32_t owner = 0;
+  // acq_rel: acquire pairs with the previous owner's release in unlock_roll, so its writes
+  // (the published segment) are visible to us.
+  if (control_->roll_owner.value.compare_exchange_strong(owner, self, std::memory_order_acq_rel))
+    return true;
+  if (owner != 0 && owner != self && !pid_alive(owner)) {
+    // The roller died holding the lock: take it over.
+    return control_->roll_owner.value.compare_exchange_strong(owner, self,
+                                                              std::memory_order_acq_rel);
+  }
+  return false;
+}
+
+void PartitionLog::unlock_roll() {
+  // Release: publishes what we did under the lock to the next owner.
+  control_->roll_owner.value.store(0, std::memory_order_release);
+}
+
+Status PartitionLog::create_spare_file(const std::string& final_path) {
+  std::uint64_t capacity = control_->segment_capacity;
+  std::uint32_t interval = control_->index_interval;
+  std::string tmp = path_of("new-" + unique_suffix() + ".tmp");
+  std::uint64_t size = Segment::header_bytes_for(capacity, interval) + capacity;
+  if (Status s = create_file(tmp, size, 0660); !s) return s;
+  auto file = MappedFile::open(tmp, Access::kReadWrite);
+  if (!file) {
+    (void)remove_file(tmp);
+    return file.status();
+  }
+  Segment::format(*file, capacity, interval);
+  // link(2) fails if final_path exists, so two preparers never replace each other's spare.
+  Status s = link_file(tmp, final_path);
+  (void)remove_file(tmp);
+  return s;
+}
+
+Result<std::shared_ptr<Segment>> PartitionLog::take_spare_or_create(std::int64_t base,
+                                                                    std::uint32_t seq) {
+  std::string spare = path_of(kSpareName);
+  std::string claimed = path_of("rolling-" + unique_suffix() + ".tmp");
+  // Take the prepared spare by renaming it to a private name (atomic: one taker wins).
+  if (::rename(spare.c_str(), claimed.c_str()) != 0) {
+    if (errno != ENOENT) return errno_status("rename " + spare, errno);
+    // Fallback: nobody prepared a spare; create the file on this (cold) path.
+    if (Status s = create_spare_file(claimed); !s) return s;
+  }
+  auto file = MappedFile::open(claimed, Access::kReadWrite);
+  if (!file) return file.status();
+  auto* h = reinterpret_cast<SegmentHeader*>(file->data());
+  if (h->magic != kSegmentMagic || h->capacity != control_->segment_capacity) {
+    (void)remove_file(claimed);
+    return Status(ErrorCode::kCorrupt, spare + ": spare segment does not match the partition");
+  }
+  Segment::format(*file, control_->segment_capacity, control_->index_interval);
+  h->base_offset = base;
+  h->tail_line.seq.store(seq, std::memory_order_relaxed);
+  // Release: opens the tail. A producer whose fetch_add reads this value (or a later one)
+  // acquires it and so sees the base offset and seq above (LogAppender::reserve).
+  h->tail_line.tail.store(0, std::memory_order_release);
+  std::string final_path = path_of(segment_file_name(base));
+  if (Status s = rename_file(claimed, final_path); !s) return s;
+  return segment(base);
+}
+
+Status PartitionLog::publish_roll(Segment& full, std::uint64_t end_position,
+                                  std::int64_t next_base) {
+  std::uint32_t seq = control_->active.next_seq.fetch_add(1, std::memory_order_relaxed);
+  if (seq == 0) seq = control_->active.next_seq.fetch_add(1, std::memory_order_relaxed);
+  auto next = take_spare_or_create(next_base, seq);
+  if (!next) return next.status().with_context("rolling " + full.path());
+
+  // Seal words first (for recovery and tools), then publish the new segment to producers,
+  // then the END frame to readers. Release on each: a reader that acquires the END frame
+  // sees the next segment's file and header complete.
+  full.header()->seal_line.next_base.store(next_base, std::memory_order_relaxed);
+  full.header()->seal_line.end_position.store(end_position, std::memory_order_release);
+  control_->active.active_base.store(next_base, std::memory_order_release);
+
+  FrameHeader* end = full.frame_at(end_position);
+  end->offset = next_base;
+  end->timestamp_ns = wall_clock_ns();
+  end->type = kFrameEnd;
+  end->flags = 0;
+  end->reserved = 0;
+  end->crc32c = frame_crc(end, kFrameHeaderBytes);
+  end->commit.store(make_commit_word(static_cast<std::int32_t>(kFrameHeaderBytes), full.seq()),
+                    std::memory_order_release);
+  return Status::ok();
+}
+
+Status PartitionLog::roll(Segment& full, std::uint64_t end_position,
+                          std::uint64_t record_count) {
+  std::int64_t next_base = full.base_offset() + static_cast<std::int64_t>(record_count);
+  std::int64_t deadline = monotonic_ns() + options_.abandon_timeout_ns;
+  while (!lock_roll()) {
+    if (control_->active.active_base.load(std::memory_order_acquire) != full.base_offset())
+      return Status::ok();  // someone finished it for us
+    if (monotonic_ns() > deadline)
+      return Status(ErrorCode::kTimedOut, dir_ + ": roll lock held by pid " +
+                                              std::to_string(control_->roll_owner.value.load()));
+    std::this_thread::yield();
+  }
+  Status s = Status::ok();
+  if (control_->active.active_base.load(std::memory_order_acquire) == full.base_offset())
+    s = publish_roll(full, end_position, next_base);
+  unlock_roll();
+  return s;
+}
+
+Status PartitionLog::recover_roll(Segment& full) {
+  if (!lock_roll()) return Status::ok();  // a live roller is at work; wait for it
+  Status s = Status::ok();
+  if (control_->active.active_base.load(std::memory_order_acquire) == full.base_offset()) {
+    // The seal words survive if the roller died after writing them.
+    std::int64_t next_base = full.header()->seal_line.next_base.load(std::memory_order_acquire);
+    std::uint64_t end = full.header()->seal_line.end_position.load(std::memory_order_acquire);
+    if (next_base < 0) {
+      // Walk the committed frames: the END goes after the last one, and the next segment
+      // starts after the highest offset used. Offsets of claims that never committed are
+      // free to be used again: nobody was told about them.
+      std::uint64_t pos = 0;
+      std::int64_t last_offset = full.base_offset() - 1;
+      while (pos <= full.usable()) {
+        FrameCheck fc = check_frame(full.data(), full.capacity(), full.seq(), pos, false);
+        if (fc.problem != FrameProblem::kNone) break;
+        const FrameHeader* f = full.frame_at(pos);
+        if (f->type == kFrameEnd) break;
+        if (f->offset > last_offset) last_offset = f->offset;
+        pos += align_frame(fc.length);
+      }
+      end = pos;
+      next_base = last_offset + 1;
+    }
+    s = publish_roll(full, end, next_base);
+  }
+  unlock_roll();
+  return s;
+}
+
+// ---- preparation and retention --------------------------------------------------------------
+
+Status PartitionLog::prepare_next() {
+  if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
+  if (Status s = apply_retention(); !s) return s;
+  if (file_exists(path_of(kSpareName))) return Status::ok();
+  Status s = create_spare_file(path_of(kSpareName));
+  if (s.code() == ErrorCode::kAlreadyExists) return Status::ok();
+  return s;
+}
+
+Status PartitionLog::apply_retention() {
+  if (options_.retain_segments == 0) return Status::ok();
+  auto bases = segment_bases();
+  if (!bases) return bases.status();
+  std::int64_t active = control_->active.active_base.load(std::memory_order_acquire);
+  std::size_t excess =
+      bases->size() > options_.retain_segments ? bases->size() - options_.retain_segments : 0;
+  for (std::size_t i = 0; i < excess; ++i) {
+    std::int64_t base = (*bases)[i];
+    if (base >= active) break;
+    std::string path = path_of(segment_file_name(base));
+    if (options_.recycle_segments && !file_exists(path_of(kSpareName))) {
+      // Move the old file aside under a private name, clear its header (readers still on it
+      // see the seq change), then offer it as the spare. Its pages stay allocated.
+      std::string tmp = path_of("recycle-" + unique_suffix() + ".tmp");
+      if (::rename(path.c_str(), tmp.c_str()) != 0) continue;  // another process took it
+      auto file = MappedFile::open(tmp, Access::kReadWrite);
+      if (file) {
+        auto* h = reinterpret_cast<SegmentHeader*>(file->data());
+        // Release: a reader that acquires the seq and finds 0 knows the segment is gone.
+        h->tail_line.seq.store(0, std::memory_order_release);
+        if (link_file(tmp, path_of(kSpareName))) {
+          (void)remove_file(tmp);
+          continue;
+        }
+      }
+      (void)remove_file(tmp);
+      continue;
+    }
+    // Unlinking is safe for readers that still map the file: the pages live until unmapped.
+    (void)remove_file(path);
+  }
+  return Status::ok();
+}
+
+// ---- abandoned claims -----------------------------------------------------------------------
+
+UnblockOutcome PartitionLog::unblock(Segment& seg, std::uint64_t position,
+                                     std::uint64_t tail_when_stalled) {
+  FrameHeader* frame = seg.frame_at(position);
+  std::uint64_t word = frame->commit.load(std::memory_order_acquire);
+  std::int32_t length = commit_length(word);
+  bool ours = commit_seq(word) == seg.seq();
+  if (ours && length > 0) return UnblockOutcome::kAlreadyCommitted;
+  std::uint64_t tail = seg.header()->tail_line.tail.load(std::memory_order_acquire);
+  std::uint64_t tail_pos = tail_position(tail);
+  if (tail_pos <= position) return UnblockOutcome::kNotYet;
+
+  std::uint64_t gap_end = 0;
+  if (ours && length < 0) {
+    gap_end = position + align_frame(static_cast<std::uint64_t>(-std::int64_t{length}));
+  } else {
+    // The producer died before writing its header: the gap runs to the next frame header.
+    std::uint64_t limit = std::min(tail_pos, seg.usable());
+    std::uint64_t p = position + kFrameAlignment;
+    for (; p < limit; p += kFrameAlignment) {
+      std::uint64_t w = seg.frame_at(p)->commit.load(std::memory_order_acquire);
+      std::int32_t l = commit_length(w);
+      if (commit_seq(w) == seg.seq() && l != 0 &&
+          p + align_frame(static_cast<std::uint64_t>(l < 0 ? -std::int64_t{l} : l)) <=
+              seg.capacity())
+        break;
+    }
+    if (p >= limit) {
+      if (tail_pos > seg.usable()) {
+        // The gap reaches the segment end: this was the roll's reservation.
+        return recover_roll(seg) ? UnblockOutcome::kRolled : UnblockOutcome::kNotYet;
+      }
+      if (tail != tail_when_stalled) return UnblockOutcome::kNotYet;  // others still claim
+      p = limit;
+    }
+    gap_end = p;
+  }
+  if (gap_end > seg.usable() + kFrameHeaderBytes || gap_end <= position)
+    return UnblockOutcome::kNotYet;
+
+  frame->offset = -1;
+  frame->timestamp_ns = 0;
+  frame->type = kFramePad;
+  frame->flags = 0;
+  auto pad_len = static_cast<std::int32_t>(gap_end - position);
+  frame->crc32c = frame_crc(frame, kFrameHeaderBytes);
+  // CAS from the word we saw: if the producer committed meanwhile, leave its frame alone.
+  // Release: readers acquire the word and then read the type.
+  if (!frame->commit.compare_exchange_strong(word, make_commit_word(pad_len, seg.seq()),
+                                             std::memory_order_release,
+                                             std::memory_order_relaxed))
+    return UnblockOutcome::kAlreadyCommitted;
+  return UnblockOutcome::kUnblocked;
+}
+
+// ---- crash recovery -------------------------------------------------------------------------
+
+Status PartitionLog::recover_torn_tail() {
+  auto bases = segment_bases();
+  if (!bases) return bases.status();
+  if (bases->empty())
+    return Status(ErrorCode::kCorrupt, dir_ + ": partition has no segment files");
+  std::int64_t active = control_->active.active_base.load(std::memory_order_acquire);
+  if (!std::binary_search(bases->begin(), bases->end(), active)) {
+    // The roll that named `active` never got its file in place: go back to the newest.
+    active = bases->back();
+    control_->active.active_base.store(active, std::memory_order_release);
+  }
+  auto seg = segment(active);
+  if (!seg) return seg.status();
+  Segment& s = **seg;
+  std::uint64_t pos = 0;
+  std::int64_t next_offset = s.base_offset();
+  while (pos <= s.usable()) {
+    FrameCheck fc = check_frame(s.data(), s.capacity(), s.seq(), pos, true);
+    if (fc.problem != FrameProblem::kNone) break;
+    const FrameHeader* f = s.frame_at(pos);
+    if (f->type == kFrameEnd) {
+      // Sealed, but the next segment never appeared: reopen this one at the END frame.
+      break;
+    }
+    if (f->type == kFrameData && f->offset < next_offset) break;  // offsets must increase
+    if (f->offset >= next_offset) next_offset = f->offset + 1;
+    pos += align_frame(fc.length);
+  }
+  std::uint64_t old_tail = tail_position(s.header()->tail_line.tail.load());
+  // Clear what follows the last good frame so that no stale word with this seq remains.
+  std::uint64_t clear_to = std::min<std::uint64_t>(std::max(old_tail, pos), s.capacity());
+  if (clear_to > pos) std::memset(s.data() + pos, 0, clear_to - pos);
+  std::uint64_t count = static_cast<std::uint64_t>(next_offset - s.base_offset());
+  s.header()->seal_line.end_position.store(0, std::memory_order_relaxed);
+  s.header()->seal_line.next_base.store(-1, std::memory_order_relaxed);
+  s.header()->tail_line.tail.store((count << kTailCountShift) | pos, std::memory_order_release);
+  return sync();
+}
+
+Status PartitionLog::sync() {
+  std::vector<std::shared_ptr<Segment>> mapped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [base, weak] : segments_)
+      if (auto seg = weak.lock()) mapped.push_back(seg);
+  }
+  for (auto& seg : mapped)
+    if (Status s = seg->file().sync(); !s) return s;
+  return control_file_.sync();
+}
+
+}  // namespace sluice::shm

@@ -1,0 +1,128 @@
+// PartitionLog: this process's handle on one partition directory: its control file and its
+// segments. Appenders (log_appender.h) and readers (log_reader.h) borrow it.
+//
+//   <dir>/partition.ctl                  control file (log_format.h: PartitionControl)
+//   <dir>/<base offset, 20 digits>.seg   segments, in offset order
+//   <dir>/spare.seg                      a segment prepared ahead, taken by the next roll
+//
+// Thread-safety: every method may be called from any thread. The segment cache is guarded by a
+// mutex (cold path only); the shared words are atomics ordered as documented at each use.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "shm/log_format.h"
+#include "shm/mapped_file.h"
+#include "shm/segment.h"
+#include "shm/status.h"
+
+namespace sluice::shm {
+
+// Fixed when the partition is created; stored in partition.ctl.
+struct LogConfig {
+  std::uint64_t segment_bytes = std::uint64_t{64} << 20;  // data region per segment
+  std::uint32_t index_interval = 4096;                    // bytes per sparse index slot
+  mode_t file_mode = 0660;
+};
+
+// Per process.
+struct LogOptions {
+  Access access = Access::kReadWrite;
+  // A frame claimed but not committed for this long is taken for abandoned (its producer
+  // died) and turned into padding, so that readers go on.
+  std::int64_t abandon_timeout_ns = 1'000'000'000;
+  // Pre-fault segment pages when mapping them (MAP_POPULATE).
+  bool populate = true;
+  // Retention done by prepare_next(): keep at most this many segments (0 = keep all). The
+  // broker owns retention; this is for embedded use and benchmarks.
+  std::uint32_t retain_segments = 0;
+  // When retention drops a segment, reuse its file as the next spare instead of deleting it:
+  // no page allocation or zeroing on roll. Readers still on the old segment see its seq
+  // change and get kOutOfRange.
+  bool recycle_segments = false;
+};
+
+enum class UnblockOutcome { kUnblocked, kAlreadyCommitted, kNotYet, kRolled };
+
+class PartitionLog {
+ public:
+  static Result<std::shared_ptr<PartitionLog>> create(const std::string& dir,
+                                                      const LogConfig& config,
+                                                      const LogOptions& options = {});
+  static Result<std::shared_ptr<PartitionLog>> open(const std::string& dir,
+                                                    const LogOptions& options = {});
+  static Result<std::shared_ptr<PartitionLog>> open_or_create(const std::string& dir,
+                                                              const LogConfig& config,
+                                                              const LogOptions& options = {});
+
+  const std::string& dir() const { return dir_; }
+  PartitionControl* control() const { return control_; }
+  const LogOptions& options() const { return options_; }
+  std::uint64_t segment_capacity() const { return control_->segment_capacity; }
+  bool writable() const { return options_.access == Access::kReadWrite; }
+
+  // The segment with this base offset, mapped once per process.
+  Result<std::shared_ptr<Segment>> segment(std::int64_t base_offset);
+  // The segment producers append to now.
+  Result<std::shared_ptr<Segment>> active_segment();
+  // Base offsets of the segments present, ascending.
+  Result<std::vector<std::int64_t>> segment_bases() const;
+
+  // Seals `full` at end_position and publishes the next segment, whose base offset is
+  // full.base_offset() + record_count. Called by the producer whose reservation was the first
+  // to cross the end of `full`; if another process already finished the roll, does nothing.
+  Status roll(Segment& full, std::uint64_t end_position, std::uint64_t record_count);
+
+  // Finishes a roll that its producer abandoned (died between reserving past the end and
+  // publishing the next segment). Called after waiting abandon_timeout for a roll.
+  Status recover_roll(Segment& full);
+
+  // Makes sure a spare segment exists, so that the next roll does not create a file on a
+  // producer's hot path, and applies options().retain_segments. Anyone may call it: the
+  // broker does, and so can a helper thread of an embedded application.
+  Status prepare_next();
+
+  // Turns the abandoned claim at `position` of `seg` into padding. `tail_when_stalled` is the
+  // tail the caller saw when it started waiting; if nothing after `position` has a frame
+  // header, the gap is padded up to the tail only when the tail has not moved since.
+  UnblockOutcome unblock(Segment& seg, std::uint64_t position, std::uint64_t tail_when_stalled);
+
+  // Torn-tail recovery of the active segment after the machine (not just a process) went
+  // down: truncates at the first frame that fails validation. Runs on open when the boot id
+  // in partition.ctl is not this boot's.
+  Status recover_torn_tail();
+
+  // msync of every segment this process has mapped, for a disk-backed data directory.
+  Status sync();
+
+ private:
+  PartitionLog() = default;
+  static Result<std::shared_ptr<PartitionLog>> open_existing(const std::string& dir,
+                                                             const LogOptions& options);
+  Result<std::shared_ptr<Segment>> take_spare_or_create(std::int64_t base, std::uint32_t seq);
+  Status create_spare_file(const std::string& final_path);
+  Status publish_roll(Segment& full, std::uint64_t end_position, std::int64_t next_base);
+  bool lock_roll();
+  void unlock_roll();
+  Status apply_retention();
+  std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
+
+  std::string dir_;
+  LogOptions options_;
+  MappedFile control_file_;
+  PartitionControl* control_ = nullptr;
+  std::mutex mutex_;  // guards segments_
+  std::map<std::int64_t, std::weak_ptr<Segment>> segments_;
+};
+
+// The current boot id (16 bytes of /proc/sys/kernel/random/boot_id).
+void current_boot_id(std::uint8_t out[16]);
+
+}  // namespace sluice::shm

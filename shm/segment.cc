@@ -1,0 +1,97 @@
+#include "shm/segment.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "shm/clock.h"
+
+namespace sluice::shm {
+
+namespace {
+constexpr std::uint32_t kPage = 4096;
+}
+
+std::uint32_t Segment::header_bytes_for(std::uint64_t capacity, std::uint32_t index_interval) {
+  std::uint64_t slots = capacity / index_interval;
+  std::uint64_t bytes = kSegmentIndexOffset + slots * sizeof(IndexSlot);
+  return static_cast<std::uint32_t>((bytes + kPage - 1) / kPage * kPage);
+}
+
+void Segment::format(MappedFile& file, std::uint64_t capacity, std::uint32_t index_interval) {
+  auto* h = reinterpret_cast<SegmentHeader*>(file.data());
+  std::uint32_t header_bytes = header_bytes_for(capacity, index_interval);
+  h->magic = kSegmentMagic;
+  h->version = kLogFormatVersion;
+  h->header_bytes = header_bytes;
+  h->base_offset = -1;
+  h->capacity = capacity;
+  h->index_interval = index_interval;
+  h->index_slots = static_cast<std::uint32_t>(capacity / index_interval);
+  h->created_ns = wall_clock_ns();
+  // A recycled file may still be mapped by a producer that has not noticed: the tail is set
+  // "closed" (at the capacity, so any reservation overflows) and the seq to 0 before the
+  // roller gives it a new seq and opens the tail (PartitionLog::take_spare_or_create).
+  h->tail_line.tail.store(capacity, std::memory_order_relaxed);
+  h->tail_line.seq.store(0, std::memory_order_release);
+  h->seal_line.end_position.store(0, std::memory_order_relaxed);
+  h->seal_line.next_base.store(-1, std::memory_order_relaxed);
+  std::memset(file.data() + kSegmentIndexOffset, 0, header_bytes - kSegmentIndexOffset);
+}
+
+Result<std::shared_ptr<Segment>> Segment::open(const std::string& path, Access access,
+                                               bool populate) {
+  auto file = MappedFile::open(path, access, populate);
+  if (!file) return file.status();
+  auto seg = std::make_shared<Segment>();
+  seg->file_ = std::move(file).value();
+  const MappedFile& f = seg->file_;
+  if (f.size() < kSegmentIndexOffset)
+    return Status(ErrorCode::kCorrupt, path + ": too small for a segment header (" +
+                                           std::to_string(f.size()) + " bytes)");
+  auto* h = reinterpret_cast<SegmentHeader*>(f.data());
+  if (h->magic != kSegmentMagic)
+    return Status(ErrorCode::kBadFormat, path + ": not a Sluice segment (bad magic)");
+  if (h->version != kLogFormatVersion)
+    return Status(ErrorCode::kBadFormat,
+                  path + ": segment format version " + std::to_string(h->version) +
+                      ", this build reads version " + std::to_string(kLogFormatVersion));
+  if (h->capacity < kMinSegmentCapacity || h->capacity > kMaxSegmentCapacity ||
+      h->index_interval == 0 || (h->index_interval & (h->index_interval - 1)) != 0 ||
+      h->header_bytes != header_bytes_for(h->capacity, h->index_interval) ||
+      h->index_slots != h->capacity / h->index_interval)
+    return Status(ErrorCode::kCorrupt, path + ": inconsistent segment header sizes");
+  if (f.size() != std::uint64_t{h->header_bytes} + h->capacity)
+    return Status(ErrorCode::kCorrupt, path + ": file is " + std::to_string(f.size()) +
+                                           " bytes, its header says " +
+                                           std::to_string(h->header_bytes + h->capacity));
+  seg->header_ = h;
+  seg->data_ = f.data() + h->header_bytes;
+  seg->index_ = reinterpret_cast<IndexSlot*>(f.data() + kSegmentIndexOffset);
+  seg->base_offset_ = h->base_offset;
+  seg->capacity_ = h->capacity;
+  // Acquire: pairs with the roller's release of the seq before it publishes the segment.
+  seg->seq_ = h->tail_line.seq.load(std::memory_order_acquire);
+  seg->index_interval_ = h->index_interval;
+  seg->index_slots_ = h->index_slots;
+  return seg;
+}
+
+std::string segment_file_name(std::int64_t base_offset) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%020" PRId64 ".seg", base_offset);
+  return buf;
+}
+
+std::int64_t parse_segment_file_name(const std::string& name) {
+  if (name.size() != 24 || name.compare(20, 4, ".seg") != 0) return -1;
+  std::int64_t v = 0;
+  for (std::size_t i = 0; i < 20; ++i) {
+    char c = name[i];
+    if (c < '0' || c > '9') return -1;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+}  // namespace sluice::shm
