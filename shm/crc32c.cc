@@ -1,6 +1,5 @@
 #include "shm/crc32c.h"
 
-#include <nmmintrin.h>
 #include <wmmintrin.h>
 
 #include <cstring>
@@ -59,14 +58,9 @@ inline std::uint64_t load64(const unsigned char* p) {
   return v;
 }
 
-inline std::uint64_t crc_words(std::uint64_t crc, const unsigned char* p, std::size_t words) {
-  for (std::size_t i = 0; i < words; ++i) crc = _mm_crc32_u64(crc, load64(p + 8 * i));
-  return crc;
-}
-
 }  // namespace
 
-std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t size) noexcept {
+std::uint32_t crc32c_extend_large(std::uint32_t crc, const void* data, std::size_t size) noexcept {
   const auto* p = static_cast<const unsigned char*>(data);
   std::uint64_t c = ~crc;
 
@@ -84,24 +78,7 @@ std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t siz
     size -= 3 * kStreamBlock;
   }
 
-  c = crc_words(c, p, size / 8);
-  p += size & ~std::size_t{7};
-  size &= 7;
-  auto c32 = static_cast<std::uint32_t>(c);
-  if (size & 4) {
-    std::uint32_t v;
-    std::memcpy(&v, p, 4);
-    c32 = _mm_crc32_u32(c32, v);
-    p += 4;
-  }
-  if (size & 2) {
-    std::uint16_t v;
-    std::memcpy(&v, p, 2);
-    c32 = _mm_crc32_u16(c32, v);
-    p += 2;
-  }
-  if (size & 1) c32 = _mm_crc32_u8(c32, *p);
-  return ~c32;
+  return crc32c_extend(~static_cast<std::uint32_t>(c), p, size);
 }
 
 }  // namespace sluice::shm
