@@ -2,6 +2,7 @@
 
 #include <wmmintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace sluice::shm {
@@ -35,14 +36,31 @@ constexpr std::uint32_t x_power(std::size_t bits) {
   return result;
 }
 
-// Block size of each of the three streams in the interleaved loop.
-constexpr std::size_t kStreamBlock = 256;
 // Shifting a CRC register over n zero bytes multiplies it by x^(8n). The carry-less product
 // of two reflected 32-bit values is reflected and one bit short, and the crc32 instruction
 // that reduces it multiplies by x^32 once more: hence the constant x^(8n - 33).
 constexpr std::uint32_t shift_constant(std::size_t bytes) { return x_power(8 * bytes - 33); }
-constexpr std::uint32_t kShiftBlock = shift_constant(kStreamBlock);
-constexpr std::uint32_t kShiftTwoBlocks = shift_constant(2 * kStreamBlock);
+
+// Each round runs three streams of `block` bytes (a multiple of 8, at most kMaxBlock) and
+// combines them; the block is chosen so that the rounds cover the buffer with < 24 bytes left.
+constexpr std::size_t kMaxBlock = 4096;
+
+struct ShiftPair {
+  std::uint32_t one_block;
+  std::uint32_t two_blocks;
+};
+
+// ShiftPair for every block size 8, 16, ... kMaxBlock, built once.
+const ShiftPair* shift_table() {
+  static const auto* table = [] {
+    auto* t = new ShiftPair[kMaxBlock / 8 + 1];
+    t[0] = {0, 0};
+    for (std::size_t k = 1; k <= kMaxBlock / 8; ++k)
+      t[k] = {shift_constant(8 * k), shift_constant(16 * k)};
+    return t;
+  }();
+  return table;
+}
 
 // crc * x^(8n) mod P: carry-less multiply, then reduce with the crc32 instruction.
 inline std::uint32_t shift_crc(std::uint32_t crc, std::uint32_t constant) {
@@ -64,18 +82,20 @@ std::uint32_t crc32c_extend_large(std::uint32_t crc, const void* data, std::size
   const auto* p = static_cast<const unsigned char*>(data);
   std::uint64_t c = ~crc;
 
-  // Three streams over consecutive 256-byte blocks, combined per round of 768 bytes.
-  while (size >= 3 * kStreamBlock) {
+  const ShiftPair* shifts = shift_table();
+  while (size >= 3 * 64) {
+    std::size_t block = std::min(kMaxBlock, size / 24 * 8);
     std::uint64_t c0 = c, c1 = 0, c2 = 0;
-    for (std::size_t i = 0; i < kStreamBlock; i += 8) {
+    for (std::size_t i = 0; i < block; i += 8) {
       c0 = _mm_crc32_u64(c0, load64(p + i));
-      c1 = _mm_crc32_u64(c1, load64(p + kStreamBlock + i));
-      c2 = _mm_crc32_u64(c2, load64(p + 2 * kStreamBlock + i));
+      c1 = _mm_crc32_u64(c1, load64(p + block + i));
+      c2 = _mm_crc32_u64(c2, load64(p + 2 * block + i));
     }
-    c = shift_crc(static_cast<std::uint32_t>(c0), kShiftTwoBlocks) ^
-        shift_crc(static_cast<std::uint32_t>(c1), kShiftBlock) ^ c2;
-    p += 3 * kStreamBlock;
-    size -= 3 * kStreamBlock;
+    const ShiftPair& k = shifts[block / 8];
+    c = shift_crc(static_cast<std::uint32_t>(c0), k.two_blocks) ^
+        shift_crc(static_cast<std::uint32_t>(c1), k.one_block) ^ c2;
+    p += 3 * block;
+    size -= 3 * block;
   }
 
   return crc32c_extend(~static_cast<std::uint32_t>(c), p, size);

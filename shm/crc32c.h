@@ -2,7 +2,7 @@
 //
 // Written by hand because Debian 12 packages no C/C++ CRC-32C library (google/crc32c is not
 // packaged); see docs/hand-written.md. Small buffers (every frame header, small values) run
-// inline; buffers of 768 bytes and more go to crc32c_extend_large, which splits them into
+// inline; buffers of 256 bytes and more go to crc32c_extend_large, which splits them into
 // three interleaved streams combined with carry-less multiplication, so the instruction's
 // three-cycle latency does not limit throughput on large values.
 //
@@ -22,7 +22,7 @@ std::uint32_t crc32c_extend_large(std::uint32_t crc, const void* data, std::size
 
 // Continues a CRC-32C: crc32c_extend(crc32c_extend(0, a), b) == crc32c(a ++ b).
 inline std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t size) noexcept {
-  if (size >= 768) [[unlikely]]
+  if (size >= 256) [[unlikely]]
     return crc32c_extend_large(crc, data, size);
   const auto* p = static_cast<const unsigned char*>(data);
   std::uint64_t c = ~crc;

@@ -39,7 +39,10 @@ Status LogReader::enter_segment(std::shared_ptr<Segment> seg, std::uint64_t posi
 // ---- the cold side of poll ------------------------------------------------------------------
 
 ReadOutcome LogReader::on_not_ready() {
-  if (++empty_polls_ % kPollsPerStallCheck == 0) check_stall();
+  // Both checks read the segment's tail cache line, which producers write on every append:
+  // do it rarely, so that a spinning reader does not steal that line from them.
+  if (++empty_polls_ % kPollsPerStallCheck != 0) return ReadOutcome::kOk;
+  check_stall();
   if (!segment_->still_current()) {
     error_ = Status(ErrorCode::kOutOfRange,
                     segment_->path() + ": segment was removed by retention while reading at offset " +

@@ -6,43 +6,57 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/interprocess/exceptions.hpp>
 #include <cerrno>
 #include <filesystem>
 
 namespace sluice::shm {
 
-namespace bip = boost::interprocess;
+MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
+  if (this != &other) {
+    if (data_ != nullptr) ::munmap(data_, size_);
+    path_ = std::move(other.path_);
+    access_ = other.access_;
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    device_ = other.device_;
+    inode_ = other.inode_;
+  }
+  return *this;
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(data_, size_);
+}
 
 Result<MappedFile> MappedFile::open(const std::string& path, Access access, bool populate) {
-  // Check first with open(2) so that the error names the real cause (Boost's messages don't).
-  int fd = ::open(path.c_str(), access == Access::kReadOnly ? O_RDONLY : O_RDWR | O_CLOEXEC);
+  int fd = ::open(path.c_str(), (access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) return errno_status("open " + path, errno);
-  struct stat st {};
-  int rc = ::fstat(fd, &st);
-  int err = errno;
+  auto mapped = map_descriptor(fd, path, access, populate);
   ::close(fd);
-  if (rc != 0) return errno_status("stat " + path, err);
-  if (st.st_size == 0) return Status(ErrorCode::kCorrupt, path + ": file is empty");
+  return mapped;
+}
 
+Result<MappedFile> MappedFile::map_descriptor(int fd, const std::string& path, Access access,
+                                              bool populate) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return errno_status("stat " + path, errno);
+  if (st.st_size == 0) return Status(ErrorCode::kCorrupt, path + ": file is empty");
+  int prot = access == Access::kReadOnly ? PROT_READ : PROT_READ | PROT_WRITE;
+  int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
+  void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), prot, flags, fd, 0);
+  if (p == MAP_FAILED) return errno_status("map " + path, errno);
   MappedFile f;
   f.path_ = path;
   f.access_ = access;
-  try {
-    bip::mode_t mode = access == Access::kReadOnly ? bip::read_only : bip::read_write;
-    f.file_ = bip::file_mapping(path.c_str(), mode);
-    f.region_ = bip::mapped_region(f.file_, mode, 0, 0, nullptr,
-                                   populate ? MAP_POPULATE : bip::default_map_options);
-  } catch (const bip::interprocess_exception& e) {
-    int native = e.get_native_error();
-    if (native != 0) return errno_status("map " + path, native);
-    return Status(ErrorCode::kIo, "map " + path + ": " + e.what());
-  }
+  f.data_ = static_cast<std::byte*>(p);
+  f.size_ = static_cast<std::uint64_t>(st.st_size);
+  f.device_ = st.st_dev;
+  f.inode_ = st.st_ino;
   return f;
 }
 
 Status MappedFile::sync() const {
-  if (::msync(region_.get_address(), region_.get_size(), MS_SYNC) != 0)
+  if (::msync(data_, size_, MS_SYNC) != 0)
     return errno_status("msync " + path_, errno);
   return Status::ok();
 }

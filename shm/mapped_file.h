@@ -1,5 +1,9 @@
-// A file mapped MAP_SHARED into this process (Boost.Interprocess), plus the few file
-// operations the log needs that Boost does not offer (create with storage, rename, list).
+// A file mapped MAP_SHARED into this process, plus the file operations the log needs
+// (create with storage, rename, link, list).
+//
+// The mapping is made with mmap(2) from the descriptor that was opened, not by path as
+// Boost.Interprocess's file_mapping does: segment files are renamed and recycled while other
+// processes work, and mapping by path could map a different file than the one checked.
 //
 // Thread-safety: a MappedFile is owned by one thread at a time; the memory it maps is shared
 // and its users synchronise through atomics (see log_format.h).
@@ -7,11 +11,10 @@
 
 #include <sys/types.h>
 
-#include <boost/interprocess/file_mapping.hpp>
-#include <boost/interprocess/mapped_region.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "shm/status.h"
@@ -23,18 +26,27 @@ enum class Access { kReadOnly, kReadWrite };
 class MappedFile {
  public:
   MappedFile() = default;
-  MappedFile(MappedFile&&) noexcept = default;
-  MappedFile& operator=(MappedFile&&) noexcept = default;
+  MappedFile(MappedFile&& other) noexcept { *this = std::move(other); }
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
 
   // Maps the whole of an existing file. `populate` pre-faults every page (MAP_POPULATE), so
   // the first touch on a hot path does not fault.
   static Result<MappedFile> open(const std::string& path, Access access, bool populate = false);
+  // Maps the whole file behind an open descriptor (which the caller keeps and closes).
+  static Result<MappedFile> map_descriptor(int fd, const std::string& path, Access access,
+                                           bool populate);
 
-  std::byte* data() const { return static_cast<std::byte*>(region_.get_address()); }
-  std::uint64_t size() const { return region_.get_size(); }
+  std::byte* data() const { return data_; }
+  std::uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
   bool writable() const { return access_ == Access::kReadWrite; }
-  explicit operator bool() const { return region_.get_address() != nullptr; }
+  explicit operator bool() const { return data_ != nullptr; }
+  // The file's identity, to share one mapping among handles of the same file.
+  dev_t device() const { return device_; }
+  ino_t inode() const { return inode_; }
 
   // msync of the whole mapping: makes what was written durable on a disk-backed file.
   Status sync() const;
@@ -42,8 +54,10 @@ class MappedFile {
  private:
   std::string path_;
   Access access_ = Access::kReadOnly;
-  boost::interprocess::file_mapping file_;
-  boost::interprocess::mapped_region region_;
+  std::byte* data_ = nullptr;
+  std::uint64_t size_ = 0;
+  dev_t device_ = 0;
+  ino_t inode_ = 0;
 };
 
 // Creates `path` exclusively with `size` bytes of allocated storage (so a full disk fails here

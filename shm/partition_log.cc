@@ -1,6 +1,8 @@
 #include "shm/partition_log.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -202,18 +204,73 @@ Result<std::shared_ptr<PartitionLog>> PartitionLog::open_existing(const std::str
 
 // ---- segments -------------------------------------------------------------------------------
 
+std::shared_ptr<MappedFile> PartitionLog::mapping_for(int fd, const std::string& path,
+                                                      Status& error) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    error = errno_status("stat " + path, errno);
+    return nullptr;
+  }
+  auto key = std::make_pair(st.st_dev, st.st_ino);
+  auto it = mappings_.find(key);
+  if (it != mappings_.end() && it->second.file->size() == static_cast<std::uint64_t>(st.st_size)) {
+    it->second.last_use = ++use_clock_;
+    return it->second.file;
+  }
+  auto mapped = MappedFile::map_descriptor(fd, path, options_.access, options_.populate);
+  if (!mapped) {
+    error = mapped.status();
+    return nullptr;
+  }
+  auto file = std::make_shared<MappedFile>(std::move(mapped).value());
+  mappings_[key] = Mapping{file, ++use_clock_};
+  // Drop the least recently used mappings nobody else holds.
+  while (mappings_.size() > kKeptMappings) {
+    auto victim = mappings_.end();
+    for (auto m = mappings_.begin(); m != mappings_.end(); ++m)
+      if (m->second.file.use_count() == 1 &&
+          (victim == mappings_.end() || m->second.last_use < victim->second.last_use))
+        victim = m;
+    if (victim == mappings_.end()) break;
+    mappings_.erase(victim);
+  }
+  return file;
+}
+
+Result<std::shared_ptr<MappedFile>> PartitionLog::map_cached(const std::string& path) {
+  int fd = ::open(path.c_str(),
+                  (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) return errno_status("open " + path, errno);
+  Status error;
+  std::shared_ptr<MappedFile> file;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    file = mapping_for(fd, path, error);
+  }
+  ::close(fd);
+  if (!file) return error;
+  return file;
+}
+
 Result<std::shared_ptr<Segment>> PartitionLog::segment(std::int64_t base_offset) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = segments_.find(base_offset);
   if (it != segments_.end()) {
     if (auto seg = it->second.lock(); seg && seg->still_current()) return seg;
   }
-  auto seg = Segment::open(path_of(segment_file_name(base_offset)), options_.access,
-                           options_.populate);
+  std::string path = path_of(segment_file_name(base_offset));
+  int fd = ::open(path.c_str(),
+                  (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) return errno_status("open " + path, errno);
+  Status error;
+  std::shared_ptr<MappedFile> file = mapping_for(fd, path, error);
+  ::close(fd);
+  if (!file) return error;
+  auto seg = Segment::attach(std::move(file), path);
   if (!seg) return seg.status();
-  if ((*seg)->base_offset() != base_offset)
-    return Status(ErrorCode::kCorrupt, (*seg)->path() + ": header names base offset " +
-                                           std::to_string((*seg)->base_offset()));
+  if ((*seg)->base_offset() != base_offset || (*seg)->seq() == 0)
+    // Retention is recycling this file into another segment right now.
+    return Status(ErrorCode::kNotFound, path + ": segment was removed by retention");
   segments_[base_offset] = *seg;
   // Forget segments nobody in this process uses any more.
   for (auto i = segments_.begin(); i != segments_.end();) {
@@ -287,28 +344,39 @@ Status PartitionLog::create_spare_file(const std::string& final_path) {
 Result<std::shared_ptr<Segment>> PartitionLog::take_spare_or_create(std::int64_t base,
                                                                     std::uint32_t seq) {
   std::string spare = path_of(kSpareName);
-  std::string claimed = path_of("rolling-" + unique_suffix() + ".tmp");
-  // Take the prepared spare by renaming it to a private name (atomic: one taker wins).
-  if (::rename(spare.c_str(), claimed.c_str()) != 0) {
-    if (errno != ENOENT) return errno_status("rename " + spare, errno);
-    // Fallback: nobody prepared a spare; create the file on this (cold) path.
-    if (Status s = create_spare_file(claimed); !s) return s;
+  std::string source;  // the file that becomes the new segment
+  if (options_.recycle_segments && options_.retain_segments > 0 && !file_exists(spare)) {
+    // Recycling with a full pool: the oldest segment becomes the new one in place, with no
+    // spare dance (one rename). Readers still on it see its seq change and get out-of-range.
+    auto bases = segment_bases();
+    std::int64_t active = control_->active.active_base.load(std::memory_order_acquire);
+    if (bases && bases->size() >= options_.retain_segments && bases->front() < active)
+      source = path_of(segment_file_name(bases->front()));
   }
-  auto file = MappedFile::open(claimed, Access::kReadWrite);
+  if (source.empty()) {
+    // Take the prepared spare by renaming it to a private name (atomic: one taker wins);
+    // without one, create the file on this cold path.
+    source = path_of("rolling-" + unique_suffix() + ".tmp");
+    if (::rename(spare.c_str(), source.c_str()) != 0) {
+      if (errno != ENOENT) return errno_status("rename " + spare, errno);
+      if (Status s = create_spare_file(source); !s) return s;
+    }
+  }
+  auto file = map_cached(source);
   if (!file) return file.status();
-  auto* h = reinterpret_cast<SegmentHeader*>(file->data());
+  auto* h = reinterpret_cast<SegmentHeader*>((*file)->data());
   if (h->magic != kSegmentMagic || h->capacity != control_->segment_capacity) {
-    (void)remove_file(claimed);
-    return Status(ErrorCode::kCorrupt, spare + ": spare segment does not match the partition");
+    return Status(ErrorCode::kCorrupt, source + ": segment does not match the partition");
   }
-  Segment::format(*file, control_->segment_capacity, control_->index_interval);
+  // Format first retires whatever the file held (seq 0, tail closed: see Segment::format).
+  Segment::format(**file, control_->segment_capacity, control_->index_interval);
   h->base_offset = base;
   h->tail_line.seq.store(seq, std::memory_order_relaxed);
   // Release: opens the tail. A producer whose fetch_add reads this value (or a later one)
   // acquires it and so sees the base offset and seq above (LogAppender::reserve).
   h->tail_line.tail.store(0, std::memory_order_release);
   std::string final_path = path_of(segment_file_name(base));
-  if (Status s = rename_file(claimed, final_path); !s) return s;
+  if (Status s = rename_file(source, final_path); !s) return s;
   return segment(base);
 }
 
@@ -393,6 +461,12 @@ Status PartitionLog::prepare_next() {
   if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
   if (Status s = apply_retention(); !s) return s;
   if (file_exists(path_of(kSpareName))) return Status::ok();
+  if (options_.recycle_segments && options_.retain_segments > 0) {
+    // The pool is retain_segments + 1 files: once it is full, the next roll recycles the
+    // oldest segment rather than have a new file created here.
+    auto bases = segment_bases();
+    if (bases && bases->size() >= options_.retain_segments) return Status::ok();
+  }
   Status s = create_spare_file(path_of(kSpareName));
   if (s.code() == ErrorCode::kAlreadyExists) return Status::ok();
   return s;
@@ -414,9 +488,9 @@ Status PartitionLog::apply_retention() {
       // see the seq change), then offer it as the spare. Its pages stay allocated.
       std::string tmp = path_of("recycle-" + unique_suffix() + ".tmp");
       if (::rename(path.c_str(), tmp.c_str()) != 0) continue;  // another process took it
-      auto file = MappedFile::open(tmp, Access::kReadWrite);
+      auto file = map_cached(tmp);
       if (file) {
-        auto* h = reinterpret_cast<SegmentHeader*>(file->data());
+        auto* h = reinterpret_cast<SegmentHeader*>((*file)->data());
         // Release: a reader that acquires the seq and finds 0 knows the segment is gone.
         h->tail_line.seq.store(0, std::memory_order_release);
         if (link_file(tmp, path_of(kSpareName))) {

@@ -118,8 +118,21 @@ class PartitionLog {
   LogOptions options_;
   MappedFile control_file_;
   PartitionControl* control_ = nullptr;
-  std::mutex mutex_;  // guards segments_
+  // Mappings by file identity (device, inode), so that a recycled file is mapped once, and a
+  // roll costs no mmap/munmap (and no TLB shootdown) in steady state. Unused mappings beyond
+  // kKeptMappings are dropped, least recently used first.
+  struct Mapping {
+    std::shared_ptr<MappedFile> file;
+    std::uint64_t last_use = 0;
+  };
+  static constexpr std::size_t kKeptMappings = 8;
+  std::shared_ptr<MappedFile> mapping_for(int fd, const std::string& path, Status& error);
+  Result<std::shared_ptr<MappedFile>> map_cached(const std::string& path);
+
+  std::mutex mutex_;  // guards segments_, mappings_, use_clock_
   std::map<std::int64_t, std::weak_ptr<Segment>> segments_;
+  std::map<std::pair<dev_t, ino_t>, Mapping> mappings_;
+  std::uint64_t use_clock_ = 0;
 };
 
 // The current boot id (16 bytes of /proc/sys/kernel/random/boot_id).

@@ -43,9 +43,15 @@ Result<std::shared_ptr<Segment>> Segment::open(const std::string& path, Access a
                                                bool populate) {
   auto file = MappedFile::open(path, access, populate);
   if (!file) return file.status();
+  return attach(std::make_shared<MappedFile>(std::move(file).value()), path);
+}
+
+Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> file,
+                                                 const std::string& path) {
   auto seg = std::make_shared<Segment>();
-  seg->file_ = std::move(file).value();
-  const MappedFile& f = seg->file_;
+  seg->file_ = std::move(file);
+  const MappedFile& f = *seg->file_;
+  seg->path_ = path;
   if (f.size() < kSegmentIndexOffset)
     return Status(ErrorCode::kCorrupt, path + ": too small for a segment header (" +
                                            std::to_string(f.size()) + " bytes)");

@@ -19,6 +19,10 @@ class Segment {
   // Maps and validates a segment file: magic, version, sizes. Errors name the file.
   static Result<std::shared_ptr<Segment>> open(const std::string& path, Access access,
                                                bool populate);
+  // Validates a segment in a mapping that may be shared with other handles (a recycled file
+  // keeps its mapping while it changes segment).
+  static Result<std::shared_ptr<Segment>> attach(std::shared_ptr<MappedFile> file,
+                                                 const std::string& path);
 
   // Header bytes (header + sparse index, rounded to pages) for a given capacity/interval.
   static std::uint32_t header_bytes_for(std::uint64_t capacity, std::uint32_t index_interval);
@@ -38,8 +42,8 @@ class Segment {
   std::uint32_t seq() const { return seq_; }
   std::uint32_t index_interval() const { return index_interval_; }
   std::uint32_t index_slots() const { return index_slots_; }
-  const std::string& path() const { return file_.path(); }
-  const MappedFile& file() const { return file_; }
+  const std::string& path() const { return path_; }
+  const MappedFile& file() const { return *file_; }
 
   FrameHeader* frame_at(std::uint64_t position) const {
     return reinterpret_cast<FrameHeader*>(data_ + position);
@@ -51,7 +55,8 @@ class Segment {
   }
 
  private:
-  MappedFile file_;
+  std::shared_ptr<MappedFile> file_;
+  std::string path_;
   SegmentHeader* header_ = nullptr;
   std::byte* data_ = nullptr;
   IndexSlot* index_ = nullptr;
