@@ -289,6 +289,23 @@ Result<std::shared_ptr<Segment>> PartitionLog::active_segment() {
   }
 }
 
+std::int64_t PartitionLog::end_offset() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto seg = active_segment();
+    if (!seg) return control_->active.active_base.load(std::memory_order_acquire);
+    const Segment& s = **seg;
+    // Acquire: the seal words are released by the roller.
+    std::int64_t sealed = s.header()->seal_line.next_base.load(std::memory_order_acquire);
+    if (sealed >= 0) continue;  // rolled meanwhile: look at the new segment
+    std::uint64_t tail = s.header()->tail_line.tail.load(std::memory_order_acquire);
+    if (!s.still_current()) continue;
+    if (tail_position(tail) <= s.usable())
+      return s.base_offset() + static_cast<std::int64_t>(tail_count(tail));
+    std::this_thread::yield();  // a roll is under way
+  }
+  return control_->active.active_base.load(std::memory_order_acquire);
+}
+
 Result<std::vector<std::int64_t>> PartitionLog::segment_bases() const {
   auto names = list_directory(dir_);
   if (!names) return names.status();

@@ -72,6 +72,9 @@ class PartitionLog {
   Result<std::shared_ptr<Segment>> segment(std::int64_t base_offset);
   // The segment producers append to now.
   Result<std::shared_ptr<Segment>> active_segment();
+  // The offset the next record will get (Kafka's log end offset). Claims not yet committed
+  // count: a reader may find the end a little earlier.
+  std::int64_t end_offset();
   // Base offsets of the segments present, ascending.
   Result<std::vector<std::int64_t>> segment_bases() const;
 
