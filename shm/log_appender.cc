@@ -10,6 +10,7 @@ const char* describe(AppendOutcome outcome) noexcept {
     case AppendOutcome::kRecordTooLarge: return "record too large for a segment";
     case AppendOutcome::kRollFailed: return "could not open the next segment";
     case AppendOutcome::kReadOnly: return "log opened read-only";
+    case AppendOutcome::kBackPressured: return "held back until a slow consumer group catches up";
   }
   return "unknown outcome";
 }
@@ -76,8 +77,18 @@ AppendOutcome LogAppender::reserve_slow(std::uint64_t old_tail, std::uint64_t by
   if (pos <= usable_) {
     // First reservation past the end: this producer rolls the segment. Offsets stay
     // contiguous: the next segment starts at the index this reservation got.
-    if (Status s = log.roll(*segment_, pos, tail_count(old_tail)); !s)
+    if (Status s = log.roll(*segment_, pos, tail_count(old_tail)); !s) {
+      if (s.code() == ErrorCode::kBackPressured) {
+        held_back_ = true;
+        return AppendOutcome::kBackPressured;
+      }
       return AppendOutcome::kRollFailed;
+    }
+  } else if (log.control()->active.active_base.load(std::memory_order_acquire) == base_ &&
+             segment_->header()->seal_line.next_base.load(std::memory_order_acquire) >= 0) {
+    // A roll is pending (held back, or its roller is mid-way): try it ourselves.
+    held_back_ = true;
+    return retry_held_roll();
   } else if (log.control()->active.active_base.load(std::memory_order_acquire) == base_) {
     // Another producer is rolling. Wait for it; finish the roll if it died.
     std::int64_t deadline = monotonic_ns() + log.options().abandon_timeout_ns;
@@ -95,6 +106,22 @@ AppendOutcome LogAppender::reserve_slow(std::uint64_t old_tail, std::uint64_t by
   if (!active) return AppendOutcome::kRollFailed;
   (void)switch_to(*active);
   return AppendOutcome::kOk;  // retry in the new segment
+}
+
+AppendOutcome LogAppender::retry_held_roll() {
+  PartitionLog& log = *log_;
+  if (log.control()->active.active_base.load(std::memory_order_acquire) == base_) {
+    Status s = log.retry_pending_roll(*segment_);
+    if (!s) {
+      if (s.code() == ErrorCode::kBackPressured) return AppendOutcome::kBackPressured;
+      if (s.code() != ErrorCode::kBusy) return AppendOutcome::kRollFailed;
+    }
+  }
+  held_back_ = false;
+  auto active = log.active_segment();
+  if (!active) return AppendOutcome::kRollFailed;
+  (void)switch_to(*active);
+  return AppendOutcome::kOk;
 }
 
 void LogAppender::note_index_slow(std::uint64_t pos, std::uint64_t bytes,

@@ -35,6 +35,7 @@ enum class AppendOutcome : std::uint8_t {
   kRecordTooLarge,  // the frame would not fit in an empty segment
   kRollFailed,      // the next segment could not be created (disk full, permission...)
   kReadOnly,        // the log was opened read-only
+  kBackPressured,   // the log may not grow until a slow consumer group catches up
 };
 const char* describe(AppendOutcome outcome) noexcept;
 
@@ -209,6 +210,10 @@ class LogAppender {
   // recycled since this appender last looked.
   AppendOutcome reserve(std::uint64_t bytes, std::uint32_t records, std::uint64_t& position,
                         std::int64_t& offset) {
+    if (held_back_) [[unlikely]] {
+      // The last roll was refused: retry it without reserving more of the full segment.
+      if (AppendOutcome o = retry_held_roll(); o != AppendOutcome::kOk) return o;
+    }
     for (;;) {
       // acq_rel: the acquire half pairs with the roller's release store of the tail when it
       // opens a segment (PartitionLog::take_spare_or_create), so a reservation that lands in
@@ -248,6 +253,7 @@ class LogAppender {
   // waits for a roll, or moves to the segment the file now holds. Sets `adopted` when the
   // reservation is valid in the (new) current segment.
   AppendOutcome reserve_slow(std::uint64_t old_tail, std::uint64_t bytes, bool& adopted);
+  AppendOutcome retry_held_roll();
 
   static void write_header(FrameHeader* f, std::int64_t offset, std::int64_t timestamp,
                            std::uint8_t flags) {
@@ -298,6 +304,7 @@ class LogAppender {
   std::uint64_t max_frame_ = 0;
   std::uint32_t seq_ = 0;
   unsigned index_shift_ = 12;
+  bool held_back_ = false;  // a roll was refused by the log's roll gate
 };
 
 }  // namespace sluice::shm

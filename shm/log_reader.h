@@ -128,6 +128,12 @@ class LogReader {
   // After kCorrupt: skips the bad frame (or the rest of its segment if its length is bad).
   Status skip_corrupt();
 
+  // Looks now (not after many empty polls) for a claim abandoned at the read position, and
+  // pads it once it has been stuck for the log's abandon timeout. For the broker's watcher.
+  void check_abandoned() { check_stall(); }
+  // False once retention removed or recycled the segment the reader is in.
+  bool segment_current() const { return segment_->still_current(); }
+
   PartitionLog& log() const { return *log_; }
 
  private:

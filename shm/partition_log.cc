@@ -436,10 +436,33 @@ Status PartitionLog::roll(Segment& full, std::uint64_t end_position,
     std::this_thread::yield();
   }
   Status s = Status::ok();
-  if (control_->active.active_base.load(std::memory_order_acquire) == full.base_offset())
-    s = publish_roll(full, end_position, next_base);
+  if (control_->active.active_base.load(std::memory_order_acquire) == full.base_offset()) {
+    SegmentSealLine& seal = full.header()->seal_line;
+    // Record where the segment ends first: if the roll is refused (backpressure) or this
+    // process dies, whoever rolls later uses the same end and base. Acquire/release: the
+    // roll lock orders rollers; the release publishes next_base with end_position.
+    if (seal.next_base.load(std::memory_order_acquire) < 0) {
+      seal.end_position.store(end_position, std::memory_order_relaxed);
+      seal.next_base.store(next_base, std::memory_order_release);
+    }
+    end_position = seal.end_position.load(std::memory_order_relaxed);
+    next_base = seal.next_base.load(std::memory_order_relaxed);
+    if (options_.roll_gate && !options_.roll_gate(*this)) {
+      s = Status(ErrorCode::kBackPressured,
+                 dir_ + ": a consumer group has not yet read what retention would delete");
+    } else {
+      s = publish_roll(full, end_position, next_base);
+    }
+  }
   unlock_roll();
   return s;
+}
+
+Status PartitionLog::retry_pending_roll(Segment& full) {
+  std::int64_t next_base = full.header()->seal_line.next_base.load(std::memory_order_acquire);
+  if (next_base < 0) return Status(ErrorCode::kBusy, dir_ + ": no roll pending");
+  std::uint64_t end = full.header()->seal_line.end_position.load(std::memory_order_relaxed);
+  return roll(full, end, static_cast<std::uint64_t>(next_base - full.base_offset()));
 }
 
 Status PartitionLog::recover_roll(Segment& full) {
@@ -457,6 +480,14 @@ Status PartitionLog::recover_roll(Segment& full) {
       std::int64_t last_offset = full.base_offset() - 1;
       while (pos <= full.usable()) {
         FrameCheck fc = check_frame(full.data(), full.capacity(), full.seq(), pos, false);
+        if (fc.problem == FrameProblem::kInProgress &&
+            pos + align_frame(fc.length) <= full.usable()) {
+          // A claim as old as the roll is abandoned too: step over it (readers pad it), so
+          // that the frames committed after it stay before END and their offsets are not
+          // handed out again.
+          pos += align_frame(fc.length);
+          continue;
+        }
         if (fc.problem != FrameProblem::kNone) break;
         const FrameHeader* f = full.frame_at(pos);
         if (f->type == kFrameEnd) break;
@@ -466,7 +497,11 @@ Status PartitionLog::recover_roll(Segment& full) {
       end = pos;
       next_base = last_offset + 1;
     }
-    s = publish_roll(full, end, next_base);
+    if (options_.roll_gate && !options_.roll_gate(*this)) {
+      s = Status(ErrorCode::kBackPressured, dir_ + ": roll held back by a slow consumer group");
+    } else {
+      s = publish_roll(full, end, next_base);
+    }
   }
   unlock_roll();
   return s;
@@ -570,7 +605,8 @@ UnblockOutcome PartitionLog::unblock(Segment& seg, std::uint64_t position,
   frame->type = kFramePad;
   frame->flags = 0;
   auto pad_len = static_cast<std::int32_t>(gap_end - position);
-  frame->crc32c = frame_crc(frame, kFrameHeaderBytes);
+  // Over the whole pad, like every frame's CRC (docs/format.md), so that verify accepts it.
+  frame->crc32c = frame_crc(frame, static_cast<std::uint32_t>(pad_len));
   // CAS from the word we saw: if the producer committed meanwhile, leave its frame alone.
   // Release: readers acquire the word and then read the type.
   if (!frame->commit.compare_exchange_strong(word, make_commit_word(pad_len, seg.seq()),

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,8 @@
 #include "shm/status.h"
 
 namespace sluice::shm {
+
+class PartitionLog;
 
 // Fixed when the partition is created; stored in partition.ctl.
 struct LogConfig {
@@ -43,6 +46,9 @@ struct LogOptions {
   // Retention done by prepare_next(): keep at most this many segments (0 = keep all). The
   // broker owns retention; this is for embedded use and benchmarks.
   std::uint32_t retain_segments = 0;
+  // Asked before a roll opens another segment; false holds producers back (kBackPressured).
+  // The broker's backpressure policy sets it: "may the log grow by one more segment?".
+  std::function<bool(PartitionLog&)> roll_gate;
   // When retention drops a segment, reuse its file as the next spare instead of deleting it:
   // no page allocation or zeroing on roll. Readers still on the old segment see its seq
   // change and get kOutOfRange.
@@ -82,6 +88,9 @@ class PartitionLog {
   // full.base_offset() + record_count. Called by the producer whose reservation was the first
   // to cross the end of `full`; if another process already finished the roll, does nothing.
   Status roll(Segment& full, std::uint64_t end_position, std::uint64_t record_count);
+
+  // Retries a roll that roll_gate held back (the seal words say where the segment ends).
+  Status retry_pending_roll(Segment& full);
 
   // Finishes a roll that its producer abandoned (died between reserving past the end and
   // publishing the next segment). Called after waiting abandon_timeout for a roll.

@@ -49,7 +49,7 @@ std::int32_t StickyPartitioner::partition(std::int32_t partitions) {
     state_ ^= state_ >> 27;
     std::uint64_t r = state_ * 0x2545f4914f6cdd1dULL;
     auto choice = static_cast<std::int32_t>((r >> 33) % static_cast<std::uint64_t>(partitions));
-    if (partitions > 1 && choice == current_) choice = (choice + 1) % partitions;
+    if (partitions > 1 && choice == previous_) choice = (choice + 1) % partitions;
     current_ = choice;
   }
   return current_;

@@ -24,11 +24,15 @@ class StickyPartitioner {
  public:
   explicit StickyPartitioner(std::uint64_t seed);
   std::int32_t partition(std::int32_t partitions);
-  void next_batch() { current_ = -1; }
+  void next_batch() {
+    previous_ = current_;
+    current_ = -1;
+  }
 
  private:
   std::uint64_t state_;
   std::int32_t current_ = -1;
+  std::int32_t previous_ = -1;
 };
 
 }  // namespace sluice

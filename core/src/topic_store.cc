@@ -130,7 +130,13 @@ Status TopicStore::create_partition(const std::string& topic_dir, std::int32_t p
   return Status::ok();
 }
 
-Status TopicStore::create(const std::string& name, const TopicConfig& config) const {
+Status TopicStore::create(const std::string& name, const TopicConfig& requested) const {
+  TopicConfig config = requested;
+  // The default record limit (1 MiB, Kafka's) shrinks to fit a smaller segment.
+  if (config.max_record_bytes == TopicConfig{}.max_record_bytes &&
+      config.segment_bytes < std::uint64_t{config.max_record_bytes} + 2 * shm::kFrameHeaderBytes)
+    config.max_record_bytes =
+        static_cast<std::uint32_t>(config.segment_bytes - 2 * shm::kFrameHeaderBytes);
   if (Status s = validate_topic_name(name); !s) return s;
   if (Status s = validate_topic_config(config); !s) return s.with_context("topic " + name);
   if (fs::exists(dir_.topic_config(name)))

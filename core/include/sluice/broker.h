@@ -1,0 +1,56 @@
+// Broker: the lifecycle daemon of a data directory, off the data path. It manages topics,
+// keeps a spare segment ready for every partition, applies retention, pads claims abandoned
+// by dead producers, coordinates consumer groups and keeps their committed offsets. `sluiced`
+// runs one; an application can embed one (like Aeron's embedded media driver).
+//
+// Producers and consumers keep working while the broker is down or restarting; only group
+// rebalances, commits, retention and topic administration wait for it.
+//
+// Thread-safety: start() and stop() from one thread; the broker runs on its own threads.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sluice/status.h"
+#include "sluice/types.h"
+
+namespace sluice {
+
+struct BrokerConfig {
+  std::string data_dir = default_data_dir();
+  mode_t file_mode = 0660;            // every file the broker creates
+  std::string file_group;             // group owning them ("" = the broker's own)
+  std::int64_t housekeeping_ms = 100;   // spare segments, abandoned claims, group timers
+  std::int64_t retention_check_ms = 1000;
+  std::int64_t abandon_timeout_ms = 1000;  // a claim uncommitted this long is padded
+  std::int64_t session_timeout_ms = 10000;  // group members without heartbeat are expelled
+  std::int64_t rebalance_timeout_ms = 10000;
+  // A group forming from empty waits this long for more members (one rebalance, not N).
+  std::int64_t initial_rebalance_delay_ms = 300;
+  bool auto_create_topics = false;
+  TopicConfig default_topic;          // for auto-created topics
+};
+
+class Broker {
+ public:
+  // Takes the data directory's lock (a second broker gets "a broker is already running for
+  // DIR (pid N)"), recovers the partitions, and starts serving.
+  static Result<std::unique_ptr<Broker>> start(const BrokerConfig& config);
+  ~Broker();  // stop()
+
+  void stop();
+  // Blocks until stop() is called (from another thread or a signal handler's thread).
+  void wait();
+  const BrokerConfig& config() const;
+
+ private:
+  struct Impl;
+  explicit Broker(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice

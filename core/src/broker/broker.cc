@@ -1,0 +1,155 @@
+#include "sluice/broker.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "broker_core.h"
+#include "control_server.h"
+#include "data_dir.h"
+#include "shm/clock.h"
+#include "shm/mapped_file.h"
+
+namespace sluice {
+
+namespace asio = boost::asio;
+using control::json;
+
+struct Broker::Impl {
+  BrokerConfig config;
+  DataDir dir;
+  int lock_fd = -1;
+  asio::io_context io;
+  std::unique_ptr<broker::ControlServer> server;
+  std::unique_ptr<broker::BrokerCore> core;
+  asio::steady_timer housekeeping_timer{io};
+  asio::steady_timer retention_timer{io};
+  std::thread thread;
+  std::mutex mutex;
+  std::condition_variable stopped_cv;
+  bool stopped = false;
+
+  ~Impl() {
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
+
+  Status take_lock() {
+    std::string path = dir.lock_file();
+    lock_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, config.file_mode);
+    if (lock_fd < 0) return errno_status("open " + path, errno);
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      char buf[32] = {};
+      ssize_t n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
+      std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      ::close(lock_fd);
+      lock_fd = -1;
+      return Status(ErrorCode::kBusy, "a broker is already running for " + dir.root + " (pid " +
+                                          pid + "); stop it first or use another --data-dir");
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(lock_fd, 0) != 0 ||
+        ::pwrite(lock_fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
+      return errno_status("write " + path, errno);
+    return Status::ok();
+  }
+
+  void schedule_housekeeping() {
+    housekeeping_timer.expires_after(std::chrono::milliseconds(config.housekeeping_ms));
+    housekeeping_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      core->housekeeping();
+      schedule_housekeeping();
+    });
+  }
+
+  void schedule_retention() {
+    retention_timer.expires_after(std::chrono::milliseconds(config.retention_check_ms));
+    retention_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      core->retention();
+      schedule_retention();
+    });
+  }
+};
+
+Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Broker::~Broker() {
+  stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+const BrokerConfig& Broker::config() const { return impl_->config; }
+
+Result<std::unique_ptr<Broker>> Broker::start(const BrokerConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->dir = DataDir{config.data_dir};
+  FileOwnership own;
+  own.file_mode = config.file_mode;
+  if (!config.file_group.empty()) {
+    struct group* g = ::getgrnam(config.file_group.c_str());
+    if (g == nullptr)
+      return Status(ErrorCode::kInvalidArgument, "unknown group '" + config.file_group + "'");
+    own.group = g->gr_gid;
+  }
+  if (Status s = shm::make_directories(config.data_dir, 0770); !s) return s;
+  if (own.group != static_cast<gid_t>(-1))
+    (void)::chown(config.data_dir.c_str(), static_cast<uid_t>(-1), own.group);
+  if (Status s = impl->take_lock(); !s) return s;
+
+  impl->core = std::make_unique<broker::BrokerCore>(config, impl->dir, own);
+  if (Status s = impl->core->start(); !s) return s;
+
+  Impl* raw = impl.get();
+  impl->server = std::make_unique<broker::ControlServer>(
+      impl->io,
+      [raw](const std::shared_ptr<broker::Session>& session, json& msg) {
+        raw->core->handle(session, msg);
+      },
+      [raw](const std::shared_ptr<broker::Session>& session) { raw->core->closed(session); });
+  if (Status s = impl->server->listen(impl->dir.socket(), config.file_mode); !s) return s;
+  if (own.group != static_cast<gid_t>(-1))
+    (void)::chown(impl->dir.socket().c_str(), static_cast<uid_t>(-1), own.group);
+  impl->schedule_housekeeping();
+  impl->schedule_retention();
+  impl->thread = std::thread([raw] {
+    raw->io.run();
+    std::lock_guard<std::mutex> lock(raw->mutex);
+    raw->stopped = true;
+    raw->stopped_cv.notify_all();
+  });
+  spdlog::info("sluiced {} serving {} (pid {})", "0.1", config.data_dir, ::getpid());
+  return std::unique_ptr<Broker>(new Broker(std::move(impl)));
+}
+
+void Broker::stop() {
+  Impl* impl = impl_.get();
+  if (impl == nullptr) return;
+  asio::post(impl->io, [impl] {
+    impl->housekeeping_timer.cancel();
+    impl->retention_timer.cancel();
+    if (impl->server) impl->server->stop();
+    if (impl->core) impl->core->shutdown();
+    impl->io.stop();
+  });
+}
+
+void Broker::wait() {
+  std::unique_lock<std::mutex> lock(impl_->mutex);
+  impl_->stopped_cv.wait(lock, [this] { return impl_->stopped; });
+}
+
+}  // namespace sluice

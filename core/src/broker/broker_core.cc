@@ -1,0 +1,193 @@
+#include "broker_core.h"
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "group_service.h"
+#include "shm/clock.h"
+
+namespace sluice::broker {
+
+using control::json;
+
+namespace {
+std::int64_t now_ms() { return shm::monotonic_ns() / 1'000'000; }
+std::int64_t wall_ms() { return shm::wall_clock_ns() / 1'000'000; }
+void warn(const std::string& m) { spdlog::warn("{}", m); }
+void info(const std::string& m) { spdlog::info("{}", m); }
+}  // namespace
+
+BrokerCore::BrokerCore(BrokerConfig config, DataDir dir, FileOwnership ownership)
+    : config_(std::move(config)),
+      dir_(dir),
+      topics_(TopicStore(dir, ownership), config_.abandon_timeout_ms) {}
+
+BrokerCore::~BrokerCore() = default;
+
+Status BrokerCore::start() {
+  started_ms_ = now_ms();
+  if (Status s = topics_.load(warn); !s) return s;
+  groups_ = std::make_unique<GroupService>(*this);
+  return groups_->start();
+}
+
+void BrokerCore::shutdown() {
+  if (groups_) groups_->shutdown();
+}
+
+void BrokerCore::reply(const std::shared_ptr<Session>& s, const json& req, json body) {
+  if (req.value("no_reply", false)) return;
+  body["id"] = req.value("id", std::int64_t{-1});
+  body["ok"] = true;
+  s->send(body);
+}
+
+void BrokerCore::fail(const std::shared_ptr<Session>& s, const json& req, const Status& status) {
+  if (req.value("no_reply", false)) return;
+  s->send({{"id", req.value("id", std::int64_t{-1})},
+           {"ok", false},
+           {"error", control::error_body(status)}});
+}
+
+void BrokerCore::handle(const std::shared_ptr<Session>& session, json& msg) {
+  static const std::map<std::string, Handler> kHandlers = {
+      {"hello", &BrokerCore::op_hello},
+      {"status", &BrokerCore::op_status},
+      {"topic.create", &BrokerCore::op_topic_create},
+      {"topic.list", &BrokerCore::op_topic_list},
+      {"topic.describe", &BrokerCore::op_topic_describe},
+      {"topic.alter", &BrokerCore::op_topic_alter},
+      {"topic.delete", &BrokerCore::op_topic_delete},
+  };
+  const std::string op = msg["op"].get<std::string>();
+  try {
+    if (auto it = kHandlers.find(op); it != kHandlers.end()) {
+      json body = json::object();
+      (this->*(it->second))(session, msg, body);
+      if (!body.contains("__deferred") && !body.contains("__failed")) reply(session, msg, body);
+      return;
+    }
+    if (op.rfind("group.", 0) == 0) {
+      groups_->handle(session, op, msg);
+      return;
+    }
+    fail(session, msg, Status(ErrorCode::kProtocol, "unknown control op '" + op + "'"));
+  } catch (const json::exception& e) {
+    // A well-formed line with fields of the wrong type: answer, keep serving.
+    fail(session, msg, Status(ErrorCode::kProtocol, "bad " + op + " request: " + e.what()));
+  }
+}
+
+void BrokerCore::closed(const std::shared_ptr<Session>& session) {
+  if (groups_) groups_->session_closed(session);
+}
+
+void BrokerCore::housekeeping() {
+  topics_.housekeeping(warn);
+  if (groups_) groups_->tick();
+}
+
+void BrokerCore::retention() {
+  topics_.apply_retention(
+      wall_ms(),
+      [this](const TopicPartition& tp) { return groups_->slowest_committed(tp); }, info);
+  std::int64_t sum = topics_.total_end_offsets();
+  std::int64_t t = now_ms();
+  if (last_sum_ >= 0 && t > last_sample_ms_)
+    rate_ = static_cast<double>(sum - last_sum_) * 1000.0 / static_cast<double>(t - last_sample_ms_);
+  last_sum_ = sum;
+  last_sample_ms_ = t;
+}
+
+// ---- ops --------------------------------------------------------------------------------------
+
+void BrokerCore::op_hello(const std::shared_ptr<Session>& s, const json& req, json& out) {
+  s->client_id = req.value("client_id", std::string());
+  s->pid = req.value("pid", 0);
+  out["pid"] = static_cast<int>(::getpid());
+  out["version"] = control::kProtocolVersion;
+  out["data_dir"] = dir_.root;
+}
+
+void BrokerCore::op_status(const std::shared_ptr<Session>&, const json&, json& out) {
+  std::int32_t partitions = 0;
+  std::uint64_t bytes = 0;
+  std::int32_t topics = 0;
+  for (const auto& name : topics_.names()) {
+    auto d = topics_.describe(name);
+    if (!d) continue;
+    ++topics;
+    for (const auto& p : d->partitions) {
+      ++partitions;
+      bytes += p.bytes;
+    }
+  }
+  out["pid"] = static_cast<int>(::getpid());
+  out["uptime_ms"] = now_ms() - started_ms_;
+  out["topics"] = topics;
+  out["partitions"] = partitions;
+  out["bytes"] = bytes;
+  out["records_per_second"] = rate_;
+  out["data_dir"] = dir_.root;
+}
+
+void BrokerCore::op_topic_create(const std::shared_ptr<Session>& s, const json& req, json& out) {
+  std::string name = req.at("name").get<std::string>();
+  auto config = control::topic_config_from(req.value("config", json::object()));
+  Status st = config ? topics_.create(name, *config) : config.status();
+  if (!st) {
+    fail(s, req, st);
+    out["__failed"] = true;
+    return;
+  }
+  if (groups_) groups_->topic_changed(name);
+  info("created topic " + name);
+}
+
+void BrokerCore::op_topic_list(const std::shared_ptr<Session>&, const json&, json& out) {
+  out["topics"] = topics_.names();
+}
+
+void BrokerCore::op_topic_describe(const std::shared_ptr<Session>& s, const json& req,
+                                   json& out) {
+  auto d = topics_.describe(req.at("name").get<std::string>());
+  if (!d) {
+    fail(s, req, d.status());
+    out["__failed"] = true;
+    return;
+  }
+  out["topic"] = control::to_json(*d);
+}
+
+void BrokerCore::op_topic_alter(const std::shared_ptr<Session>& s, const json& req, json& out) {
+  std::string name = req.at("name").get<std::string>();
+  const TopicState* current = topics_.find(name);
+  if (current == nullptr) {
+    fail(s, req, Status(ErrorCode::kUnknownTopic, "unknown topic " + name + " in " + dir_.root));
+    out["__failed"] = true;
+    return;
+  }
+  auto config = control::topic_config_from(req.value("config", json::object()), current->config);
+  Status st = config ? topics_.alter(name, *config) : config.status();
+  if (!st) {
+    fail(s, req, st);
+    out["__failed"] = true;
+    return;
+  }
+  if (groups_) groups_->topic_changed(name);
+  info("altered topic " + name);
+}
+
+void BrokerCore::op_topic_delete(const std::shared_ptr<Session>& s, const json& req, json& out) {
+  std::string name = req.at("name").get<std::string>();
+  if (Status st = topics_.remove(name); !st) {
+    fail(s, req, st);
+    out["__failed"] = true;
+    return;
+  }
+  if (groups_) groups_->topic_changed(name);
+  info("deleted topic " + name);
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,62 @@
+// BrokerCore: the broker's request handling and agents, driven by one io_context thread:
+// the topic manager (topics, spare segments, abandoned claims, retention), the group
+// coordinator and the committed-offsets table. docs/control-protocol.md lists the requests.
+//
+// Thread-safety: every method runs on the broker's io_context thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "control_server.h"
+#include "data_dir.h"
+#include "sluice/broker.h"
+#include "topic_manager.h"
+#include "topic_store.h"
+
+namespace sluice::broker {
+
+class GroupService;
+
+class BrokerCore {
+ public:
+  BrokerCore(BrokerConfig config, DataDir dir, FileOwnership ownership);
+  ~BrokerCore();
+
+  Status start();  // loads topics, opens the offsets table
+  void handle(const std::shared_ptr<Session>& session, control::json& msg);
+  void closed(const std::shared_ptr<Session>& session);
+  void housekeeping();
+  void retention();
+  void shutdown();
+
+ private:
+  using Handler = void (BrokerCore::*)(const std::shared_ptr<Session>&, const control::json&,
+                                       control::json& reply);
+  void reply(const std::shared_ptr<Session>& s, const control::json& req, control::json body);
+  void fail(const std::shared_ptr<Session>& s, const control::json& req, const Status& status);
+
+  void op_hello(const std::shared_ptr<Session>&, const control::json&, control::json&);
+  void op_status(const std::shared_ptr<Session>&, const control::json&, control::json&);
+  void op_topic_create(const std::shared_ptr<Session>&, const control::json&, control::json&);
+  void op_topic_list(const std::shared_ptr<Session>&, const control::json&, control::json&);
+  void op_topic_describe(const std::shared_ptr<Session>&, const control::json&, control::json&);
+  void op_topic_alter(const std::shared_ptr<Session>&, const control::json&, control::json&);
+  void op_topic_delete(const std::shared_ptr<Session>&, const control::json&, control::json&);
+
+  BrokerConfig config_;
+  DataDir dir_;
+  TopicManager topics_;
+  std::unique_ptr<GroupService> groups_;
+  std::int64_t started_ms_ = 0;
+  // For a records/s figure: end-offset sums sampled by the retention timer.
+  std::int64_t last_sum_ = -1;
+  std::int64_t last_sample_ms_ = 0;
+  double rate_ = 0;
+  friend class GroupService;
+};
+
+}  // namespace sluice::broker

@@ -1,0 +1,391 @@
+#include "group_service.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <spdlog/spdlog.h>
+
+#include "broker_core.h"
+#include "shm/clock.h"
+#include "shm/log_reader.h"
+
+namespace sluice::broker {
+
+using control::json;
+
+namespace {
+
+json tps_json(const std::vector<TopicPartition>& tps) {
+  json a = json::array();
+  for (const auto& tp : tps) a.push_back({{"topic", tp.topic}, {"partition", tp.partition}});
+  return a;
+}
+
+bool pid_gone(std::int64_t pid) {
+  return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
+GroupService::GroupService(BrokerCore& core) : core_(core) {}
+
+std::int64_t GroupService::now_ns() const { return shm::monotonic_ns(); }
+
+Status GroupService::start() {
+  CoordinatorConfig cc;
+  cc.session_timeout_ns = core_.config_.session_timeout_ms * 1'000'000;
+  cc.rebalance_timeout_ns = core_.config_.rebalance_timeout_ms * 1'000'000;
+  cc.initial_rebalance_delay_ns = core_.config_.initial_rebalance_delay_ms * 1'000'000;
+  cc.instance = std::to_string(shm::wall_clock_ns() / 1'000'000);
+  coordinator_ = std::make_unique<GroupCoordinator>(
+      cc, [this](const std::string& topic) -> std::optional<std::int32_t> {
+        const TopicState* t = core_.topics_.find(topic);
+        if (t == nullptr) return std::nullopt;
+        return static_cast<std::int32_t>(t->partitions.size());
+      });
+  auto table = OffsetsTable::open_or_create(core_.dir_.offsets_table());
+  if (!table) return table.status();
+  table_ = std::move(table).value();
+  // Generations continue upward across broker restarts.
+  auto groups = table_.list_groups();
+  if (!groups) return groups.status();
+  for (const auto& g : *groups) {
+    auto rec = table_.group(g);
+    if (rec && *rec && (*rec)->generation > 0) {
+      (void)coordinator_->restore_group(g, (*rec)->generation, (*rec)->protocol);
+      restored_generation_[g] = (*rec)->generation;
+    }
+  }
+  return Status::ok();
+}
+
+void GroupService::shutdown() {}
+
+void GroupService::reply(const std::shared_ptr<Session>& s, const json& req, json body) {
+  if (req.value("no_reply", false)) return;
+  body["id"] = req.value("id", std::int64_t{-1});
+  body["ok"] = true;
+  s->send(body);
+}
+
+void GroupService::fail(const std::shared_ptr<Session>& s, const json& req, const Status& st) {
+  if (req.value("no_reply", false)) return;
+  s->send({{"id", req.value("id", std::int64_t{-1})}, {"ok", false}, {"error", control::error_body(st)}});
+}
+
+void GroupService::handle(const std::shared_ptr<Session>& s, const std::string& op,
+                          const json& req) {
+  if (op == "group.join") return op_join(s, req);
+  if (op == "group.heartbeat") return op_heartbeat(s, req);
+  if (op == "group.leave") return op_leave(s, req);
+  if (op == "group.commit") return op_commit(s, req);
+  if (op == "group.fetch") return op_fetch(s, req);
+  if (op == "group.list") return op_list(s, req);
+  if (op == "group.describe") return op_describe(s, req);
+  if (op == "group.reset") return op_reset(s, req);
+  if (op == "group.delete") return op_delete(s, req);
+  fail(s, req, Status(ErrorCode::kProtocol, "unknown control op '" + op + "'"));
+}
+
+void GroupService::dispatch(std::vector<CoordinatorEvent> events) {
+  for (auto& ev : events) {
+    if (auto* a = std::get_if<AssignmentReady>(&ev)) {
+      spdlog::debug("group {}: generation {} assigns {} partition(s) to {}", a->group,
+                    a->generation, a->partitions.size(), a->member_id);
+      auto it = members_.find(a->member_id);
+      if (it == members_.end()) continue;
+      auto session = it->second.session.lock();
+      if (!session) continue;
+      if (it->second.pending_join) {
+        session->send({{"id", *it->second.pending_join},
+                       {"ok", true},
+                       {"member_id", a->member_id},
+                       {"generation", a->generation},
+                       {"protocol", a->protocol},
+                       {"assignment", tps_json(a->partitions)}});
+        it->second.pending_join.reset();
+      } else {
+        session->send({{"event", "rebalance"}, {"group", a->group}, {"generation", a->generation}});
+      }
+    } else if (auto* r = std::get_if<RejoinRequested>(&ev)) {
+      spdlog::debug("group {}: {} must rejoin for generation {} ({})", r->group, r->member_id,
+                    r->generation, r->reason);
+      auto it = members_.find(r->member_id);
+      if (it == members_.end()) continue;
+      if (auto session = it->second.session.lock())
+        session->send({{"event", "rebalance"},
+                       {"group", r->group},
+                       {"generation", r->generation},
+                       {"reason", r->reason}});
+    } else if (auto* m = std::get_if<MemberRemoved>(&ev)) {
+      spdlog::info("group {}: member {} removed ({}): {}", m->group, m->member_id,
+                   removal_reason_name(m->reason), m->message);
+      auto it = members_.find(m->member_id);
+      if (it == members_.end()) continue;
+      if (auto session = it->second.session.lock()) {
+        if (it->second.pending_join) {
+          session->send({{"id", *it->second.pending_join},
+                         {"ok", false},
+                         {"error", control::error_body(Status(ErrorCode::kFenced, m->message))}});
+        } else {
+          session->send({{"event", "rebalance"}, {"group", m->group}, {"removed", true}});
+        }
+        session_members_[session->id()].erase(m->member_id);
+      }
+      members_.erase(it);
+    } else if (auto* g = std::get_if<GenerationStarted>(&ev)) {
+      restored_generation_.erase(g->group);
+      if (Status s = table_.set_group(g->group, g->generation, g->protocol); !s)
+        spdlog::warn("group {}: could not store generation {}: {}", g->group, g->generation,
+                     s.message());
+    }
+  }
+}
+
+void GroupService::op_join(const std::shared_ptr<Session>& s, const json& req) {
+  JoinRequest jr;
+  jr.group = req.at("group").get<std::string>();
+  jr.member_id = req.value("member_id", std::string());
+  jr.client_id = req.value("client_id", s->client_id);
+  jr.pid = req.value("pid", std::int64_t{s->pid});
+  jr.topics = req.value("topics", std::vector<std::string>{});
+  jr.assignors = req.value("assignors", std::vector<std::string>{"range"});
+  jr.session_timeout_ns = req.value("session_timeout_ms", std::int64_t{0}) * 1'000'000;
+  jr.rebalance_timeout_ns = req.value("rebalance_timeout_ms", std::int64_t{0}) * 1'000'000;
+  if (jr.group.empty()) return fail(s, req, Status(ErrorCode::kInvalidArgument, "group id is empty"));
+  for (const auto& t : jr.topics)
+    if (core_.topics_.find(t) == nullptr)
+      return fail(s, req, Status(ErrorCode::kUnknownTopic, "unknown topic " + t + " in " + core_.dir_.root));
+  auto result = coordinator_->join(jr, now_ns());
+  if (!result && result.status().code() == ErrorCode::kNotFound && !jr.member_id.empty()) {
+    // A member id from before a broker restart, or one that was expelled: join afresh.
+    jr.member_id.clear();
+    result = coordinator_->join(jr, now_ns());
+  }
+  if (!result) return fail(s, req, result.status());
+  MemberLink& link = members_[result->member_id];
+  link.session = s;
+  link.group = jr.group;
+  link.pending_join = req.value("id", std::int64_t{-1});
+  session_members_[s->id()].insert(result->member_id);
+  dispatch(std::move(result->events));
+}
+
+void GroupService::op_heartbeat(const std::shared_ptr<Session>& s, const json& req) {
+  Status st = coordinator_->heartbeat(req.at("group").get<std::string>(),
+                                      req.value("member_id", std::string()),
+                                      req.value("generation", -1), now_ns());
+  if (!st) return fail(s, req, st);
+  reply(s, req, json::object());
+}
+
+void GroupService::op_leave(const std::shared_ptr<Session>& s, const json& req) {
+  std::string member = req.value("member_id", std::string());
+  auto events = coordinator_->leave(req.at("group").get<std::string>(), member, now_ns());
+  if (!events) return fail(s, req, events.status());
+  members_.erase(member);
+  session_members_[s->id()].erase(member);
+  dispatch(std::move(events).value());
+  reply(s, req, json::object());
+}
+
+void GroupService::op_commit(const std::shared_ptr<Session>& s, const json& req) {
+  std::string group = req.at("group").get<std::string>();
+  std::string member = req.value("member_id", std::string());
+  std::int32_t generation = req.value("generation", -1);
+  const json& offsets = req.at("offsets");
+  for (const auto& o : offsets) {
+    TopicPartition tp{o.at("topic").get<std::string>(), o.at("partition").get<std::int32_t>()};
+    Status ok = coordinator_->can_commit(group, member, generation, tp);
+    if (!ok) {
+      auto restored = restored_generation_.find(group);
+      bool carried_over = restored != restored_generation_.end() &&
+                          restored->second == generation && !member.empty() &&
+                          members_.count(member) == 0 &&
+                          coordinator_->describe(group).generation == generation;
+      if (!carried_over) return fail(s, req, ok);
+    }
+  }
+  for (const auto& o : offsets) {
+    Status st = table_.commit(group, o.at("topic").get<std::string>(),
+                              o.at("partition").get<std::int32_t>(),
+                              o.at("offset").get<std::int64_t>(), generation,
+                              o.value("metadata", std::string()));
+    if (!st) return fail(s, req, st);
+  }
+  if (!member.empty()) coordinator_->touch(member, now_ns());
+  reply(s, req, json::object());
+}
+
+void GroupService::op_fetch(const std::shared_ptr<Session>& s, const json& req) {
+  std::string group = req.at("group").get<std::string>();
+  json out = json::array();
+  for (const auto& p : req.value("partitions", json::array())) {
+    std::string topic = p.at("topic").get<std::string>();
+    std::int32_t partition = p.at("partition").get<std::int32_t>();
+    auto c = table_.fetch(group, topic, partition);
+    if (!c) return fail(s, req, c.status());
+    out.push_back({{"topic", topic},
+                   {"partition", partition},
+                   {"offset", *c ? (*c)->offset : std::int64_t{-1}},
+                   {"metadata", *c ? (*c)->metadata : std::string()}});
+  }
+  reply(s, req, {{"offsets", out}});
+}
+
+void GroupService::op_list(const std::shared_ptr<Session>& s, const json& req) {
+  std::set<std::string> names;
+  for (const auto& g : coordinator_->list_groups()) names.insert(g.group);
+  if (auto stored = table_.list_groups()) names.insert(stored->begin(), stored->end());
+  reply(s, req, {{"groups", std::vector<std::string>(names.begin(), names.end())}});
+}
+
+void GroupService::op_describe(const std::shared_ptr<Session>& s, const json& req) {
+  std::string group = req.at("group").get<std::string>();
+  GroupDescription d = coordinator_->describe(group);
+  auto offsets = table_.list_offsets(group);
+  if (!offsets) return fail(s, req, offsets.status());
+  if (d.state == GroupState::kDead && offsets->empty())
+    return fail(s, req, Status(ErrorCode::kNotFound, "unknown group " + group));
+  json members = json::array();
+  std::set<TopicPartition> seen;
+  for (const auto& m : d.members) {
+    members.push_back({{"member_id", m.member_id},
+                       {"client_id", m.client_id},
+                       {"pid", m.pid},
+                       {"partitions", tps_json(m.partitions)}});
+    seen.insert(m.partitions.begin(), m.partitions.end());
+  }
+  std::map<TopicPartition, std::int64_t> committed;
+  for (const auto& o : *offsets) {
+    committed[{o.topic, o.partition}] = o.offset;
+    seen.insert({o.topic, o.partition});
+  }
+  json rows = json::array();
+  for (const auto& tp : seen) {
+    std::int64_t end = 0;
+    if (const TopicState* t = core_.topics_.find(tp.topic);
+        t != nullptr && tp.partition < static_cast<std::int32_t>(t->partitions.size()))
+      end = t->partitions[static_cast<std::size_t>(tp.partition)].log->end_offset();
+    auto c = committed.find(tp);
+    std::int64_t off = c == committed.end() ? -1 : c->second;
+    rows.push_back({{"topic", tp.topic},
+                    {"partition", tp.partition},
+                    {"committed", off},
+                    {"end_offset", end},
+                    {"lag", off < 0 ? end : std::max<std::int64_t>(0, end - off)}});
+  }
+  reply(s, req,
+        {{"state", d.state == GroupState::kDead ? "Empty" : group_state_name(d.state)},
+         {"generation", d.generation},
+         {"protocol", d.protocol},
+         {"members", members},
+         {"offsets", rows}});
+}
+
+void GroupService::op_reset(const std::shared_ptr<Session>& s, const json& req) {
+  std::string group = req.at("group").get<std::string>();
+  std::string topic = req.value("topic", std::string());
+  std::string to = req.value("to", std::string("earliest"));
+  std::int64_t value = req.value("value", std::int64_t{0});
+  GroupDescription d = coordinator_->describe(group);
+  if (!d.members.empty())
+    return fail(s, req, Status(ErrorCode::kBusy, "group " + group + " has " +
+                                                     std::to_string(d.members.size()) +
+                                                     " live member(s): stop them before resetting offsets"));
+  std::vector<TopicPartition> targets;
+  if (!topic.empty()) {
+    const TopicState* t = core_.topics_.find(topic);
+    if (t == nullptr)
+      return fail(s, req, Status(ErrorCode::kUnknownTopic, "unknown topic " + topic + " in " + core_.dir_.root));
+    for (std::size_t p = 0; p < t->partitions.size(); ++p)
+      targets.push_back({topic, static_cast<std::int32_t>(p)});
+  } else {
+    auto offsets = table_.list_offsets(group);
+    if (!offsets) return fail(s, req, offsets.status());
+    for (const auto& o : *offsets) targets.push_back({o.topic, o.partition});
+    if (targets.empty())
+      return fail(s, req, Status(ErrorCode::kNotFound, "group " + group + " has no committed offsets: name a topic"));
+  }
+  json done = json::array();
+  for (const auto& tp : targets) {
+    const TopicState* t = core_.topics_.find(tp.topic);
+    if (t == nullptr || tp.partition >= static_cast<std::int32_t>(t->partitions.size())) continue;
+    auto log = t->partitions[static_cast<std::size_t>(tp.partition)].log;
+    auto bases = log->segment_bases();
+    std::int64_t earliest = bases && !bases->empty() ? bases->front() : 0;
+    std::int64_t latest = log->end_offset();
+    std::int64_t target = earliest;
+    if (to == "latest") {
+      target = latest;
+    } else if (to == "offset") {
+      target = std::clamp(value, earliest, latest);
+    } else if (to == "timestamp") {
+      auto reader = shm::LogReader::open(log);
+      if (!reader) return fail(s, req, reader.status());
+      if (Status st = reader->seek_to_timestamp(value); !st) return fail(s, req, st);
+      target = reader->position();
+    } else if (to != "earliest") {
+      return fail(s, req, Status(ErrorCode::kInvalidArgument,
+                                 "reset to earliest, latest, offset or timestamp, not '" + to + "'"));
+    }
+    if (Status st = table_.commit(group, tp.topic, tp.partition, target, -1, "reset"); !st)
+      return fail(s, req, st);
+    done.push_back({{"topic", tp.topic}, {"partition", tp.partition}, {"offset", target}});
+  }
+  reply(s, req, {{"offsets", done}});
+}
+
+void GroupService::op_delete(const std::shared_ptr<Session>& s, const json& req) {
+  std::string group = req.at("group").get<std::string>();
+  Status st = coordinator_->delete_group(group);
+  if (!st && st.code() != ErrorCode::kNotFound) return fail(s, req, st);
+  bool in_coordinator = st.is_ok();
+  auto stored = table_.list_groups();
+  bool in_table = stored && std::find(stored->begin(), stored->end(), group) != stored->end();
+  if (!in_coordinator && !in_table)
+    return fail(s, req, Status(ErrorCode::kNotFound, "unknown group " + group));
+  if (Status ts = table_.delete_group(group); !ts) return fail(s, req, ts);
+  restored_generation_.erase(group);
+  reply(s, req, json::object());
+}
+
+void GroupService::session_closed(const std::shared_ptr<Session>& session) {
+  auto it = session_members_.find(session->id());
+  if (it == session_members_.end()) return;
+  std::set<std::string> ids = std::move(it->second);
+  session_members_.erase(it);
+  for (const auto& id : ids) {
+    members_.erase(id);
+    dispatch(coordinator_->member_died(id, now_ns()));
+  }
+}
+
+void GroupService::tick() {
+  std::int64_t now = now_ns();
+  dispatch(coordinator_->tick(now));
+  if (now - last_pid_check_ns_ < 1'000'000'000) return;
+  last_pid_check_ns_ = now;
+  std::vector<std::shared_ptr<Session>> dead;
+  for (const auto& [id, link] : members_)
+    if (auto session = link.session.lock(); session && pid_gone(session->pid)) dead.push_back(session);
+  for (auto& session : dead) session->close();  // closing reports the members dead
+}
+
+void GroupService::topic_changed(const std::string& topic) {
+  dispatch(coordinator_->partitions_changed(topic, now_ns()));
+}
+
+std::optional<std::int64_t> GroupService::slowest_committed(const TopicPartition& tp) {
+  auto groups = table_.list_groups();
+  if (!groups) return std::nullopt;
+  std::optional<std::int64_t> lowest;
+  for (const auto& g : *groups) {
+    auto c = table_.fetch(g, tp.topic, tp.partition);
+    if (c && *c && (!lowest || (*c)->offset < *lowest)) lowest = (*c)->offset;
+  }
+  return lowest;
+}
+
+}  // namespace sluice::broker

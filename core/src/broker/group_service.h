@@ -1,0 +1,77 @@
+// GroupService: the broker's consumer-group agent. It drives the GroupCoordinator state machine
+// from control requests, member connections and timers, answers joins with assignments,
+// sends rebalance notices, and keeps committed offsets in the shared OffsetsTable.
+//
+// A member's control connection is its liveness lease: when it closes (the process died or
+// left), the member is removed at once; heartbeats (session timeout) and pid checks are the
+// backstop for a process that hangs with its connection open.
+//
+// Thread-safety: the broker's io_context thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "control_server.h"
+#include "group_coordinator.h"
+#include "offsets_table.h"
+
+namespace sluice::broker {
+
+class BrokerCore;
+
+class GroupService {
+ public:
+  explicit GroupService(BrokerCore& core);
+  Status start();
+  void shutdown();
+
+  void handle(const std::shared_ptr<Session>& session, const std::string& op,
+              const control::json& req);
+  void session_closed(const std::shared_ptr<Session>& session);
+  void tick();
+  void topic_changed(const std::string& topic);
+
+  // The lowest offset committed by any group for a partition (backpressure retention).
+  std::optional<std::int64_t> slowest_committed(const TopicPartition& tp);
+
+ private:
+  void dispatch(std::vector<CoordinatorEvent> events);
+  void op_join(const std::shared_ptr<Session>& s, const control::json& req);
+  void op_heartbeat(const std::shared_ptr<Session>& s, const control::json& req);
+  void op_leave(const std::shared_ptr<Session>& s, const control::json& req);
+  void op_commit(const std::shared_ptr<Session>& s, const control::json& req);
+  void op_fetch(const std::shared_ptr<Session>& s, const control::json& req);
+  void op_list(const std::shared_ptr<Session>& s, const control::json& req);
+  void op_describe(const std::shared_ptr<Session>& s, const control::json& req);
+  void op_reset(const std::shared_ptr<Session>& s, const control::json& req);
+  void op_delete(const std::shared_ptr<Session>& s, const control::json& req);
+
+  void reply(const std::shared_ptr<Session>& s, const control::json& req, control::json body);
+  void fail(const std::shared_ptr<Session>& s, const control::json& req, const Status& st);
+  std::int64_t now_ns() const;
+
+  BrokerCore& core_;
+  std::unique_ptr<GroupCoordinator> coordinator_;
+  OffsetsTable table_;
+  // Generations restored from the table at start: commits of that generation from members
+  // that have not rejoined the restarted broker yet are accepted (their assignment was lost
+  // with the old broker; within a generation partitions were disjoint).
+  std::map<std::string, std::int32_t> restored_generation_;
+
+  struct MemberLink {
+    std::weak_ptr<Session> session;
+    std::string group;
+    // A join waiting for its assignment: the request id to answer.
+    std::optional<std::int64_t> pending_join;
+  };
+  std::map<std::string, MemberLink> members_;                     // by member id
+  std::map<std::uint64_t, std::set<std::string>> session_members_;  // session id -> member ids
+  std::int64_t last_pid_check_ns_ = 0;
+};
+
+}  // namespace sluice::broker

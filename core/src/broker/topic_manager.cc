@@ -1,0 +1,176 @@
+#include "topic_manager.h"
+
+#include <sys/stat.h>
+
+#include "shm/log_verifier.h"
+#include "shm/segment.h"
+
+namespace sluice::broker {
+
+namespace {
+
+shm::LogOptions broker_log_options(std::int64_t abandon_timeout_ms) {
+  shm::LogOptions o;
+  o.access = shm::Access::kReadWrite;
+  o.populate = false;  // the broker touches headers, not data
+  o.abandon_timeout_ns = abandon_timeout_ms * 1'000'000;
+  return o;
+}
+
+}  // namespace
+
+Status TopicManager::open_topic(const std::string& name,
+                                const std::function<void(const std::string&)>& warn) {
+  auto config = store_.read(name);
+  if (!config) return config.status();
+  TopicState state;
+  state.config = *config;
+  for (std::int32_t p = 0; p < config->partitions; ++p) {
+    std::string dir = store_.dir().partition(name, p);
+    // Opening read-write runs torn-tail recovery if the machine restarted (boot id).
+    auto log = shm::PartitionLog::open(dir, broker_log_options(abandon_timeout_ms_));
+    if (!log) return topic_status(name, log.status());
+    if (warn) {
+      auto report = shm::verify_partition(dir);
+      if (!report) {
+        warn(report.status().message());
+      } else {
+        for (const auto& d : report->damage) warn("damage: " + d.to_string());
+      }
+    }
+    PartitionState ps;
+    ps.log = *log;
+    auto reader = shm::LogReader::open(ps.log);
+    if (reader) {
+      (void)reader->seek_to_end();
+      ps.watcher.emplace(std::move(reader).value());
+    }
+    state.partitions.push_back(std::move(ps));
+  }
+  topics_[name] = std::move(state);
+  return Status::ok();
+}
+
+Status TopicManager::load(const std::function<void(const std::string&)>& warn) {
+  auto names = store_.list();
+  if (!names) return names.status();
+  for (const auto& n : *names) {
+    if (Status s = open_topic(n, warn); !s) {
+      if (warn) warn("topic " + n + " not loaded: " + s.message());
+    }
+  }
+  return Status::ok();
+}
+
+Status TopicManager::create(const std::string& name, const TopicConfig& config) {
+  if (Status s = store_.create(name, config); !s) return s;
+  return open_topic(name, {});
+}
+
+Status TopicManager::alter(const std::string& name, const TopicConfig& config) {
+  if (Status s = store_.alter(name, config); !s) return s;
+  return open_topic(name, {});
+}
+
+Status TopicManager::remove(const std::string& name) {
+  if (Status s = store_.remove(name); !s) return s;
+  topics_.erase(name);
+  return Status::ok();
+}
+
+Result<TopicDescription> TopicManager::describe(const std::string& name) {
+  return store_.describe(name);
+}
+
+std::vector<std::string> TopicManager::names() const {
+  std::vector<std::string> out;
+  for (const auto& [n, t] : topics_) out.push_back(n);
+  return out;
+}
+
+const TopicState* TopicManager::find(const std::string& name) const {
+  auto it = topics_.find(name);
+  return it == topics_.end() ? nullptr : &it->second;
+}
+
+void TopicManager::housekeeping(const std::function<void(const std::string&)>& warn) {
+  for (auto& [name, topic] : topics_) {
+    for (std::size_t p = 0; p < topic.partitions.size(); ++p) {
+      PartitionState& ps = topic.partitions[p];
+      if (Status s = ps.log->prepare_next(); !s && warn)
+        warn("topic " + name + " partition " + std::to_string(p) + ": " + s.message());
+      if (!ps.watcher) continue;
+      // Follow the committed end; where the watcher stays stuck on a claim that is never
+      // committed, it pads it after the abandon timeout.
+      if (ps.watcher->ready()) {
+        (void)ps.watcher->seek_to_end();
+      } else {
+        ps.watcher->check_abandoned();
+        if (!ps.watcher->segment_current()) (void)ps.watcher->seek_to_end();
+      }
+    }
+  }
+}
+
+void TopicManager::apply_retention(std::int64_t now_ms, const SlowestCommitted& slowest,
+                                   const std::function<void(const std::string&)>& info) {
+  for (auto& [name, topic] : topics_) {
+    const TopicConfig& c = topic.config;
+    if (c.retention_bytes < 0 && c.retention_ms < 0) continue;
+    for (std::size_t p = 0; p < topic.partitions.size(); ++p) {
+      shm::PartitionLog& log = *topic.partitions[p].log;
+      auto bases = log.segment_bases();
+      if (!bases || bases->size() < 2) continue;
+      std::int64_t active = log.control()->active.active_base.load(std::memory_order_acquire);
+      std::uint64_t total = 0;
+      std::vector<std::uint64_t> sizes;
+      for (std::int64_t b : *bases) {
+        struct stat st {};
+        std::string path = log.dir() + "/" + shm::segment_file_name(b);
+        std::uint64_t size = ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+        sizes.push_back(size);
+        total += size;
+      }
+      std::optional<std::int64_t> protect;
+      if (c.slow_reader_policy == SlowReaderPolicy::kBackpressure)
+        protect = slowest(TopicPartition{name, static_cast<std::int32_t>(p)});
+      for (std::size_t i = 0; i + 1 < bases->size(); ++i) {
+        std::int64_t base = (*bases)[i];
+        if (base >= active) break;
+        std::int64_t next_base = (*bases)[i + 1];
+        bool too_big = c.retention_bytes >= 0 && total > static_cast<std::uint64_t>(c.retention_bytes);
+        bool too_old = false;
+        if (c.retention_ms >= 0) {
+          // A sealed segment's END frame carries the roll time: newer than all its records.
+          auto seg = log.segment(base);
+          if (seg) {
+            std::uint64_t end = (*seg)->header()->seal_line.end_position.load(std::memory_order_acquire);
+            std::int64_t sealed = (*seg)->header()->seal_line.next_base.load(std::memory_order_acquire);
+            if (sealed >= 0) {
+              std::int64_t ts = (*seg)->frame_at(end)->timestamp_ns;
+              too_old = ts / 1'000'000 < now_ms - c.retention_ms;
+            }
+          }
+        }
+        if (!too_big && !too_old) break;
+        // Backpressure: a segment is deleted only once every group has consumed past it.
+        if (protect && *protect < next_base) break;
+        std::string path = log.dir() + "/" + shm::segment_file_name(base);
+        if (::unlink(path.c_str()) == 0) {
+          total -= sizes[i];
+          if (info)
+            info("retention: deleted " + path + (too_big ? " (retention.bytes)" : " (retention.ms)"));
+        }
+      }
+    }
+  }
+}
+
+std::int64_t TopicManager::total_end_offsets() {
+  std::int64_t sum = 0;
+  for (auto& [name, topic] : topics_)
+    for (auto& ps : topic.partitions) sum += ps.log->end_offset();
+  return sum;
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,72 @@
+// TopicManager: the broker's agent for topics and their partition logs. It opens every
+// partition at start (recovering torn tails, reporting damage), keeps a spare segment ready
+// for each, pads claims abandoned by dead producers, and applies retention.
+//
+// Thread-safety: called from the broker's io_context only (one thread at a time).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shm/log_reader.h"
+#include "shm/partition_log.h"
+#include "sluice/status.h"
+#include "sluice/types.h"
+#include "topic_store.h"
+
+namespace sluice::broker {
+
+struct PartitionState {
+  std::shared_ptr<shm::PartitionLog> log;
+  std::optional<shm::LogReader> watcher;  // follows the end, to find abandoned claims
+};
+
+struct TopicState {
+  TopicConfig config;
+  std::vector<PartitionState> partitions;
+};
+
+// The lowest committed offset any group holds for a partition (nullopt: no group committed),
+// for the backpressure policy.
+using SlowestCommitted = std::function<std::optional<std::int64_t>(const TopicPartition&)>;
+
+class TopicManager {
+ public:
+  TopicManager(TopicStore store, std::int64_t abandon_timeout_ms)
+      : store_(std::move(store)), abandon_timeout_ms_(abandon_timeout_ms) {}
+
+  // Opens every topic of the data directory. Damage found is reported through `warn`.
+  Status load(const std::function<void(const std::string&)>& warn);
+
+  Status create(const std::string& name, const TopicConfig& config);
+  Status alter(const std::string& name, const TopicConfig& config);
+  Status remove(const std::string& name);
+  Result<TopicDescription> describe(const std::string& name);
+  std::vector<std::string> names() const;
+  const TopicState* find(const std::string& name) const;
+
+  // Spare segments and abandoned claims (every housekeeping tick).
+  void housekeeping(const std::function<void(const std::string&)>& warn);
+  // Deletes old segments per retention.bytes / retention.ms; under the backpressure policy
+  // never one a group has not consumed.
+  void apply_retention(std::int64_t now_ms, const SlowestCommitted& slowest,
+                       const std::function<void(const std::string&)>& info);
+
+  // Sum of end offsets (for a records/s figure) and of segment bytes.
+  std::int64_t total_end_offsets();
+  const TopicStore& store() const { return store_; }
+
+ private:
+  Status open_topic(const std::string& name, const std::function<void(const std::string&)>& warn);
+
+  TopicStore store_;
+  std::int64_t abandon_timeout_ms_;
+  std::map<std::string, TopicState> topics_;
+};
+
+}  // namespace sluice::broker
