@@ -341,7 +341,7 @@ void PartitionLog::unlock_roll() {
 }
 
 Status PartitionLog::create_spare_file(const std::string& final_path) {
-  std::uint64_t capacity = control_->segment_capacity;
+  std::uint64_t capacity = segment_capacity();
   std::uint32_t interval = control_->index_interval;
   std::string tmp = path_of("new-" + unique_suffix() + ".tmp");
   std::uint64_t size = Segment::header_bytes_for(capacity, interval) + capacity;
@@ -382,11 +382,18 @@ Result<std::shared_ptr<Segment>> PartitionLog::take_spare_or_create(std::int64_t
   auto file = map_cached(source);
   if (!file) return file.status();
   auto* h = reinterpret_cast<SegmentHeader*>((*file)->data());
-  if (h->magic != kSegmentMagic || h->capacity != control_->segment_capacity) {
-    return Status(ErrorCode::kCorrupt, source + ": segment does not match the partition");
+  std::uint64_t capacity = segment_capacity();
+  if (h->magic != kSegmentMagic || h->capacity != capacity) {
+    // A file of another size (the topic's segment size was altered): drop it, use a new one.
+    (void)remove_file(source);
+    source = path_of("rolling-" + unique_suffix() + ".tmp");
+    if (Status s = create_spare_file(source); !s) return s;
+    file = map_cached(source);
+    if (!file) return file.status();
+    h = reinterpret_cast<SegmentHeader*>((*file)->data());
   }
   // Format first retires whatever the file held (seq 0, tail closed: see Segment::format).
-  Segment::format(**file, control_->segment_capacity, control_->index_interval);
+  Segment::format(**file, capacity, control_->index_interval);
   h->base_offset = base;
   h->tail_line.seq.store(seq, std::memory_order_relaxed);
   // Release: opens the tail. A producer whose fetch_add reads this value (or a later one)

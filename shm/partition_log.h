@@ -71,7 +71,12 @@ class PartitionLog {
   const std::string& dir() const { return dir_; }
   PartitionControl* control() const { return control_; }
   const LogOptions& options() const { return options_; }
-  std::uint64_t segment_capacity() const { return control_->segment_capacity; }
+  // Capacity of the segments created from now on. Relaxed: the broker may change it (topic
+  // alter) while producers roll; each segment records its own capacity in its header.
+  std::uint64_t segment_capacity() const {
+    return std::atomic_ref<std::uint64_t>(control_->segment_capacity)
+        .load(std::memory_order_relaxed);
+  }
   bool writable() const { return options_.access == Access::kReadWrite; }
 
   // The segment with this base offset, mapped once per process.

@@ -11,9 +11,11 @@
 #include <thread>
 
 #include "data_dir.h"
+#include "offsets_table.h"
 #include "partitioner.h"
 #include "shm/clock.h"
 #include "shm/log_appender.h"
+#include "shm/segment.h"
 #include "topic_store.h"
 
 namespace sluice {
@@ -88,6 +90,8 @@ struct Producer::Impl {
   StickyPartitioner sticky{static_cast<std::uint64_t>(shm::monotonic_ns()) ^
                            static_cast<std::uint64_t>(::getpid())};
 
+  std::unique_ptr<OffsetsTable> offsets;  // read-only, for the backpressure policy
+
   // The one outstanding zero-copy reservation.
   shm::Claim claim;
   shm::LogAppender* claim_appender = nullptr;
@@ -129,11 +133,41 @@ struct Producer::Impl {
     return &t;
   }
 
+  // Backpressure policy: may this partition's log grow by one more segment? Yes while it
+  // stays within retention.bytes, or when every group that committed on it has consumed the
+  // oldest segment (so retention may delete it). Asked on the roll path only.
+  bool may_grow(const Topic& t, const std::string& topic, std::int32_t p, shm::PartitionLog& log) {
+    if (t.config.slow_reader_policy != SlowReaderPolicy::kBackpressure ||
+        t.config.retention_bytes < 0)
+      return true;
+    auto bases = log.segment_bases();
+    if (!bases || bases->size() < 2) return true;
+    std::uint64_t per_segment = shm::Segment::header_bytes_for(log.segment_capacity(), log.control()->index_interval) +
+                                log.segment_capacity();
+    if ((bases->size() + 1) * per_segment <= static_cast<std::uint64_t>(t.config.retention_bytes))
+      return true;
+    if (!offsets) {
+      auto table = OffsetsTable::open_read_only(dir.offsets_table());
+      if (!table) return true;  // no group ever committed: nothing to protect
+      offsets = std::make_unique<OffsetsTable>(std::move(table).value());
+    }
+    auto groups = offsets->list_groups();
+    if (!groups) return true;
+    for (const auto& g : *groups) {
+      auto c = offsets->fetch(g, topic, p);
+      if (c && *c && (*c)->offset < (*bases)[1]) return false;  // this group still needs it
+    }
+    return true;
+  }
+
   Result<shm::LogAppender*> appender(std::string_view name, Topic& t, std::int32_t p) {
     Partition& part = t.partitions[static_cast<std::size_t>(p)];
     if (part.appender) return part.appender.get();
     shm::LogOptions o;
     o.populate = true;
+    o.roll_gate = [this, topic = &t, n = std::string(name), p](shm::PartitionLog& log) {
+      return may_grow(*topic, n, p, log);
+    };
     auto log = shm::PartitionLog::open(dir.partition(std::string(name), p), o);
     if (!log) return topic_status(std::string(name), log.status());
     shm::AppenderOptions ao;
