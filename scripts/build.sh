@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Configures and builds one flavour of Sluice.
-# Usage: scripts/build.sh [release|asan|tsan]   (default release; build dirs build, build-asan, build-tsan)
+# Usage: scripts/build.sh [release|asan|tsan] [ninja targets...]
+#   release: everything (build/); asan: ASan + UBSan, no benchmarks (build-asan/);
+#   tsan: TSan, the libraries and the tests of shared-memory concurrency only (build-tsan/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-release}
+shift || true
 case "$flavour" in
   release) dir=build;      args=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan)    dir=build-asan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=address -DSLUICE_BUILD_BENCH=OFF) ;;
-  tsan)    dir=build-tsan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=thread -DSLUICE_BUILD_BENCH=OFF) ;;
+  tsan)    dir=build-tsan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=thread -DSLUICE_BUILD_BENCH=OFF -DSLUICE_BUILD_TOOLS=OFF) ;;
   *) echo "build.sh: unknown flavour '$flavour' (release, asan or tsan)" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja "${args[@]}" >/dev/null
-ninja -C "$dir"
+ninja -C "$dir" "$@"

@@ -367,8 +367,13 @@ Result<std::shared_ptr<Segment>> PartitionLog::take_spare_or_create(std::int64_t
     // spare dance (one rename). Readers still on it see its seq change and get out-of-range.
     auto bases = segment_bases();
     std::int64_t active = control_->active.active_base.load(std::memory_order_acquire);
-    if (bases && bases->size() >= options_.retain_segments && bases->front() < active)
-      source = path_of(segment_file_name(bases->front()));
+    if (bases && bases->size() >= options_.retain_segments && bases->front() < active) {
+      // Claim the oldest file by renaming it to a private name first: retention in another
+      // process (prepare_next) may be taking the same file; whoever renames it first has it.
+      std::string oldest = path_of(segment_file_name(bases->front()));
+      std::string claimed = path_of("rolling-" + unique_suffix() + ".tmp");
+      if (::rename(oldest.c_str(), claimed.c_str()) == 0) source = claimed;
+    }
   }
   if (source.empty()) {
     // Take the prepared spare by renaming it to a private name (atomic: one taker wins);
@@ -395,7 +400,9 @@ Result<std::shared_ptr<Segment>> PartitionLog::take_spare_or_create(std::int64_t
   // Format first retires whatever the file held (seq 0, tail closed: see Segment::format).
   Segment::format(**file, capacity, control_->index_interval);
   h->base_offset = base;
-  h->tail_line.seq.store(seq, std::memory_order_relaxed);
+  // Release: a process that finds the file under its new name and acquires the seq
+  // (Segment::attach) sees the formatted header and base offset above.
+  h->tail_line.seq.store(seq, std::memory_order_release);
   // Release: opens the tail. A producer whose fetch_add reads this value (or a later one)
   // acquires it and so sees the base offset and seq above (LogAppender::reserve).
   h->tail_line.tail.store(0, std::memory_order_release);

@@ -1,0 +1,985 @@
+// `sluice perf`: a produce/consume run over a temporary partition. Producer and consumer
+// processes (fork; --threads for threads) attach to the partition as any application would;
+// the parent only orchestrates, prints a progress line once a second, and reports records/s,
+// MB/s and one-way latency percentiles.
+//
+// Latency is measured per record, from its timestamp (CLOCK_REALTIME, shared by all the
+// processes) to the consumer's clock when the record is handed to it. With --rate the
+// producers run open loop: record i is scheduled at start + i / rate and carries its
+// scheduled time, so a producer that falls behind shows as latency instead of hiding it
+// (coordinated omission). With --batch and --rate the scheduled time travels in the value's
+// first 8 bytes, because claim_batch() stamps records itself (kPerBatch). The consumer reads
+// the clock once per poll() call of at most 64 records, after handling them: a slight
+// overestimate at high rates, exact when records arrive one at a time.
+//
+// Retention keeps the partition's footprint bounded (--retain segments, recycled), so the
+// producers do not outrun the slowest consumer by more than (retain - 2) segments: they wait
+// (flow control, counted in the report) rather than have a consumer's segment recycled under
+// it. Consumer 0 calls prepare_next() once per segment it has read (half a segment out of
+// phase with the rolls), as a broker would.
+#include <fmt/format.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <new>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shm/clock.h"
+#include "shm/log_appender.h"
+#include "shm/log_reader.h"
+#include "shm/partition_log.h"
+#include "tools/commands.h"
+#include "tools/histogram.h"
+
+namespace sluice::tools {
+namespace {
+
+using namespace sluice::shm;
+
+constexpr int kMaxProducers = 16;
+constexpr int kMaxConsumers = 16;
+constexpr std::uint32_t kPollLimit = 64;         // records per poll() call
+constexpr std::int64_t kCopyChunk = 64;          // appends between clock / stop checks
+constexpr std::int64_t kSleepAboveNs = 200'000;  // pacing: sleep when the next send is later
+constexpr std::int64_t kWakeEarlyNs = 100'000;   // ... waking this much early, then spin
+constexpr std::int64_t kDrainTimeoutNs = 10'000'000'000;  // consumers' catch-up after the end
+
+struct PerfConfig {
+  std::uint32_t size = 32;
+  std::int64_t count = 0;  // 0: run for duration_s
+  double duration_s = 10;
+  double rate = 1'000'000;  // records/s over all producers; 0: as fast as possible
+  int producers = 1;
+  int consumers = 1;
+  std::string wait = "adaptive";
+  std::uint32_t batch = 0;  // 0: append() (copy); N: claim_batch of up to N records
+  std::string data_dir = "/dev/shm/sluice";
+  bool json = false;
+  bool threads = false;
+  std::uint32_t segment_mib = 16;
+  std::uint32_t retain = 4;
+  bool no_pin = false;
+  bool no_progress = false;
+
+  std::uint64_t segment_bytes() const { return std::uint64_t{segment_mib} << 20; }
+  std::uint64_t stride() const { return align_frame(kFrameHeaderBytes + std::uint64_t{size}); }
+  std::int64_t records_per_segment() const {
+    return static_cast<std::int64_t>((segment_bytes() - kFrameHeaderBytes) / stride());
+  }
+  // How far (in offsets) producers may run ahead of the slowest consumer.
+  std::int64_t window() const {
+    return static_cast<std::int64_t>(retain - 2) * records_per_segment() -
+           static_cast<std::int64_t>(std::max<std::uint32_t>(batch, 1)) * producers;
+  }
+  bool value_stamped() const { return batch > 0 && rate > 0 && size >= 8; }
+  // Consumer 0 applies retention (prepare_next() recycles the oldest segment into the spare).
+  // Producers' handles have none: their rolls take the spare. (A roll that recycled in place
+  // could race with prepare_next() on another handle.)
+  LogOptions retention_options() const {
+    LogOptions o;
+    o.retain_segments = retain;
+    o.recycle_segments = true;
+    return o;
+  }
+  WaitStrategy wait_strategy() const {
+    if (wait == "spin") return WaitStrategy::kSpin;
+    if (wait == "yield") return WaitStrategy::kYield;
+    if (wait == "block") return WaitStrategy::kBlock;
+    return WaitStrategy::kAdaptive;
+  }
+};
+
+// ---- state shared by the parent and the workers (a MAP_SHARED anonymous mapping) ----------
+
+struct alignas(64) ProducerSlot {
+  std::atomic<std::int64_t> sent{0};
+  std::atomic<std::int64_t> bytes{0};
+  std::atomic<std::int64_t> end_ns{0};  // CLOCK_REALTIME when it stopped
+  std::atomic<std::int64_t> roll_failures{0};
+  std::atomic<std::int64_t> flow_waits{0};
+  std::atomic<std::int64_t> max_late_ns{0};  // open loop: furthest behind schedule
+  std::atomic<int> done{0};
+  std::atomic<int> failed{0};
+  char error[512] = {};
+};
+
+struct alignas(64) ConsumerSlot {
+  std::atomic<std::int64_t> next_offset{0};  // flow control; on a line of its own
+  char pad[56] = {};
+  std::atomic<std::int64_t> received{0};
+  std::atomic<std::int64_t> bytes{0};
+  std::atomic<std::int64_t> last_ns{0};  // CLOCK_REALTIME of the last receipt
+  std::atomic<std::int64_t> prepare_failures{0};
+  std::atomic<int> ready{0};
+  std::atomic<int> done{0};
+  std::atomic<int> failed{0};
+  char error[512] = {};
+  LatencyHistogram histogram;
+};
+
+struct PerfShared {
+  std::atomic<int> stop{0};  // interrupted or failed: everyone stops now
+  std::atomic<int> go{0};
+  std::atomic<std::int64_t> start_ns{0};  // CLOCK_REALTIME of the first scheduled send
+  std::atomic<std::int64_t> target{-1};   // records sent in all, once every producer is done
+  ProducerSlot producers[kMaxProducers];
+  ConsumerSlot consumers[kMaxConsumers];
+};
+
+PerfShared* g_shared = nullptr;
+
+extern "C" void on_stop_signal(int) {
+  if (g_shared != nullptr) g_shared->stop.store(1, std::memory_order_relaxed);
+}
+
+template <class Slot>
+void fail(Slot& slot, const std::string& message) {
+  std::snprintf(slot.error, sizeof slot.error, "%s", message.c_str());
+  slot.failed.store(1, std::memory_order_release);
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+int cpu_count() {
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<std::size_t>(cpu % cpu_count()), &set);
+  (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+void sleep_until_realtime(std::int64_t ns) {
+  timespec ts;
+  ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  while (::clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    if (g_shared != nullptr && g_shared->stop.load(std::memory_order_relaxed) != 0) return;
+  }
+}
+
+// Waits until CLOCK_REALTIME reaches ns: sleeps while it is far, spins the rest.
+void wait_until(std::int64_t ns, const std::atomic<int>& stop) {
+  for (;;) {
+    std::int64_t now = wall_clock_ns();
+    if (now >= ns || stop.load(std::memory_order_relaxed) != 0) return;
+    if (ns - now > kSleepAboveNs) {
+      sleep_until_realtime(ns - kWakeEarlyNs);
+    } else {
+      _mm_pause();
+    }
+  }
+}
+
+std::string group_digits(std::int64_t v) {
+  std::string s = std::to_string(v < 0 ? -v : v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
+    s.insert(static_cast<std::size_t>(i), ",");
+  return v < 0 ? "-" + s : s;
+}
+
+// 3 significant digits with a unit: 812 ns, 1.23 µs, 45.6 ms, 2.00 s.
+std::string format_ns(double ns) {
+  const char* unit = "ns";
+  double v = ns;
+  if (ns >= 1e9) {
+    v = ns / 1e9;
+    unit = "s";
+  } else if (ns >= 1e6) {
+    v = ns / 1e6;
+    unit = "ms";
+  } else if (ns >= 1e3) {
+    v = ns / 1e3;
+    unit = "µs";
+  }
+  if (unit[0] == 'n' || v >= 100) return fmt::format("{:.0f} {}", v, unit);
+  if (v >= 10) return fmt::format("{:.1f} {}", v, unit);
+  return fmt::format("{:.2f} {}", v, unit);
+}
+
+// "1.23 M", "512": the caller appends what is counted.
+std::string format_rate(double per_s) {
+  // Thresholds just under 1000 so that 999.999 k prints as 1.00 M, not 1000.00 k.
+  if (per_s >= 999.995e6) return fmt::format("{:.2f} G", per_s / 1e9);
+  if (per_s >= 999.995e3) return fmt::format("{:.2f} M", per_s / 1e6);
+  if (per_s >= 999.5) return fmt::format("{:.2f} k", per_s / 1e3);
+  return fmt::format("{:.0f}", per_s);
+}
+
+// A worker: a forked child process, or a thread.
+class Worker {
+ public:
+  Worker(bool as_process, std::function<void()> fn) {
+    if (as_process) {
+      std::fflush(nullptr);
+      pid_ = ::fork();
+      if (pid_ == 0) {
+        fn();
+        std::fflush(nullptr);
+        ::_exit(0);
+      }
+      if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    } else {
+      thread_ = std::thread(std::move(fn));
+    }
+  }
+  Worker(Worker&&) = default;
+  Worker& operator=(Worker&&) = default;
+
+  // Process mode: true if the child ended (and how, in *status_ok).
+  bool exited(bool* status_ok) {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r != pid_) return false;
+    pid_ = -1;
+    *status_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    return true;
+  }
+
+  // Waits for the end; false if a child process died abnormally.
+  bool join() {
+    if (thread_.joinable()) thread_.join();
+    if (pid_ > 0) {
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      pid_ = -1;
+      return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    return true;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::thread thread_;
+};
+
+// ---- producer ------------------------------------------------------------------------------
+
+class FlowControl {
+ public:
+  FlowControl(PerfShared& sh, int consumers, std::int64_t window)
+      : sh_(sh), consumers_(consumers), window_(window), limit_(window) {}
+
+  // Returns once `offset` is within the window ahead of the slowest consumer; false if the
+  // run is stopping.
+  bool admit(std::int64_t offset, ProducerSlot& slot) {
+    if (offset < limit_) [[likely]]
+      return true;
+    bool counted = false;
+    for (std::uint32_t spins = 0;; ++spins) {
+      std::int64_t slowest = std::numeric_limits<std::int64_t>::max();
+      for (int c = 0; c < consumers_; ++c)
+        slowest = std::min(slowest, sh_.consumers[c].next_offset.load(std::memory_order_acquire));
+      limit_ = slowest + window_;
+      if (offset < limit_) return true;
+      if (sh_.stop.load(std::memory_order_relaxed) != 0) return false;
+      if (!counted) {
+        slot.flow_waits.fetch_add(1, std::memory_order_relaxed);
+        counted = true;
+      }
+      if (spins < 128) {
+        _mm_pause();
+      } else {
+        sched_yield();
+      }
+    }
+  }
+
+ private:
+  PerfShared& sh_;
+  int consumers_;
+  std::int64_t window_;
+  std::int64_t limit_;
+};
+
+class Producer {
+ public:
+  Producer(const PerfConfig& cfg, PerfShared& sh, int id, LogAppender app)
+      : cfg_(cfg),
+        sh_(sh),
+        slot_(sh.producers[id]),
+        id_(id),
+        app_(std::move(app)),
+        flow_(sh, cfg.consumers, cfg.window()),
+        payload_(std::max<std::uint32_t>(cfg.size, 8), std::byte{0x5a}) {
+    std::int64_t share = cfg.count / cfg.producers;
+    quota_ = cfg.count == 0 ? std::numeric_limits<std::int64_t>::max()
+                            : share + (id < cfg.count % cfg.producers ? 1 : 0);
+  }
+
+  void run() {
+    while (sh_.go.load(std::memory_order_acquire) == 0) {
+      if (stopping()) return finish();
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    start_ = sh_.start_ns.load(std::memory_order_relaxed);
+    end_ = cfg_.count == 0 ? start_ + static_cast<std::int64_t>(std::llround(cfg_.duration_s * 1e9))
+                           : std::numeric_limits<std::int64_t>::max();
+    wait_until(start_, sh_.stop);
+    if (cfg_.rate > 0) {
+      open_loop();
+    } else {
+      closed_loop();
+    }
+    finish();
+  }
+
+ private:
+  bool stopping() const { return sh_.stop.load(std::memory_order_relaxed) != 0; }
+
+  void finish() {
+    slot_.sent.store(sent_, std::memory_order_relaxed);
+    slot_.bytes.store(sent_ * cfg_.size, std::memory_order_relaxed);
+    slot_.end_ns.store(wall_clock_ns(), std::memory_order_relaxed);
+    slot_.done.store(1, std::memory_order_release);
+  }
+
+  void publish_progress() {
+    slot_.sent.store(sent_, std::memory_order_relaxed);
+    slot_.bytes.store(sent_ * cfg_.size, std::memory_order_relaxed);
+  }
+
+  // A failed roll (a full disk, or a race in the log) is counted and retried: the next
+  // reservation waits for the roll and recovers it after the abandon timeout.
+  bool retry(AppendOutcome o) {
+    if (o == AppendOutcome::kRollFailed && !stopping()) {
+      slot_.roll_failures.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    fail(slot_, fmt::format("producer {}: append failed: {}", id_, describe(o)));
+    sh_.stop.store(1, std::memory_order_relaxed);
+    return false;
+  }
+
+  // Appends one record (timestamp < 0: the appender's clock). False when stopping.
+  bool append_one(std::int64_t timestamp_ns) {
+    if (cfg_.size >= 8) {
+      std::uint64_t seq = static_cast<std::uint64_t>(sent_);
+      std::memcpy(payload_.data(), &seq, 8);
+    }
+    RecordMeta meta;
+    meta.timestamp_ns = timestamp_ns;
+    std::string_view value(reinterpret_cast<const char*>(payload_.data()), cfg_.size);
+    for (;;) {
+      AppendResult r = app_.append(value, meta);
+      if (r.outcome == AppendOutcome::kOk) {
+        ++sent_;
+        return flow_.admit(r.offset, slot_);
+      }
+      if (!retry(r.outcome)) return false;
+    }
+  }
+
+  // Appends n records with one claim_batch; scheduled[i] (if given) goes into value i's first
+  // 8 bytes. False when stopping.
+  bool append_batch(std::uint32_t n, const std::int64_t* scheduled) {
+    BatchClaim b;
+    for (;;) {
+      AppendOutcome o = app_.claim_batch(n, cfg_.size, b);
+      if (o == AppendOutcome::kOk) break;
+      if (!retry(o)) return false;
+    }
+    for (std::uint32_t i = 0; i < n; ++i) {
+      std::byte* v = b.value(i).data();
+      std::memcpy(v, payload_.data(), cfg_.size);
+      if (scheduled != nullptr) std::memcpy(v, &scheduled[i], 8);
+    }
+    app_.commit(b);
+    sent_ += n;
+    return flow_.admit(b.first_offset() + n - 1, slot_);
+  }
+
+  void closed_loop() {
+    while (!stopping() && sent_ < quota_) {
+      if (cfg_.batch > 0) {
+        auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(cfg_.batch, quota_ - sent_));
+        if (!append_batch(n, nullptr)) return;
+      } else {
+        std::int64_t chunk = std::min(kCopyChunk, quota_ - sent_);
+        for (std::int64_t k = 0; k < chunk; ++k)
+          if (!append_one(-1)) return;
+      }
+      publish_progress();
+      if (cfg_.count == 0 && wall_clock_ns() >= end_) return;
+    }
+  }
+
+  // Record i of this producer is due at start + (i + id / producers) / per-producer rate.
+  std::int64_t scheduled(std::int64_t i) const {
+    double per_producer = cfg_.rate / cfg_.producers;
+    double t =
+        (static_cast<double>(i) + static_cast<double>(id_) / cfg_.producers) / per_producer * 1e9;
+    return start_ + static_cast<std::int64_t>(t);
+  }
+
+  void open_loop() {
+    std::vector<std::int64_t> stamps(std::max<std::uint32_t>(cfg_.batch, 1));
+    std::int64_t max_late = 0;
+    while (!stopping() && sent_ < quota_) {
+      std::int64_t due_at = scheduled(sent_);
+      if (due_at >= end_) break;
+      std::int64_t now = wall_clock_ns();
+      if (now < due_at) {
+        wait_until(due_at, sh_.stop);
+        continue;
+      }
+      max_late = std::max(max_late, now - due_at);
+      // Send what is due now: up to one batch, or a chunk of single appends.
+      if (cfg_.batch == 0) {
+        for (std::int64_t k = 0; k < kCopyChunk && sent_ < quota_; ++k) {
+          std::int64_t t = scheduled(sent_);
+          if (t > now || t >= end_) break;
+          if (!append_one(t)) return;
+        }
+      } else {
+        std::uint32_t n = 0;
+        while (n < cfg_.batch && sent_ + n < quota_) {
+          std::int64_t t = scheduled(sent_ + n);
+          if (t > now || t >= end_) break;
+          stamps[n++] = t;
+        }
+        if (n > 0 && !append_batch(n, cfg_.value_stamped() ? stamps.data() : nullptr)) return;
+      }
+      publish_progress();
+    }
+    slot_.max_late_ns.store(max_late, std::memory_order_relaxed);
+  }
+
+  const PerfConfig& cfg_;
+  PerfShared& sh_;
+  ProducerSlot& slot_;
+  int id_;
+  LogAppender app_;
+  FlowControl flow_;
+  std::vector<std::byte> payload_;
+  std::int64_t quota_ = 0;
+  std::int64_t sent_ = 0;
+  std::int64_t start_ = 0;
+  std::int64_t end_ = 0;
+};
+
+void run_producer(const PerfConfig& cfg, const std::string& dir, PerfShared& sh, int id, int cpu) {
+  ProducerSlot& slot = sh.producers[id];
+  if (cpu >= 0) pin_to_cpu(cpu);
+  ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);  // precise pacing sleeps
+  auto log = PartitionLog::open(dir, LogOptions{});
+  if (!log) {
+    fail(slot, "producer: " + log.status().message());
+    slot.done.store(1);
+    return;
+  }
+  AppenderOptions ao;
+  ao.timestamp_mode = cfg.batch > 0 ? TimestampMode::kPerBatch : TimestampMode::kWallClock;
+  auto app = LogAppender::open(*log, ao);
+  if (!app) {
+    fail(slot, "producer: " + app.status().message());
+    slot.done.store(1);
+    return;
+  }
+  Producer p(cfg, sh, id, std::move(app).value());
+  p.run();
+}
+
+// ---- consumer ------------------------------------------------------------------------------
+
+void run_consumer(const PerfConfig& cfg, const std::string& dir, PerfShared& sh, int id, int cpu) {
+  ConsumerSlot& slot = sh.consumers[id];
+  auto finish = [&] {
+    slot.done.store(1, std::memory_order_release);
+    slot.ready.store(1, std::memory_order_release);
+  };
+  if (cpu >= 0) pin_to_cpu(cpu);
+  auto log = PartitionLog::open(dir, id == 0 ? cfg.retention_options() : LogOptions{});
+  if (!log) {
+    fail(slot, "consumer: " + log.status().message());
+    return finish();
+  }
+  auto opened = LogReader::open(*log);
+  if (!opened) {
+    fail(slot, "consumer: " + opened.status().message());
+    return finish();
+  }
+  LogReader reader = std::move(opened).value();
+  slot.ready.store(1, std::memory_order_release);
+
+  WaitStrategy strategy = cfg.wait_strategy();
+  bool stamped = cfg.value_stamped();
+  std::int64_t stamps[kPollLimit];
+  std::uint32_t n = 0;
+  std::int64_t bytes = 0;
+  auto handler = [&](const RecordView& r) {
+    std::string_view v = r.value.value_or(std::string_view{});
+    std::int64_t t = r.timestamp_ns;
+    if (stamped && v.size() >= 8) std::memcpy(&t, v.data(), 8);
+    stamps[n++] = t;
+    bytes += static_cast<std::int64_t>(v.size());
+  };
+  std::int64_t received = 0;
+  std::int64_t per_segment = cfg.records_per_segment();
+  std::int64_t next_prepare = per_segment / 2;
+  for (;;) {
+    n = 0;
+    PollResult pr = reader.poll(handler, kPollLimit);
+    if (pr.records != 0) {
+      std::int64_t now = wall_clock_ns();
+      for (std::uint32_t i = 0; i < n; ++i)
+        slot.histogram.record(now > stamps[i] ? static_cast<std::uint64_t>(now - stamps[i]) : 0);
+      received += pr.records;
+      slot.next_offset.store(reader.position(), std::memory_order_release);
+      slot.received.store(received, std::memory_order_relaxed);
+      slot.bytes.store(bytes, std::memory_order_relaxed);
+      slot.last_ns.store(now, std::memory_order_relaxed);
+      if (id == 0 && received >= next_prepare) {
+        if (!(*log)->prepare_next()) slot.prepare_failures.fetch_add(1, std::memory_order_relaxed);
+        next_prepare = received + per_segment;
+      }
+      continue;
+    }
+    if (pr.outcome != ReadOutcome::kOk) {
+      fail(slot, fmt::format("consumer {}: {}", id, reader.error().message()));
+      sh.stop.store(1, std::memory_order_relaxed);
+      break;
+    }
+    if (sh.stop.load(std::memory_order_relaxed) != 0) break;
+    std::int64_t target = sh.target.load(std::memory_order_acquire);
+    if (target >= 0 && received >= target) break;
+    (void)reader.wait(strategy, 100'000'000);
+  }
+  finish();
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+struct Totals {
+  std::int64_t sent = 0;
+  std::int64_t sent_bytes = 0;
+  std::int64_t min_received = 0;
+  std::int64_t min_received_bytes = 0;
+};
+
+Totals totals(const PerfShared& sh, const PerfConfig& cfg) {
+  Totals t;
+  for (int p = 0; p < cfg.producers; ++p) {
+    t.sent += sh.producers[p].sent.load(std::memory_order_relaxed);
+    t.sent_bytes += sh.producers[p].bytes.load(std::memory_order_relaxed);
+  }
+  t.min_received = std::numeric_limits<std::int64_t>::max();
+  t.min_received_bytes = std::numeric_limits<std::int64_t>::max();
+  for (int c = 0; c < cfg.consumers; ++c) {
+    t.min_received =
+        std::min(t.min_received, sh.consumers[c].received.load(std::memory_order_relaxed));
+    t.min_received_bytes =
+        std::min(t.min_received_bytes, sh.consumers[c].bytes.load(std::memory_order_relaxed));
+  }
+  return t;
+}
+
+std::string describe_setup(const PerfConfig& cfg) {
+  auto workers = [&](int n, const char* role) {
+    const char* kind =
+        cfg.threads ? (n > 1 ? "threads" : "thread") : (n > 1 ? "processes" : "process");
+    return fmt::format("{} {} {}", n, role, kind);
+  };
+  std::string s = fmt::format("{} -> {}, {}-byte values, ", workers(cfg.producers, "producer"),
+                              workers(cfg.consumers, "consumer"), cfg.size);
+  s += cfg.batch > 0 ? fmt::format("claim_batch of up to {}", cfg.batch) : "append (copy)";
+  s += cfg.rate > 0 ? fmt::format(", open loop at {} records/s",
+                                  group_digits(static_cast<std::int64_t>(cfg.rate)))
+                    : ", as fast as possible";
+  s += ", wait " + cfg.wait;
+  return s;
+}
+
+int run_perf(PerfConfig cfg) {
+  // ---- validation
+  if (cfg.producers < 1 || cfg.producers > kMaxProducers || cfg.consumers < 1 ||
+      cfg.consumers > kMaxConsumers) {
+    fmt::print(stderr, "sluice perf: --producers and --consumers must be 1..16\n");
+    return 2;
+  }
+  if (cfg.retain < 3) {
+    fmt::print(stderr, "sluice perf: --retain must be at least 3\n");
+    return 2;
+  }
+  std::uint64_t usable = cfg.segment_bytes() - kFrameHeaderBytes;
+  std::uint64_t claim = cfg.stride() * std::max<std::uint32_t>(cfg.batch, 1);
+  if (claim * 4 > usable) {
+    fmt::print(stderr,
+               "sluice perf: a claim of {} bytes ({}-byte values x {}) needs segments of at "
+               "least 4x that: raise --segment-mib\n",
+               claim, cfg.size, std::max<std::uint32_t>(cfg.batch, 1));
+    return 2;
+  }
+  if (cfg.count == 0 && !(cfg.duration_s > 0)) {
+    fmt::print(stderr, "sluice perf: --duration must be positive\n");
+    return 2;
+  }
+
+  // ---- the partition
+  static int run_counter = 0;
+  std::string run_dir = fmt::format("{}/perf-{}-{}-{}", cfg.data_dir, ::getpid(),
+                                    wall_clock_ns() / 1000, run_counter++);
+  std::string part_dir = run_dir + "/partition-0";
+  std::error_code ec;
+  std::filesystem::create_directories(run_dir, ec);
+  if (ec) {
+    fmt::print(stderr, "sluice perf: cannot create {}: {}\n", run_dir, ec.message());
+    return 1;
+  }
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code e;
+      std::filesystem::remove_all(dir, e);
+    }
+  } cleanup{run_dir};
+  {
+    LogConfig lc;
+    lc.segment_bytes = cfg.segment_bytes();
+    auto log = PartitionLog::create(part_dir, lc, cfg.retention_options());
+    if (!log) {
+      fmt::print(stderr, "sluice perf: {}\n", log.status().message());
+      return 1;
+    }
+    if (Status s = (*log)->prepare_next(); !s) {
+      fmt::print(stderr, "sluice perf: {}\n", s.message());
+      return 1;
+    }
+  }
+
+  // ---- shared state and signals
+  void* mem = ::mmap(nullptr, sizeof(PerfShared), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    fmt::print(stderr, "sluice perf: mmap: {}\n", std::strerror(errno));
+    return 1;
+  }
+  auto* sh = new (mem) PerfShared();
+  struct Unmap {
+    PerfShared* p;
+    ~Unmap() {
+      g_shared = nullptr;
+      p->~PerfShared();
+      ::munmap(p, sizeof(PerfShared));
+    }
+  } unmap{sh};
+  g_shared = sh;
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+
+  // Pin when every worker can have a CPU of its own: producers first, then consumers.
+  bool pin = !cfg.no_pin && cfg.producers + cfg.consumers <= cpu_count();
+  if (!cfg.json && cfg.producers + cfg.consumers > cpu_count())
+    fmt::print(stderr,
+               "sluice perf: note: {} workers on {} CPUs take turns; that shows in the latency\n",
+               cfg.producers + cfg.consumers, cpu_count());
+
+  // ---- start: consumers first (positioned at the beginning), then producers
+  std::vector<Worker> workers;
+  const PerfConfig& c = cfg;
+  try {
+    for (int i = 0; i < cfg.consumers; ++i) {
+      int cpu = pin ? cfg.producers + i : -1;
+      workers.emplace_back(!cfg.threads,
+                           [&c, &part_dir, sh, i, cpu] { run_consumer(c, part_dir, *sh, i, cpu); });
+    }
+    for (int i = 0; i < cfg.consumers; ++i) {
+      while (sh->consumers[i].ready.load(std::memory_order_acquire) == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    for (int i = 0; i < cfg.producers; ++i) {
+      int cpu = pin ? i : -1;
+      workers.emplace_back(!cfg.threads,
+                           [&c, &part_dir, sh, i, cpu] { run_producer(c, part_dir, *sh, i, cpu); });
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "sluice perf: {}\n", e.what());
+    sh->stop.store(1);
+    for (Worker& w : workers) w.join();
+    return 1;
+  }
+
+  std::int64_t start = wall_clock_ns() + 20'000'000;  // everyone ready by then
+  sh->start_ns.store(start, std::memory_order_relaxed);
+  sh->go.store(1, std::memory_order_release);
+
+  // ---- monitor
+  bool tty = ::isatty(STDERR_FILENO) != 0;
+  bool progress = !cfg.no_progress && (cfg.count != 0 || cfg.duration_s > 2);
+  // Runs over 2 s get a line a second: a --duration run from the first second, a --count run
+  // (whose length is not known) once it has lasted 2 s.
+  std::int64_t next_report = start + (cfg.count != 0 ? 2'000'000'000 : 1'000'000'000);
+  Totals last{};
+  std::int64_t last_ns = start;
+  std::int64_t drain_deadline = std::numeric_limits<std::int64_t>::max();
+  bool drained = true;
+  bool crashed = false;
+  bool printed_progress = false;
+  std::size_t reaped = 0;  // process mode: children that have exited
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!cfg.threads) {
+      for (Worker& w : workers) {
+        bool ok = true;
+        if (w.exited(&ok)) {
+          ++reaped;
+          if (!ok) {
+            crashed = true;  // killed, or died before it could say so in its slot
+            sh->stop.store(1, std::memory_order_relaxed);
+          }
+        }
+      }
+      if (reaped == workers.size()) break;
+    }
+    bool producers_done = true;
+    for (int p = 0; p < cfg.producers; ++p) {
+      if (sh->producers[p].done.load(std::memory_order_acquire) == 0) producers_done = false;
+      if (sh->producers[p].failed.load(std::memory_order_relaxed) != 0) sh->stop.store(1);
+    }
+    bool consumers_done = true;
+    for (int i = 0; i < cfg.consumers; ++i) {
+      if (sh->consumers[i].done.load(std::memory_order_acquire) == 0) consumers_done = false;
+      if (sh->consumers[i].failed.load(std::memory_order_relaxed) != 0) sh->stop.store(1);
+    }
+    std::int64_t now = wall_clock_ns();
+    if (producers_done && sh->target.load() < 0) {
+      sh->target.store(totals(*sh, cfg).sent, std::memory_order_release);
+      drain_deadline = now + kDrainTimeoutNs;
+    }
+    if (consumers_done && producers_done) break;
+    if (now > drain_deadline && sh->stop.load() == 0) {
+      drained = false;
+      sh->stop.store(1);
+    }
+    if (progress && now >= next_report) {
+      Totals t = totals(*sh, cfg);
+      double dt = static_cast<double>(now - last_ns) / 1e9;
+      std::string line = fmt::format(
+          "[{:5.1f}s] sent {} records/s  received {} records/s  {:.1f} MB/s  lag {} records",
+          static_cast<double>(now - start) / 1e9,
+          format_rate(static_cast<double>(t.sent - last.sent) / dt),
+          format_rate(static_cast<double>(t.min_received - last.min_received) / dt),
+          static_cast<double>(t.min_received_bytes - last.min_received_bytes) / dt / 1e6,
+          group_digits(t.sent - t.min_received));
+      if (tty) {
+        fmt::print(stderr, "\r\033[2K{}", line);
+      } else {
+        fmt::print(stderr, "{}\n", line);
+      }
+      std::fflush(stderr);
+      printed_progress = true;
+      last = t;
+      last_ns = now;
+      next_report += 1'000'000'000;
+    }
+  }
+  if (printed_progress && tty) fmt::print(stderr, "\n");
+  bool children_ok = true;
+  for (Worker& w : workers) children_ok = w.join() && children_ok;
+  crashed = crashed || !children_ok;
+  bool interrupted = sh->stop.load() != 0;
+
+  // ---- results
+  Totals t = totals(*sh, cfg);
+  std::int64_t send_end = start;
+  std::int64_t roll_failures = 0;
+  std::int64_t flow_waits = 0;
+  std::int64_t max_late = 0;
+  std::vector<std::string> errors;
+  for (int p = 0; p < cfg.producers; ++p) {
+    const ProducerSlot& s = sh->producers[p];
+    send_end = std::max(send_end, s.end_ns.load());
+    roll_failures += s.roll_failures.load();
+    flow_waits += s.flow_waits.load();
+    max_late = std::max(max_late, s.max_late_ns.load());
+    if (s.failed.load() != 0) errors.emplace_back(s.error);
+  }
+  LatencyHistogram merged;
+  std::int64_t recv_end = start;
+  std::int64_t prepare_failures = 0;
+  std::vector<std::int64_t> per_consumer;
+  for (int i = 0; i < cfg.consumers; ++i) {
+    const ConsumerSlot& s = sh->consumers[i];
+    merged.merge(s.histogram);
+    recv_end = std::max(recv_end, s.last_ns.load());
+    prepare_failures += s.prepare_failures.load();
+    per_consumer.push_back(s.received.load());
+    if (s.failed.load() != 0) errors.emplace_back(s.error);
+  }
+  if (crashed) errors.emplace_back("a worker process died");
+  if (!drained) errors.emplace_back("consumers did not catch up within 10 s of the end");
+  double send_s = std::max(1e-9, static_cast<double>(send_end - start) / 1e9);
+  double recv_s = std::max(1e-9, static_cast<double>(recv_end - start) / 1e9);
+  double sent_rate = static_cast<double>(t.sent) / send_s;
+  double recv_rate = static_cast<double>(t.min_received) / recv_s;
+  double recv_mb = static_cast<double>(t.min_received_bytes) / recv_s / 1e6;
+  double sent_mb = static_cast<double>(t.sent_bytes) / send_s / 1e6;
+  bool complete = t.min_received == t.sent && errors.empty() && !interrupted;
+
+  struct Pct {
+    const char* name;
+    double q;
+  };
+  const Pct pcts[] = {
+      {"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}, {"p99.9", 0.999}, {"p99.99", 0.9999}};
+
+  if (cfg.json) {
+    nlohmann::json j;
+    j["config"] = {{"size", cfg.size},
+                   {"count", cfg.count},
+                   {"duration_s", cfg.count == 0 ? cfg.duration_s : 0.0},
+                   {"rate", cfg.rate},
+                   {"producers", cfg.producers},
+                   {"consumers", cfg.consumers},
+                   {"wait", cfg.wait},
+                   {"batch", cfg.batch},
+                   {"mode", cfg.threads ? "threads" : "processes"},
+                   {"segment_bytes", cfg.segment_bytes()},
+                   {"retain_segments", cfg.retain},
+                   {"pinned", pin},
+                   {"data_dir", cfg.data_dir}};
+    j["sent"] = {{"records", t.sent},
+                 {"value_bytes", t.sent_bytes},
+                 {"seconds", send_s},
+                 {"records_per_s", sent_rate},
+                 {"mb_per_s", sent_mb}};
+    j["received"] = {{"records_per_consumer", per_consumer},
+                     {"min_records", t.min_received},
+                     {"seconds", recv_s},
+                     {"records_per_s", recv_rate},
+                     {"mb_per_s", recv_mb}};
+    nlohmann::json lat = {{"samples", merged.count()},
+                          {"min", merged.min()},
+                          {"mean", merged.mean()},
+                          {"max", merged.max()}};
+    for (const Pct& p : pcts) lat[p.name] = merged.percentile(p.q);
+    j["latency_ns"] = lat;
+    j["latency_from"] = cfg.rate > 0    ? "scheduled send time"
+                        : cfg.batch > 0 ? "batch claim time"
+                                        : "append time";
+    j["flow_control_waits"] = flow_waits;
+    j["roll_failures"] = roll_failures;
+    j["prepare_failures"] = prepare_failures;
+    j["max_behind_schedule_ns"] = max_late;
+    j["complete"] = complete;
+    j["interrupted"] = interrupted && errors.empty();
+    j["errors"] = errors;
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    fmt::print("sluice perf: {}\n", describe_setup(cfg));
+    fmt::print("  partition {}: {} MiB segments, {} retained and recycled (removed afterwards)\n",
+               part_dir, cfg.segment_mib, cfg.retain);
+    fmt::print("  sent      {:>14} records in {:.3f} s: {} records/s, {:.1f} MB/s\n",
+               group_digits(t.sent), send_s, format_rate(sent_rate), sent_mb);
+    fmt::print("  received  {:>14} records in {:.3f} s: {} records/s, {:.1f} MB/s{}\n",
+               group_digits(t.min_received), recv_s, format_rate(recv_rate), recv_mb,
+               cfg.consumers > 1 ? " (each consumer)" : "");
+    std::string lat;
+    for (const Pct& p : pcts)
+      lat += fmt::format("{} {}  ", p.name, format_ns(static_cast<double>(merged.percentile(p.q))));
+    lat += "max " + format_ns(static_cast<double>(merged.max()));
+    fmt::print("  latency   {}\n", lat);
+    fmt::print("            one-way, from each record's {} to its receipt; {} samples, mean {}\n",
+               cfg.rate > 0    ? "scheduled send time"
+               : cfg.batch > 0 ? "timestamp (its batch's claim)"
+                               : "timestamp (taken at append)",
+               group_digits(static_cast<std::int64_t>(merged.count())), format_ns(merged.mean()));
+    if (cfg.rate > 0 && max_late > 1'000'000)
+      fmt::print("  note      producers fell up to {} behind schedule (counted in the latency)\n",
+                 format_ns(static_cast<double>(max_late)));
+    if (flow_waits > 0)
+      fmt::print("  note      producers waited {} times for the slowest consumer (flow control)\n",
+                 group_digits(flow_waits));
+    if (roll_failures > 0)
+      fmt::print("  warning   {} segment rolls failed and were retried\n",
+                 group_digits(roll_failures));
+    if (prepare_failures > 0)
+      fmt::print("  warning   prepare_next() failed {} times\n", group_digits(prepare_failures));
+    if (interrupted && errors.empty()) fmt::print("  interrupted: partial results\n");
+    for (const std::string& e : errors) fmt::print("  error     {}\n", e);
+  }
+  if (!errors.empty()) return 1;
+  return interrupted ? 130 : 0;  // 128 + SIGINT, as a shell reports an interrupted command
+}
+
+}  // namespace
+
+void add_perf_command(CLI::App& app, int& exit_code) {
+  auto cfg = std::make_shared<PerfConfig>();
+  if (const char* env = std::getenv("SLUICE_DATA_DIR"); env != nullptr && *env != '\0')
+    cfg->data_dir = env;
+  CLI::App* cmd = app.add_subcommand(
+      "perf",
+      "Produce/consume run over a temporary partition: records/s, MB/s, one-way latency.\n"
+      "Without options: 10 s, 1 producer process -> 1 consumer process, 32-byte values at\n"
+      "1,000,000 records/s (open loop), adaptive wait.");
+  cmd->add_option("--size", cfg->size, "Value bytes")->capture_default_str();
+  auto* count =
+      cmd->add_option("--count", cfg->count, "Records to send in all (instead of --duration)");
+  cmd->add_option("--duration", cfg->duration_s, "Seconds to send for")
+      ->capture_default_str()
+      ->excludes(count);
+  cmd->add_option("--rate", cfg->rate,
+                  "Records/s over all producers, open loop (latency from the scheduled send "
+                  "time); 0 = as fast as possible")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--producers", cfg->producers, "Producer processes (threads)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kMaxProducers));
+  cmd->add_option("--consumers", cfg->consumers,
+                  "Consumer processes (threads); each reads every record")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kMaxConsumers));
+  cmd->add_option("--wait", cfg->wait, "How consumers wait for records")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"spin", "yield", "block", "adaptive"}));
+  cmd->add_option("--batch", cfg->batch,
+                  "Append with claim_batch of up to N records (timestamp per batch); 0 = "
+                  "append() one record at a time (copy)")
+      ->capture_default_str();
+  cmd->add_option("--data-dir", cfg->data_dir,
+                  "Directory for the temporary partition (env SLUICE_DATA_DIR)")
+      ->capture_default_str();
+  cmd->add_flag("--json", cfg->json, "Print the results as JSON on stdout");
+  cmd->add_flag("--threads", cfg->threads, "Run producers and consumers as threads, not processes");
+  cmd->add_option("--segment-mib", cfg->segment_mib, "Segment size in MiB")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--retain", cfg->retain, "Segments kept (and recycled)")->capture_default_str();
+  cmd->add_flag("--no-pin", cfg->no_pin, "Do not pin workers to CPUs");
+  cmd->add_flag("--no-progress", cfg->no_progress, "No progress line on stderr");
+  cmd->callback([cfg, &exit_code] { exit_code = run_perf(*cfg); });
+}
+
+}  // namespace sluice::tools
