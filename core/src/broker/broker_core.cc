@@ -21,6 +21,7 @@ void info(const std::string& m) { spdlog::info("{}", m); }
 BrokerCore::BrokerCore(BrokerConfig config, DataDir dir, FileOwnership ownership)
     : config_(std::move(config)),
       dir_(dir),
+      ownership_(ownership),
       topics_(TopicStore(dir, ownership), config_.abandon_timeout_ms) {}
 
 BrokerCore::~BrokerCore() = default;
@@ -37,15 +38,15 @@ void BrokerCore::shutdown() {
 }
 
 void BrokerCore::reply(const std::shared_ptr<Session>& s, const json& req, json body) {
-  if (req.value("no_reply", false)) return;
-  body["id"] = req.value("id", std::int64_t{-1});
+  if (control::no_reply(req)) return;
+  body["id"] = control::request_id(req);
   body["ok"] = true;
   s->send(body);
 }
 
 void BrokerCore::fail(const std::shared_ptr<Session>& s, const json& req, const Status& status) {
-  if (req.value("no_reply", false)) return;
-  s->send({{"id", req.value("id", std::int64_t{-1})},
+  if (control::no_reply(req)) return;
+  s->send({{"id", control::request_id(req)},
            {"ok", false},
            {"error", control::error_body(status)}});
 }
@@ -61,6 +62,14 @@ void BrokerCore::handle(const std::shared_ptr<Session>& session, json& msg) {
       {"topic.delete", &BrokerCore::op_topic_delete},
   };
   const std::string op = msg["op"].get<std::string>();
+  if ((msg.contains("id") && !msg["id"].is_number_integer()) ||
+      (msg.contains("no_reply") && !msg["no_reply"].is_boolean())) {
+    fail(session, msg,
+         Status(ErrorCode::kProtocol, "bad " + op +
+                                          " request: \"id\" must be an integer and "
+                                          "\"no_reply\" a boolean"));
+    return;
+  }
   try {
     if (auto it = kHandlers.find(op); it != kHandlers.end()) {
       json body = json::object();

@@ -49,6 +49,7 @@ class BrokerCore {
 
   BrokerConfig config_;
   DataDir dir_;
+  FileOwnership ownership_;
   TopicManager topics_;
   std::unique_ptr<GroupService> groups_;
   std::int64_t started_ms_ = 0;

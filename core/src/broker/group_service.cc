@@ -44,7 +44,10 @@ Status GroupService::start() {
         if (t == nullptr) return std::nullopt;
         return static_cast<std::int32_t>(t->partitions.size());
       });
-  auto table = OffsetsTable::open_or_create(core_.dir_.offsets_table());
+  shm::TableOptions options;
+  options.mode = core_.ownership_.file_mode;
+  options.group = core_.ownership_.group;
+  auto table = OffsetsTable::open_or_create(core_.dir_.offsets_table(), options);
   if (!table) return table.status();
   table_ = std::move(table).value();
   // Generations continue upward across broker restarts.
@@ -63,15 +66,15 @@ Status GroupService::start() {
 void GroupService::shutdown() {}
 
 void GroupService::reply(const std::shared_ptr<Session>& s, const json& req, json body) {
-  if (req.value("no_reply", false)) return;
-  body["id"] = req.value("id", std::int64_t{-1});
+  if (control::no_reply(req)) return;
+  body["id"] = control::request_id(req);
   body["ok"] = true;
   s->send(body);
 }
 
 void GroupService::fail(const std::shared_ptr<Session>& s, const json& req, const Status& st) {
-  if (req.value("no_reply", false)) return;
-  s->send({{"id", req.value("id", std::int64_t{-1})}, {"ok", false}, {"error", control::error_body(st)}});
+  if (control::no_reply(req)) return;
+  s->send({{"id", control::request_id(req)}, {"ok", false}, {"error", control::error_body(st)}});
 }
 
 void GroupService::handle(const std::shared_ptr<Session>& s, const std::string& op,
@@ -167,7 +170,7 @@ void GroupService::op_join(const std::shared_ptr<Session>& s, const json& req) {
   MemberLink& link = members_[result->member_id];
   link.session = s;
   link.group = jr.group;
-  link.pending_join = req.value("id", std::int64_t{-1});
+  link.pending_join = control::request_id(req);
   session_members_[s->id()].insert(result->member_id);
   dispatch(std::move(result->events));
 }

@@ -1,0 +1,137 @@
+// Helpers for the tests of the shared table, the offsets table and the group coordinator:
+// results, scratch directories under /dev/shm, child processes, raw file pokes.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include "shm/clock.h"
+#include "sluice/status.h"
+
+namespace sluice::test {
+
+#define CORE_REQUIRE_OK(expr)                    \
+  do {                                           \
+    ::sluice::Status require_ok_status = (expr); \
+    INFO(require_ok_status.message());           \
+    REQUIRE(require_ok_status.is_ok());          \
+  } while (false)
+
+template <class T>
+T ok(Result<T> r) {
+  INFO(r.status().message());
+  REQUIRE(r.is_ok());
+  return std::move(r).value();
+}
+
+// 1 normally; 20 with SLUICE_STRESS=1.
+inline int stress_scale() {
+  const char* v = std::getenv("SLUICE_STRESS");
+  return v != nullptr && std::string_view(v) == "1" ? 20 : 1;
+}
+
+// /dev/shm/sluice-core-test-<pid>-<n>-<test name>: one per test, removed at the end.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    static std::atomic<int> counter{0};
+    std::string clean;
+    for (char c : Catch::getResultCapture().getCurrentTestName()) {
+      bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+      clean += keep ? c : '_';
+      if (clean.size() >= 50) break;
+    }
+    path_ = "/dev/shm/sluice-core-test-" + std::to_string(::getpid()) + "-" +
+            std::to_string(counter.fetch_add(1)) + "-" + clean;
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs fn in a child process that exits with fn's result through _exit (no destructors, no
+// Catch reporting in the child).
+inline pid_t spawn(const std::function<int()>& fn) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int code = 1;
+    try {
+      code = fn();
+    } catch (...) {
+      code = 99;
+    }
+    ::_exit(code);
+  }
+  return pid;
+}
+
+// The child's exit code, or 128 + signal. Kills it (and fails) after `timeout_ns`.
+inline int wait_child(pid_t pid, std::int64_t timeout_ns = 120'000'000'000) {
+  const std::int64_t deadline = shm::monotonic_ns() + timeout_ns;
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    REQUIRE(r >= 0);
+    if (r == pid) {
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+      return -1;
+    }
+    if (shm::monotonic_ns() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      FAIL("child " << pid << " did not finish in time");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// pwrite/pread at a byte position of a file, REQUIREing success.
+inline void poke(const std::string& path, std::uint64_t position, const void* data,
+                 std::size_t size) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(position));
+  ::close(fd);
+  REQUIRE(n == static_cast<ssize_t>(size));
+}
+
+inline void peek(const std::string& path, std::uint64_t position, void* data, std::size_t size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  ssize_t n = ::pread(fd, data, size, static_cast<off_t>(position));
+  ::close(fd);
+  REQUIRE(n == static_cast<ssize_t>(size));
+}
+
+}  // namespace sluice::test
