@@ -15,7 +15,7 @@ packages=(
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
 )
 if [[ "${SLUICE_PEERS:-0}" == 1 ]]; then
-  packages+=(libzmq3-dev gnuplot-nox)
+  packages+=(libzmq3-dev gnuplot-nox iceoryx libiceoryx-posh-dev)
 fi
 
 missing=()

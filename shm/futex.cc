@@ -40,7 +40,7 @@ bool heavy_barrier() noexcept {
     long s = membarrier(MEMBARRIER_CMD_QUERY);
     return s >= 0 && (s & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0;
   }();
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  full_fence();
   if (!supported) return false;
   return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
 }

@@ -25,12 +25,24 @@ extern bool g_heavy_barrier_available;
 // once by anything that publishes into a log (the LogAppender does it).
 bool register_for_heavy_barrier() noexcept;
 
+// A full (store-load) fence. GCC refuses std::atomic_thread_fence under -fsanitize=thread
+// (TSan does not model fences); there a seq_cst RMW of a thread-private word stands in: a
+// full barrier on x86 (lock xadd) that adds no happens-before edge between threads.
+inline void full_fence() noexcept {
+#if defined(__SANITIZE_THREAD__)
+  thread_local std::atomic<std::uint32_t> word{0};
+  word.fetch_add(1, std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
 // The producer's half: after publishing data, before reading the waiters word.
 inline void light_barrier() noexcept {
   if (detail::g_heavy_barrier_available) {
     std::atomic_signal_fence(std::memory_order_seq_cst);
   } else {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    full_fence();
   }
 }
 

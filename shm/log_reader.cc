@@ -134,7 +134,10 @@ bool LogReader::wait(WaitStrategy strategy, std::int64_t timeout_ns) {
     }
     if (i % kPollsPerStallCheck == 0) {
       check_stall();
-      if (!segment_->still_current()) return true;  // poll reports kOutOfRange
+      if (!segment_->still_current()) {
+        empty_polls_ = kPollsPerStallCheck - 1;  // so that the next poll reports kOutOfRange
+        return true;
+      }
       if (monotonic_ns() >= spin_until) break;
     }
   }
@@ -144,24 +147,34 @@ bool LogReader::wait(WaitStrategy strategy, std::int64_t timeout_ns) {
 
 bool LogReader::block_until_ready(std::int64_t deadline_ns) {
   PartitionControl* c = log_->control();
+  // A log opened read-only has partition.ctl mapped read-only: such a reader cannot announce
+  // itself in `waiters` (the store would fault), so no producer wakes it; it parks for short
+  // spells instead, as when there is no heavy barrier.
+  const bool announce = log_->writable();
   for (;;) {
     // Acquire: pairs with the producer's release increment in LogAppender::wake_readers.
     std::uint32_t key = c->wake_seq.value.load(std::memory_order_acquire);
-    // seq_cst RMW: announce ourselves before re-checking (the Dekker pattern of futex.h).
-    c->waiters.value.fetch_add(1, std::memory_order_seq_cst);
-    bool barrier = heavy_barrier();
+    bool barrier = false;
+    if (announce) {
+      // seq_cst RMW: announce ourselves before re-checking (the Dekker pattern of futex.h).
+      c->waiters.value.fetch_add(1, std::memory_order_seq_cst);
+      barrier = heavy_barrier();
+    }
     if (ready()) {
-      c->waiters.value.fetch_sub(1, std::memory_order_relaxed);
+      if (announce) c->waiters.value.fetch_sub(1, std::memory_order_relaxed);
       return true;
     }
     std::int64_t now = monotonic_ns();
     std::int64_t park = std::min(deadline_ns - now, kMaxParkNs);
     if (!barrier) park = std::min<std::int64_t>(park, 1'000'000);  // no barrier: bounded wait
     if (park > 0) futex_wait(&c->wake_seq.value, key, park);
-    c->waiters.value.fetch_sub(1, std::memory_order_relaxed);
+    if (announce) c->waiters.value.fetch_sub(1, std::memory_order_relaxed);
     if (ready()) return true;
     check_stall();
-    if (!segment_->still_current()) return true;
+    if (!segment_->still_current()) {
+      empty_polls_ = kPollsPerStallCheck - 1;  // so that the next poll reports kOutOfRange
+      return true;
+    }
     if (monotonic_ns() >= deadline_ns) return false;
   }
 }

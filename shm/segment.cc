@@ -56,6 +56,9 @@ Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> fil
     return Status(ErrorCode::kCorrupt, path + ": too small for a segment header (" +
                                            std::to_string(f.size()) + " bytes)");
   auto* h = reinterpret_cast<SegmentHeader*>(f.data());
+  // Acquire, before reading the rest of the header: pairs with the roller's release of the
+  // seq (PartitionLog::take_spare_or_create), which follows its writes of the header.
+  const std::uint32_t seq = h->tail_line.seq.load(std::memory_order_acquire);
   if (h->magic != kSegmentMagic)
     return Status(ErrorCode::kBadFormat, path + ": not a Sluice segment (bad magic)");
   if (h->version != kLogFormatVersion)
@@ -76,8 +79,7 @@ Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> fil
   seg->index_ = reinterpret_cast<IndexSlot*>(f.data() + kSegmentIndexOffset);
   seg->base_offset_ = h->base_offset;
   seg->capacity_ = h->capacity;
-  // Acquire: pairs with the roller's release of the seq before it publishes the segment.
-  seg->seq_ = h->tail_line.seq.load(std::memory_order_acquire);
+  seg->seq_ = seq;
   seg->index_interval_ = h->index_interval;
   seg->index_slots_ = h->index_slots;
   return seg;

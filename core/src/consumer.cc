@@ -78,6 +78,9 @@ struct Consumer::Impl {
     if (control && control->connected()) return Status::ok();
     auto c = ControlClient::connect(dir, config.client_id);
     if (!c) return c.status();
+    // A new connection is a new lease: a group member rejoins on it, whichever call (poll,
+    // commit, committed) happened to reconnect.
+    if (control && !subscription.empty()) rejoin_needed = true;
     control = std::move(c).value();
     return Status::ok();
   }

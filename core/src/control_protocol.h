@@ -8,6 +8,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -21,6 +22,17 @@ using nlohmann::json;
 inline constexpr int kProtocolVersion = 1;
 // A line longer than this is a protocol error: the peer is closed.
 inline constexpr std::size_t kMaxLineBytes = 4u << 20;
+
+// A request's id and no_reply flag, whatever the client put there: a field of the wrong type
+// reads as absent (id -1, a reply wanted), so that answering a malformed request never throws.
+inline std::int64_t request_id(const json& req) {
+  auto it = req.find("id");
+  return it != req.end() && it->is_number_integer() ? it->get<std::int64_t>() : -1;
+}
+inline bool no_reply(const json& req) {
+  auto it = req.find("no_reply");
+  return it != req.end() && it->is_boolean() && it->get<bool>();
+}
 
 inline json error_body(const Status& s) {
   return {{"code", error_code_name(s.code())}, {"message", s.message()}};

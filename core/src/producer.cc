@@ -1,5 +1,6 @@
 #include "sluice/producer.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -85,6 +86,7 @@ struct Producer::Impl {
     std::vector<Partition> partitions;
     std::int64_t checked_ns = 0;
     std::uint32_t sticky_count = 0;
+    ino_t inode = 0;  // of the topic's directory: a topic deleted and re-created is another
   };
   std::map<std::string, Topic, std::less<>> topics;
   StickyPartitioner sticky{static_cast<std::uint64_t>(shm::monotonic_ns()) ^
@@ -122,8 +124,20 @@ struct Producer::Impl {
     std::int64_t now = shm::monotonic_ns();
     if (it != topics.end() && now - it->second.checked_ns < kTopicRecheckNs) return &it->second;
     auto read = store.read(std::string(name));
+    struct stat st {};
+    bool present = read && ::stat(dir.topic(std::string(name)).c_str(), &st) == 0;
+    if (it != topics.end() && claim_appender == nullptr &&
+        (!present || st.st_ino != it->second.inode)) {
+      // Deleted, or deleted and created again: the appenders map the deleted files, where
+      // records would be acknowledged and never read.
+      topics.erase(it);
+      it = topics.end();
+    }
     if (!read) return read.status();
-    if (it == topics.end()) it = topics.emplace(std::string(name), Topic{}).first;
+    if (it == topics.end()) {
+      it = topics.emplace(std::string(name), Topic{}).first;
+      it->second.inode = present ? st.st_ino : 0;
+    }
     Topic& t = it->second;
     t.config = *read;
     t.checked_ns = now;

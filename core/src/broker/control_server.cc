@@ -10,7 +10,9 @@ using control::json;
 
 void Session::send(const json& message) {
   if (!open_) return;
-  outbox_.push_back(message.dump() + "\n");
+  // Replace, not throw: strings that come from clients (ids, names) may hold invalid UTF-8,
+  // and dump() would throw on them out of the io_context.
+  outbox_.push_back(message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
   if (!writing_) write_next();
 }
 
@@ -71,7 +73,19 @@ void Session::read_next() {
           self->close();
           return;
         }
-        if (self->on_message_) self->on_message_(self, msg);
+        if (self->on_message_) {
+          try {
+            self->on_message_(self, msg);
+          } catch (const std::exception& e) {
+            // A request the handlers did not expect: drop this connection, keep the broker.
+            self->send({{"ok", false},
+                        {"error", control::error_body(Status(
+                                      ErrorCode::kProtocol,
+                                      std::string("request failed: ") + e.what()))}});
+            self->close();
+            return;
+          }
+        }
         if (self->open_) self->read_next();
       });
 }

@@ -1,0 +1,353 @@
+// The harness shared by the peer benchmarks (bench/peers/*.cc), run by bench/compare.
+//
+// Every executable measures the same two shapes for one value size (--size, default 32):
+//   throughput  one producer process (CPU 0) -> one consumer process (CPU 1); the consumer
+//               times the records it receives after a warm-up: records/s and MB/s (value
+//               bytes, 1 MB = 1e6 B)
+//   latency     ping-pong between two processes (A on CPU 0, B on CPU 1): A sends one value,
+//               B echoes it back; one-way = half the round trip, sampled per round trip with
+//               rdtscp (calibrated against steady_clock), p50/p99/p99.9/mean
+// and prints one JSON line:
+//   {"system":..,"size":..,"records":..,"rounds":..,"records_per_s":..,"mb_per_s":..,
+//    "p50_ns":..,"p99_ns":..,"p999_ns":..,"mean_ns":..}
+// Options: --size BYTES, --records N (throughput, after a warm-up of N/10), --rounds N (latency
+// samples, after a warm-up of N/10), --only tput|lat.
+//
+// A transport implements Transport: prepare() runs in the parent before the forks; open(dir,
+// sending) runs in the child that uses that end, dir 0 = A -> B (producer -> consumer), 1 = B -> A;
+// cleanup() runs in the parent after both children exited. The ping-pong side A opens its
+// receiving end first, B its receiving end first too.
+#pragma once
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace peers {
+
+[[noreturn]] inline void die(const std::string& what) {
+  std::fprintf(stderr, "peer bench: %s\n", what.c_str());
+  std::fflush(stderr);
+  std::_Exit(2);
+}
+
+inline void pin_to_cpu(int cpu) {
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  int cpus = n > 0 ? static_cast<int>(n) : 1;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<std::size_t>(cpu % cpus), &set);
+  (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+inline std::uint64_t ticks() {
+  unsigned aux;
+  return __rdtscp(&aux);
+}
+
+inline double ns_per_tick() {
+  static double value = [] {
+    using Clock = std::chrono::steady_clock;
+    auto t0 = Clock::now();
+    std::uint64_t c0 = ticks();
+    while (Clock::now() - t0 < std::chrono::milliseconds(100)) {
+    }
+    auto t1 = Clock::now();
+    std::uint64_t c1 = ticks();
+    return std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(c1 - c0);
+  }();
+  return value;
+}
+
+inline std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// An object in a MAP_SHARED anonymous mapping: visible to a forked child.
+template <class T>
+T* shared_object() {
+  void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) die("mmap of a shared page failed");
+  return new (p) T();
+}
+
+struct Options {
+  std::string system;
+  std::uint32_t size = 32;
+  std::int64_t records = 2'000'000;
+  std::int64_t rounds = 100'000;
+  bool tput = true;
+  bool lat = true;
+};
+
+inline Options parse(int argc, char** argv, const char* system) {
+  Options o;
+  o.system = system;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) die("missing value after " + a);
+      return argv[++i];
+    };
+    if (a == "--size") {
+      o.size = static_cast<std::uint32_t>(std::stoul(next()));
+    } else if (a == "--records") {
+      o.records = std::stoll(next());
+    } else if (a == "--rounds") {
+      o.rounds = std::stoll(next());
+    } else if (a == "--only") {
+      std::string w = next();
+      o.tput = w == "tput";
+      o.lat = w == "lat";
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--size BYTES] [--records N] [--rounds N] [--only tput|lat]\n"
+                   "prints one JSON line (see bench/peers/peer_common.h)\n",
+                   argv[0]);
+      std::exit(a == "--help" ? 0 : 2);
+    }
+  }
+  if (o.size < 8) o.size = 8;
+  return o;
+}
+
+struct Results {
+  double records_per_s = 0;
+  double mb_per_s = 0;
+  double p50 = 0, p99 = 0, p999 = 0, mean = 0;
+};
+
+inline void print_json(const Options& o, const Results& r) {
+  std::printf(
+      "{\"system\":\"%s\",\"size\":%u,\"records\":%lld,\"rounds\":%lld,\"records_per_s\":%.0f,"
+      "\"mb_per_s\":%.1f,\"p50_ns\":%.0f,\"p99_ns\":%.0f,\"p999_ns\":%.0f,\"mean_ns\":%.0f}\n",
+      o.system.c_str(), o.size, static_cast<long long>(o.tput ? o.records : 0),
+      static_cast<long long>(o.lat ? o.rounds : 0), r.records_per_s, r.mb_per_s, r.p50, r.p99,
+      r.p999, r.mean);
+  std::fflush(stdout);
+}
+
+// A child normally ends with _Exit (no static destructors of state inherited from the parent);
+// a transport whose per-process runtime must deregister (iceoryx) sets this to end with exit.
+inline bool g_child_runs_destructors = false;
+
+// Runs fn in a forked child; returns its pid.
+inline pid_t spawn(const std::function<void()>& fn) {
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) die("fork failed");
+  if (pid == 0) {
+    fn();
+    std::fflush(nullptr);
+    if (g_child_runs_destructors) std::exit(0);
+    std::_Exit(0);
+  }
+  return pid;
+}
+
+inline void reap(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    die("the peer process failed");
+}
+
+// Fills p50/p99/p99.9/mean from round-trip samples in ticks (halved: one-way).
+inline void percentiles(std::vector<std::uint64_t>& samples, Results& r) {
+  if (samples.empty()) return;
+  std::sort(samples.begin(), samples.end());
+  double scale = ns_per_tick() / 2;
+  auto at = [&](double q) {
+    auto rank = static_cast<std::size_t>(q * static_cast<double>(samples.size()));
+    rank = std::min(rank, samples.size() - 1);
+    return static_cast<double>(samples[rank]) * scale;
+  };
+  double sum = 0;
+  for (std::uint64_t s : samples) sum += static_cast<double>(s);
+  r.p50 = at(0.50);
+  r.p99 = at(0.99);
+  r.p999 = at(0.999);
+  r.mean = sum / static_cast<double>(samples.size()) * scale;
+}
+
+// One direction of a message channel.
+class Link {
+ public:
+  virtual ~Link() = default;
+  // Sends one value of `size` bytes.
+  virtual void send(const char* data, std::size_t size) = 0;
+  // Receives at least one value of `size` bytes into buf (capacity `cap` bytes, a multiple of
+  // size); returns how many whole values it received. A message transport returns 1.
+  virtual std::size_t recv(char* buf, std::size_t size, std::size_t cap) = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual void prepare() {}
+  virtual std::unique_ptr<Link> open(int dir, bool sending) = 0;
+  virtual void cleanup() {}
+};
+
+// A byte stream (pipe, SOCK_STREAM) carrying fixed-size values: one write per value; the reader
+// takes whatever has arrived, keeping a partial value for the next call. The transport owns the
+// descriptors.
+class StreamLink : public Link {
+ public:
+  StreamLink(int rfd, int wfd) : rfd_(rfd), wfd_(wfd) {}
+  void send(const char* data, std::size_t size) override {
+    std::size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::write(wfd_, data + done, size - done);
+      if (n <= 0) die("write failed");
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  std::size_t recv(char* buf, std::size_t size, std::size_t cap) override {
+    for (;;) {
+      ssize_t n = ::read(rfd_, buf, cap - partial_);
+      if (n <= 0) die("read failed or end of stream");
+      partial_ += static_cast<std::size_t>(n);
+      std::size_t whole = partial_ / size;
+      partial_ %= size;
+      if (whole != 0) return whole;
+    }
+  }
+
+ private:
+  int rfd_;
+  int wfd_;
+  std::size_t partial_ = 0;
+};
+
+// Both sides run in forked children (the parent only coordinates), so that a transport with
+// per-process state (a runtime, a context) starts clean in each of them.
+struct alignas(64) Shared {
+  std::atomic<std::int64_t> t_start{0};
+  std::atomic<std::int64_t> t_end{0};
+  std::atomic<std::int64_t> received{0};
+  Results lat;
+};
+
+inline void run_tput(Transport& t, const Options& o, Results& r) {
+  Shared* sh = shared_object<Shared>();
+  t.prepare();
+  std::int64_t warm = std::max<std::int64_t>(o.records / 10, 1);
+  std::int64_t total = warm + o.records;
+  std::uint32_t size = o.size;
+  pid_t consumer = spawn([&] {
+    pin_to_cpu(1);
+    auto link = t.open(0, false);
+    std::size_t cap = std::max<std::size_t>(size, (std::size_t{64} << 10) / size * size);
+    std::vector<char> buf(cap);
+    std::int64_t got = 0;
+    std::int64_t at_start = 0;
+    std::uint64_t sink = 0;
+    bool started = false;
+    while (got < total) {
+      got += static_cast<std::int64_t>(link->recv(buf.data(), size, cap));
+      sink += static_cast<unsigned char>(buf[0]);
+      if (!started && got >= warm) {
+        sh->t_start.store(now_ns());
+        at_start = got;
+        started = true;
+      }
+    }
+    sh->t_end.store(now_ns());
+    sh->received.store(got - at_start);
+    if (sink == 1) std::fputs("", stderr);
+  });
+  pid_t producer = spawn([&] {
+    pin_to_cpu(0);
+    auto link = t.open(0, true);
+    std::vector<char> value(size, 'v');
+    for (std::int64_t i = 0; i < total; ++i) {
+      std::memcpy(value.data(), &i, 8);
+      link->send(value.data(), size);
+    }
+    // Keep the sending end open until everything has been read.
+    while (sh->t_end.load() == 0) ::usleep(1000);
+  });
+  reap(consumer);
+  reap(producer);
+  t.cleanup();
+  double secs = static_cast<double>(sh->t_end.load() - sh->t_start.load()) / 1e9;
+  double n = static_cast<double>(sh->received.load());
+  r.records_per_s = n / secs;
+  r.mb_per_s = n * size / secs / 1e6;
+  ::munmap(sh, sizeof(Shared));
+}
+
+inline void run_lat(Transport& t, const Options& o, Results& r) {
+  Shared* sh = shared_object<Shared>();
+  t.prepare();
+  std::uint32_t size = o.size;
+  std::int64_t warm = std::max<std::int64_t>(o.rounds / 10, 1);
+  std::int64_t total = warm + o.rounds;
+  pid_t echo = spawn([&] {
+    pin_to_cpu(1);
+    auto in = t.open(0, false);
+    auto out = t.open(1, true);
+    std::vector<char> buf(size);
+    for (std::int64_t i = 0; i < total; ++i) {
+      in->recv(buf.data(), size, size);
+      out->send(buf.data(), size);
+    }
+    while (sh->t_end.load() == 0) ::usleep(1000);
+  });
+  pid_t ping = spawn([&] {
+    pin_to_cpu(0);
+    (void)ns_per_tick();
+    auto in = t.open(1, false);
+    auto out = t.open(0, true);
+    std::vector<char> value(size, 'p');
+    std::vector<char> buf(size);
+    std::vector<std::uint64_t> samples;
+    samples.reserve(static_cast<std::size_t>(o.rounds));
+    for (std::int64_t i = 0; i < total; ++i) {
+      std::uint64_t c0 = ticks();
+      out->send(value.data(), size);
+      in->recv(buf.data(), size, size);
+      std::uint64_t c1 = ticks();
+      if (i >= warm) samples.push_back(c1 - c0);
+    }
+    percentiles(samples, sh->lat);
+    sh->t_end.store(1);
+  });
+  reap(ping);
+  reap(echo);
+  t.cleanup();
+  r.p50 = sh->lat.p50;
+  r.p99 = sh->lat.p99;
+  r.p999 = sh->lat.p999;
+  r.mean = sh->lat.mean;
+  ::munmap(sh, sizeof(Shared));
+}
+
+inline int run(int argc, char** argv, const char* system, Transport& t) {
+  Options o = parse(argc, argv, system);
+  Results r;
+  if (o.tput) run_tput(t, o, r);
+  if (o.lat) run_lat(t, o, r);
+  print_json(o, r);
+  return 0;
+}
+
+}  // namespace peers

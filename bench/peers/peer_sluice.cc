@@ -1,0 +1,274 @@
+// Sluice itself in the peer benchmarks' shapes (see peer_common.h), through the partition log:
+//   throughput  a producer process (CPU 0) appends with claim_batch (64 records per claim for
+//               values up to 64 B, 8 up to 4 KiB, else 1; TimestampMode::kPerBatch) into one
+//               partition; a consumer process (CPU 1) polls it (LogReader::poll, and
+//               LogReader::wait with WaitStrategy::kSpin when it has caught up) and reads each
+//               value's first 8 bytes. Segments: 4 MiB x 4 retained, recycled (the consumer's
+//               handle has {retain 4, recycle}, it calls prepare_next() once per segment read;
+//               the producer's handle has no retention, its rolls take the spare) — log_bench's
+//               fastest configuration ("recycled-spare"). Flow control as in log_bench: the
+//               producer does not run more than 2 segments ahead of the consumer. The
+//               warm-up is at least 6 segments, so that recycling is in its steady state.
+//   latency     ping-pong over two partitions: A append()s to P1, B waits (kSpin) and polls P1
+//               and append()s the value to P2, A waits (kSpin) and polls P2; one-way = half the
+//               round trip. Both off the clock every 4096 round trips: prepare_next().
+// SLUICE_DATA_DIR (default /dev/shm/sluice) holds the temporary partitions, removed after.
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include <filesystem>
+#include <string>
+
+#include "peer_common.h"
+#include "shm/log_appender.h"
+#include "shm/log_reader.h"
+#include "shm/partition_log.h"
+
+namespace {
+
+using namespace sluice::shm;
+using peers::die;
+
+template <class T>
+T must(sluice::Result<T> r, const char* what) {
+  if (!r) die(std::string(what) + ": " + r.status().message());
+  return std::move(r).value();
+}
+
+void must(const sluice::Status& s, const char* what) {
+  if (!s) die(std::string(what) + ": " + s.message());
+}
+
+constexpr std::uint32_t kRetain = 4;
+// 4 MiB (log_bench's best); SLUICE_PEER_SEGMENT_MIB overrides it, for experiments.
+const std::uint64_t kSegmentBytes = [] {
+  const char* env = std::getenv("SLUICE_PEER_SEGMENT_MIB");
+  std::uint64_t mib = env != nullptr && *env != '\0' ? std::stoull(env) : 4;
+  return mib << 20;
+}();
+
+LogOptions recycling() {
+  LogOptions o;
+  o.retain_segments = kRetain;
+  o.recycle_segments = true;
+  return o;
+}
+
+std::string temp_dir(const char* tag) {
+  const char* env = std::getenv("SLUICE_DATA_DIR");
+  std::string root = env != nullptr && *env != '\0' ? env : "/dev/shm/sluice";
+  std::string dir = root + "/peer-bench-" + std::to_string(::getpid()) + "-" + tag;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+struct alignas(64) TputShared {
+  std::atomic<std::int64_t> consumer_next{0};
+  std::atomic<std::int64_t> t_start{0};
+  std::atomic<std::int64_t> t_end{0};
+  std::atomic<std::int64_t> received{0};
+};
+
+void run_tput(const peers::Options& o, peers::Results& res) {
+  std::uint32_t size = o.size;
+  std::uint32_t batch = size <= 64 ? 64 : size <= 4096 ? 8 : 1;
+  std::uint64_t stride = align_frame(kFrameHeaderBytes + std::uint64_t{size});
+  auto per_segment = static_cast<std::int64_t>((kSegmentBytes - kFrameHeaderBytes) / stride);
+  std::int64_t window = static_cast<std::int64_t>(kRetain - 2) * per_segment - batch;
+  std::int64_t warm = std::max<std::int64_t>(o.records / 10, 6 * per_segment);
+  std::int64_t total = warm + o.records;
+  total += (batch - total % batch) % batch;
+
+  std::string dir = temp_dir("tput");
+  std::string part = dir + "/p0";
+  {
+    LogConfig lc;
+    lc.segment_bytes = kSegmentBytes;
+    auto log = must(PartitionLog::create(part, lc, recycling()), "create");
+    must(log->prepare_next(), "prepare_next");
+  }
+  auto* sh = peers::shared_object<TputShared>();
+
+  pid_t consumer = peers::spawn([&] {
+    peers::pin_to_cpu(1);
+    auto log = must(PartitionLog::open(part, recycling()), "open (consumer)");
+    LogReader reader = must(LogReader::open(log), "open reader");
+    std::uint64_t sink = 0;
+    auto handler = [&](const RecordView& r) {
+      std::string_view v = r.value.value_or(std::string_view{});
+      std::uint64_t x = 0;
+      if (v.size() >= 8) std::memcpy(&x, v.data(), 8);
+      sink += x;
+    };
+    std::int64_t got = 0;
+    std::int64_t at_start = 0;
+    std::int64_t next_prepare = per_segment / 2;
+    while (got < total) {
+      PollResult pr = reader.poll(handler, 4096);
+      if (pr.records != 0) {
+        got += pr.records;
+        sh->consumer_next.store(reader.position(), std::memory_order_release);
+        if (at_start == 0 && got >= warm) {
+          sh->t_start.store(peers::now_ns());
+          at_start = got;
+        }
+        if (got >= next_prepare) {
+          must(log->prepare_next(), "prepare_next");
+          next_prepare = got + per_segment;
+        }
+        continue;
+      }
+      if (pr.outcome != ReadOutcome::kOk) die("consumer: " + reader.error().message());
+      (void)reader.wait(WaitStrategy::kSpin, 200'000);
+    }
+    sh->t_end.store(peers::now_ns());
+    sh->received.store(got - at_start);
+    if (sink == 1) std::fputs("", stderr);
+  });
+
+  pid_t producer = peers::spawn([&] {
+    peers::pin_to_cpu(0);
+    auto log = must(PartitionLog::open(part, LogOptions{}), "open (producer)");
+    AppenderOptions ao;
+    ao.timestamp_mode = TimestampMode::kPerBatch;
+    LogAppender app = must(LogAppender::open(log, ao), "open appender");
+    std::vector<std::byte> payload(size, std::byte{0x42});
+    std::int64_t limit = window;
+    std::uint64_t seq = 0;
+    BatchClaim b;
+    int roll_failures = 0;
+    for (std::int64_t done = 0; done < total; done += batch) {
+      AppendOutcome out;
+      while ((out = app.claim_batch(batch, size, b)) != AppendOutcome::kOk) {
+        if (out != AppendOutcome::kRollFailed || ++roll_failures > 100)
+          die(std::string("append failed: ") + describe(out));
+      }
+      for (std::uint32_t i = 0; i < b.count(); ++i) {
+        std::byte* v = b.value(i).data();
+        std::memcpy(v, payload.data(), size);
+        std::memcpy(v, &seq, 8);
+        ++seq;
+      }
+      app.commit(b);
+      std::int64_t last = b.first_offset() + b.count() - 1;
+      for (std::uint32_t spins = 0; last >= limit; ++spins) {  // flow control
+        limit = sh->consumer_next.load(std::memory_order_acquire) + window;
+        if (spins < 256) {
+          _mm_pause();
+        } else {
+          sched_yield();
+        }
+      }
+    }
+  });
+  peers::reap(producer);
+  peers::reap(consumer);
+  double secs = static_cast<double>(sh->t_end.load() - sh->t_start.load()) / 1e9;
+  double n = static_cast<double>(sh->received.load());
+  res.records_per_s = n / secs;
+  res.mb_per_s = n * size / secs / 1e6;
+  ::munmap(sh, sizeof(TputShared));
+  std::filesystem::remove_all(dir);
+}
+
+struct alignas(64) LatShared {
+  std::atomic<std::int64_t> ready{0};
+  std::atomic<std::int64_t> stop{0};
+  peers::Results lat;
+};
+
+// Waits until `reader` has a record and consumes it.
+template <class Handler>
+bool receive_one(LogReader& reader, Handler&& handler, const std::atomic<std::int64_t>* stop) {
+  for (;;) {
+    if (reader.wait(WaitStrategy::kSpin, 100'000'000) && reader.poll(handler, 1).records != 0)
+      return true;
+    if (stop != nullptr && stop->load(std::memory_order_relaxed) != 0) return false;
+  }
+}
+
+void run_lat(const peers::Options& o, peers::Results& res) {
+  std::string dir = temp_dir("lat");
+  {
+    LogConfig lc;
+    lc.segment_bytes = kSegmentBytes;
+    for (const char* p : {"/p1", "/p2"}) {
+      auto log = must(PartitionLog::create(dir + p, lc, recycling()), "create");
+      must(log->prepare_next(), "prepare_next");
+    }
+  }
+  auto* sh = peers::shared_object<LatShared>();
+  std::int64_t warm = std::max<std::int64_t>(o.rounds / 10, 1);
+  std::int64_t total = warm + o.rounds;
+  std::uint32_t size = o.size;
+
+  pid_t echo = peers::spawn([&] {
+    peers::pin_to_cpu(1);
+    auto p1 = must(PartitionLog::open(dir + "/p1", recycling()), "open p1");
+    // No retention on the handle B appends with: A's prepare_next() recycles P2's segments
+    // into the spare and B's rolls take it.
+    auto p2 = must(PartitionLog::open(dir + "/p2", LogOptions{}), "open p2");
+    LogReader reader = must(LogReader::open(p1), "open reader");
+    LogAppender app = must(LogAppender::open(p2), "open appender");
+    auto on_ping = [&](const RecordView& r) {
+      if (app.append(r.value.value_or(std::string_view{})).outcome != AppendOutcome::kOk)
+        die("echo append failed");
+    };
+    sh->ready.store(1, std::memory_order_release);
+    while (receive_one(reader, on_ping, &sh->stop)) {
+    }
+  });
+
+  pid_t ping = peers::spawn([&] {
+    peers::pin_to_cpu(0);
+    (void)peers::ns_per_tick();
+    auto p1 = must(PartitionLog::open(dir + "/p1", recycling()), "open p1");
+    auto p2 = must(PartitionLog::open(dir + "/p2", recycling()), "open p2");
+    LogAppender app = must(LogAppender::open(p1), "open appender");
+    LogReader reader = must(LogReader::open(p2), "open reader");
+    std::string value(size, 'p');
+    std::uint64_t sink = 0;
+    auto on_pong = [&](const RecordView& r) {
+      sink += r.value.value_or(std::string_view{}).size();
+    };
+    while (sh->ready.load(std::memory_order_acquire) == 0) {
+    }
+    std::vector<std::uint64_t> samples;
+    samples.reserve(static_cast<std::size_t>(o.rounds));
+    for (std::int64_t i = 0; i < total; ++i) {
+      std::uint64_t c0 = peers::ticks();
+      if (app.append(value).outcome != AppendOutcome::kOk) die("append failed");
+      receive_one(reader, on_pong, nullptr);
+      std::uint64_t c1 = peers::ticks();
+      if (i >= warm) samples.push_back(c1 - c0);
+      if (i % 4096 == 0) {  // off the clock: keep a spare ready, recycle old segments
+        must(p1->prepare_next(), "prepare_next");
+        must(p2->prepare_next(), "prepare_next");
+      }
+    }
+    sh->stop.store(1, std::memory_order_relaxed);
+    (void)app.append(value);  // wakes B if it is parked
+    peers::percentiles(samples, sh->lat);
+    if (sink == 1) std::fputs("", stderr);
+  });
+  peers::reap(ping);
+  peers::reap(echo);
+  res.p50 = sh->lat.p50;
+  res.p99 = sh->lat.p99;
+  res.p999 = sh->lat.p999;
+  res.mean = sh->lat.mean;
+  ::munmap(sh, sizeof(LatShared));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  peers::Options o = peers::parse(argc, argv, "sluice");
+  peers::Results r;
+  if (o.tput) run_tput(o, r);
+  if (o.lat) run_lat(o, r);
+  peers::print_json(o, r);
+  return 0;
+}

@@ -1,0 +1,544 @@
+// The broker's control plane: one broker per data directory, a control socket that survives
+// garbage, fencing of commits from old generations, and topic administration through Admin.
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+
+#include "broker_test_support.h"
+#include "control_client.h"
+#include "data_dir.h"
+#include "sluice/broker.h"
+#include "sluice/consumer.h"
+#include "sluice/producer.h"
+
+namespace sluice::broker_test {
+namespace {
+
+using control::json;
+
+// ---- one broker per data directory ---------------------------------------------------------
+
+TEST_CASE("a second broker on the same data dir is refused, naming the first one's pid",
+          "[process]") {
+  DataDirFixture dir;
+  SluicedProcess first(dir.path());
+  first.start();
+  const std::string pid = "pid " + std::to_string(first.pid());
+
+  SECTION("a second sluiced exits with an error naming the pid") {
+    SluicedProcess second(dir.path());
+    auto [code, output] = second.run_to_completion();
+    INFO(output);
+    CHECK(code == 1);
+    CHECK(output.find("a broker is already running for " + dir.path()) != std::string::npos);
+    CHECK(output.find(pid) != std::string::npos);
+  }
+  SECTION("an embedded broker is refused with kBusy naming the pid") {
+    BrokerConfig bc;
+    bc.data_dir = dir.path();
+    auto second = Broker::start(bc);
+    REQUIRE(!second.is_ok());
+    INFO(second.status().message());
+    CHECK(second.status().code() == ErrorCode::kBusy);
+    CHECK(second.status().message().find(pid) != std::string::npos);
+  }
+  // The first one is unharmed: it still answers, on the same socket.
+  REQUIRE(broker_answers(dir.path()));
+  {
+    auto admin = must(Admin::connect(dir.path()));
+    CHECK(must(admin.status()).pid == first.pid());
+  }
+  CHECK(first.stop() == 0);
+}
+
+// ---- the control socket survives garbage -------------------------------------------------
+
+// A raw connection to the control socket.
+class RawConnection {
+ public:
+  explicit RawConnection(const std::string& data_dir) {
+    std::string path = data_dir + "/broker.sock";
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    REQUIRE(path.size() < sizeof addr.sun_path);
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  ~RawConnection() { ::close(fd_); }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  // Writes everything it can; false if the broker closed the connection meanwhile.
+  bool write(std::string_view bytes) {
+    while (!bytes.empty()) {
+      ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  // The next line, or nullopt when the broker closed the connection (or timeout_ms passed:
+  // then timed_out() is true).
+  std::optional<std::string> read_line(std::int64_t timeout_ms = 5000) {
+    timed_out_ = false;
+    std::int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+      if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        return line;
+      }
+      std::int64_t left = deadline - now_ms();
+      if (left <= 0) {
+        timed_out_ = true;
+        return std::nullopt;
+      }
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+      char chunk[4096];
+      ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return std::nullopt;  // closed (or reset)
+      buffer_.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+  bool timed_out() const { return timed_out_; }
+
+  // Reads until the connection closes; true if it did within timeout_ms.
+  bool closed_within(std::int64_t timeout_ms) {
+    while (read_line(timeout_ms)) {
+    }
+    return !timed_out_;
+  }
+
+ private:
+  int fd_ = -1;
+  std::string buffer_;
+  bool timed_out_ = false;
+};
+
+// The broker still serves: an Admin that connected before the garbage and a fresh one.
+void require_broker_serves(SluicedProcess& broker, Admin& bystander, const std::string& dir) {
+  INFO(broker.log());
+  REQUIRE(::kill(broker.pid(), 0) == 0);
+  auto s = bystander.status();
+  INFO(s.status().message());
+  REQUIRE(s.is_ok());
+  CHECK(s->pid == broker.pid());
+  auto fresh = must(Admin::connect(dir));
+  auto topics = must(fresh.list_topics());
+  CHECK(topics == std::vector<std::string>{"t"});
+}
+
+// Either an error answer (then the connection may stay open or close) or a closed
+// connection; never silence, never a success.
+void require_error_or_close(RawConnection& c, const std::string& what) {
+  INFO("request: " << what);
+  auto line = c.read_line();
+  if (!line) {
+    CHECK(!c.timed_out());  // closed, not ignored
+    return;
+  }
+  json j = json::parse(*line, nullptr, false);
+  INFO("answer: " << *line);
+  REQUIRE(!j.is_discarded());
+  REQUIRE(j.is_object());
+  CHECK(j.value("ok", true) == false);
+  REQUIRE(j.contains("error"));
+  CHECK(j["error"].is_object());
+}
+
+TEST_CASE("the control socket survives garbage and keeps serving others", "[process]") {
+  DataDirFixture dir;
+  SluicedProcess broker(dir.path());
+  broker.start();
+  create_topic(dir.path(), "t", TopicConfig{});
+  auto bystander = must(Admin::connect(dir.path()));
+
+  SECTION("random bytes") {
+    std::mt19937 rng(12345);
+    for (int round = 0; round < 20; ++round) {
+      RawConnection c(dir.path());
+      std::string bytes(4096, '\0');
+      for (auto& b : bytes) b = static_cast<char>(rng() & 0xff);
+      bytes.push_back('\n');
+      (void)c.write(bytes);
+      // Whatever it answers, it must be errors only, until it closes the connection.
+      std::int64_t deadline = now_ms() + 5000;
+      while (now_ms() < deadline) {
+        auto line = c.read_line(1000);
+        if (!line) break;
+        json j = json::parse(*line, nullptr, false);
+        INFO("answer: " << *line);
+        REQUIRE(j.is_object());
+        CHECK(j.value("ok", true) == false);
+      }
+      require_broker_serves(broker, bystander, dir.path());
+    }
+  }
+  SECTION("a line that is not JSON") {
+    RawConnection c(dir.path());
+    REQUIRE(c.write("this is not json\n"));
+    require_error_or_close(c, "not json");
+    CHECK(c.closed_within(5000));
+    require_broker_serves(broker, bystander, dir.path());
+  }
+  SECTION("JSON that is not an object, or has no op string") {
+    for (std::string line : {"[1,2,3]", "42", "\"op\"", "null", "{\"op\":5}", "{\"id\":1}",
+                             "{\"op\":null}", "{\"op\":[\"status\"]}", "{}"}) {
+      RawConnection c(dir.path());
+      REQUIRE(c.write(line + "\n"));
+      require_error_or_close(c, line);
+      require_broker_serves(broker, bystander, dir.path());
+    }
+  }
+  SECTION("an over-long line") {
+    RawConnection c(dir.path());
+    std::string big(std::size_t{5} << 20, 'x');  // past the 4 MiB limit, no newline
+    (void)c.write(big);
+    require_error_or_close(c, "5 MiB without a newline");
+    CHECK(c.closed_within(5000));
+    require_broker_serves(broker, bystander, dir.path());
+  }
+  SECTION("JSON lines with fields of the wrong type") {
+    const std::vector<std::string> lines = {
+        R"({"op":"topic.create","name":42})",
+        R"({"op":"topic.create","name":"u","config":{"partitions":"many"}})",
+        R"({"op":"topic.create","name":"u","config":[1]})",
+        R"({"op":"topic.describe"})",
+        R"({"op":"topic.describe","name":{"a":1}})",
+        R"({"op":"topic.alter","name":"t","config":{"partitions":-3}})",
+        R"({"op":"topic.delete","name":null})",
+        R"({"op":"hello","pid":"abc","client_id":7})",
+        R"({"op":"status","id":"seven"})",
+        R"({"op":"status","id":{"x":1}})",
+        R"({"op":"status","no_reply":"yes"})",
+        R"({"op":"topic.list","id":[1]})",
+        R"({"op":"no.such.op","id":"x"})",
+        R"({"op":"group.join","group":["g"],"topics":"t"})",
+        R"({"op":"group.join","group":"g","topics":["t"],"session_timeout_ms":"long"})",
+        R"({"op":"group.join","group":"g","topics":[1,2]})",
+        R"({"op":"group.join","group":"g","topics":["t"],"assignors":"range"})",
+        R"({"op":"group.heartbeat","group":"g","generation":"one"})",
+        R"({"op":"group.commit","group":"g","generation":"x","offsets":{}})",
+        R"({"op":"group.commit","group":"g","offsets":[{"topic":1,"partition":"a","offset":null}]})",
+        R"({"op":"group.commit","group":"g","offsets":[{"topic":"t","partition":0,"offset":"5"}]})",
+        R"({"op":"group.commit","group":"g","offsets":7})",
+        R"({"op":"group.fetch","group":"g","partitions":[1,2]})",
+        R"({"op":"group.fetch","group":"g","partitions":"t"})",
+        R"({"op":"group.leave","group":"g","member_id":5})",
+        R"({"op":"group.describe","group":1})",
+        R"({"op":"group.reset","group":"g","topic":"t","to":"offset","value":"x"})",
+        R"({"op":"group.delete"})",
+        R"({"op":"group.list","id":"x","no_reply":1})",
+    };
+    for (const auto& line : lines) {
+      INFO("line: " << line);
+      RawConnection c(dir.path());
+      REQUIRE(c.write(line + "\n"));
+      require_error_or_close(c, line);
+      require_broker_serves(broker, bystander, dir.path());
+      // The connection, if still open, still works.
+      if (c.write(R"({"op":"status","id":99})"
+                  "\n")) {
+        auto answer = c.read_line();
+        if (answer) {
+          json j = json::parse(*answer, nullptr, false);
+          INFO(line << " -> " << *answer);
+          CHECK(j.is_object());
+        }
+      }
+    }
+  }
+  SECTION("a client id that is cut inside a UTF-8 character") {
+    // Member ids embed the first 64 bytes of the client id: 'é' is two bytes, so 33 of them
+    // put a character across the cut.
+    std::string client;
+    for (int i = 0; i < 33; ++i) client += "\xc3\xa9";
+    client = "x" + client;
+    RawConnection c(dir.path());
+    json join = {{"op", "group.join"},           {"id", 1},         {"group", "g"},
+                 {"client_id", client},          {"topics", {"t"}}, {"session_timeout_ms", 30000},
+                 {"rebalance_timeout_ms", 30000}};
+    REQUIRE(c.write(join.dump() + "\n"));
+    auto answer = c.read_line(10000);
+    INFO(broker.log());
+    REQUIRE(answer.has_value());
+    json j = json::parse(*answer, nullptr, false);
+    INFO(*answer);
+    REQUIRE(j.is_object());
+    CHECK(j.value("ok", false) == true);
+    require_broker_serves(broker, bystander, dir.path());
+    auto group = must(bystander.describe_group("g"));
+    CHECK(group.members.size() == 1);
+  }
+  CHECK(broker.stop() == 0);
+}
+
+// ---- fencing -------------------------------------------------------------------------------
+
+struct EmbeddedBroker {
+  explicit EmbeddedBroker(const std::string& dir, std::int64_t rebalance_delay_ms = 0) {
+    BrokerConfig bc;
+    bc.data_dir = dir;
+    bc.initial_rebalance_delay_ms = rebalance_delay_ms;
+    bc.housekeeping_ms = 20;
+    broker = must(Broker::start(bc));
+  }
+  std::unique_ptr<Broker> broker;
+};
+
+Result<json> join(ControlClient& c, const std::string& member, const std::string& topic) {
+  return c.request("group.join", {{"group", "g"},
+                                  {"member_id", member},
+                                  {"client_id", "raw"},
+                                  {"pid", static_cast<int>(::getpid())},
+                                  {"topics", {topic}},
+                                  {"assignors", {"range"}},
+                                  {"session_timeout_ms", 30000},
+                                  {"rebalance_timeout_ms", 30000}});
+}
+
+Status commit(ControlClient& c, const std::string& member, std::int32_t generation,
+              std::int32_t partition, std::int64_t offset) {
+  return c
+      .request("group.commit",
+               {{"group", "g"},
+                {"member_id", member},
+                {"generation", generation},
+                {"offsets", {{{"topic", "t"}, {"partition", partition}, {"offset", offset}}}}})
+      .status();
+}
+
+TEST_CASE("commits by a fenced member (an old generation) are refused with kFenced", "[broker]") {
+  DataDirFixture dir;
+  EmbeddedBroker b(dir.path());
+  TopicConfig tc;
+  tc.partitions = 2;
+  create_topic(dir.path(), "t", tc);
+
+  SECTION("control protocol: a member commits with the generation before the last rebalance") {
+    auto x = must(ControlClient::connect(DataDir{dir.path()}, "x"));
+    auto y = must(ControlClient::connect(DataDir{dir.path()}, "y"));
+    json jx = must(join(*x, "", "t"));
+    std::string mx = jx["member_id"].get<std::string>();
+    std::int32_t g1 = jx["generation"].get<std::int32_t>();
+    REQUIRE(jx["assignment"].size() == 2);
+    BT_REQUIRE_OK(commit(*x, mx, g1, 0, 5));
+
+    // y joins: a rebalance; x rejoins, and the group moves to generation g1 + 1.
+    Result<json> jy = Status(ErrorCode::kTimedOut, "not yet");
+    std::thread ty([&] { jy = join(*y, "", "t"); });
+    REQUIRE(eventually([&] {
+      json ev;
+      return x->pop_event(ev) && ev.value("event", "") == "rebalance";
+    }));
+    json jx2 = must(join(*x, mx, "t"));
+    ty.join();
+    REQUIRE(jy.is_ok());
+    std::int32_t g2 = jx2["generation"].get<std::int32_t>();
+    CHECK(g2 == g1 + 1);
+    CHECK(jy.value()["generation"].get<std::int32_t>() == g2);
+    std::int32_t px = jx2["assignment"][0]["partition"].get<std::int32_t>();
+
+    // The old generation is fenced, even for a partition x still owns.
+    Status old = commit(*x, mx, g1, px, 7);
+    INFO(old.message());
+    CHECK(old.code() == ErrorCode::kFenced);
+    // A partition x does not own, in the current generation: fenced too.
+    Status not_owned = commit(*x, mx, g2, 1 - px, 7);
+    CHECK(not_owned.code() == ErrorCode::kFenced);
+    // A member id nobody knows.
+    CHECK(commit(*x, "nobody", g2, px, 7).code() == ErrorCode::kFenced);
+    // A consumer outside the group (generation -1) while the group has members.
+    CHECK(commit(*x, "", -1, px, 7).code() == ErrorCode::kFenced);
+    // The current generation is accepted, and nothing fenced was stored.
+    BT_REQUIRE_OK(commit(*x, mx, g2, px, 9));
+    auto admin = must(Admin::connect(dir.path()));
+    auto info = must(admin.describe_group("g"));
+    std::map<std::int32_t, std::int64_t> committed;
+    for (const auto& o : info.offsets) committed[o.partition.partition] = o.committed;
+    CHECK(committed[px] == 9);
+    CHECK(committed[1 - px] == (px == 0 ? -1 : 5));
+  }
+
+  SECTION("Consumer: a member expelled by a rebalance it slept through gets kFenced") {
+    ConsumerConfig cc;
+    cc.data_dir = dir.path();
+    cc.group_id = "g";
+    cc.auto_offset_reset = AutoOffsetReset::kEarliest;
+    cc.rebalance_timeout_ms = 500;
+    auto a = must(Consumer::open(cc));
+    BT_REQUIRE_OK(a.subscribe({"t"}));
+    GroupAssignment ga = a.group_assignment();
+    REQUIRE(ga.partitions.size() == 2);
+    BT_REQUIRE_OK(a.commit_sync());
+
+    // b joins while a does not poll: after the rebalance timeout a is out, b has all.
+    auto b_consumer = must(Consumer::open(cc));
+    BT_REQUIRE_OK(b_consumer.subscribe({"t"}));
+    CHECK(b_consumer.group_assignment().partitions.size() == 2);
+    CHECK(b_consumer.group_assignment().generation > ga.generation);
+
+    Status s = a.commit_sync();
+    INFO(s.message());
+    CHECK(s.code() == ErrorCode::kFenced);
+    // a rejoins on its next poll and gets its share again (b polls on its own thread: a
+    // join waits for every member to rejoin).
+    std::atomic<bool> stop{false};
+    std::atomic<std::size_t> b_partitions{0};
+    std::thread tb([&] {
+      while (!stop.load()) {
+        (void)b_consumer.poll([](const Record&) {}, 10, 10);
+        b_partitions.store(b_consumer.assignment().size());
+      }
+    });
+    bool shared = eventually([&] {
+      (void)a.poll([](const Record&) {}, 10, 10);
+      return a.assignment().size() == 1 && b_partitions.load() == 1;
+    });
+    stop.store(true);
+    tb.join();
+    REQUIRE(shared);
+    BT_REQUIRE_OK(a.commit_sync());
+  }
+}
+
+// ---- topic administration -----------------------------------------------------------------
+
+TEST_CASE("topics: create, describe, alter (grow, never shrink), delete through Admin",
+          "[broker]") {
+  DataDirFixture dir;
+  EmbeddedBroker b(dir.path());
+  auto admin = must(Admin::connect(dir.path()));
+
+  TopicConfig tc;
+  tc.partitions = 3;
+  tc.segment_bytes = 1 << 16;
+  tc.retention_bytes = 1 << 20;
+  tc.retention_ms = 60000;
+  tc.max_record_bytes = 1000;
+  tc.slow_reader_policy = SlowReaderPolicy::kBackpressure;
+  BT_REQUIRE_OK(admin.create_topic("orders", tc));
+  CHECK(admin.create_topic("orders", tc).code() == ErrorCode::kAlreadyExists);
+  CHECK(admin.create_topic("bad/name", tc).code() == ErrorCode::kInvalidArgument);
+  TopicConfig zero = tc;
+  zero.partitions = 0;
+  CHECK(admin.create_topic("zero", zero).code() == ErrorCode::kInvalidArgument);
+  CHECK(must(admin.list_topics()) == std::vector<std::string>{"orders"});
+
+  auto d = must(admin.describe_topic("orders"));
+  CHECK(d.name == "orders");
+  CHECK(d.config.partitions == 3);
+  CHECK(d.config.segment_bytes == tc.segment_bytes);
+  CHECK(d.config.retention_bytes == tc.retention_bytes);
+  CHECK(d.config.retention_ms == tc.retention_ms);
+  CHECK(d.config.max_record_bytes == tc.max_record_bytes);
+  CHECK(d.config.slow_reader_policy == SlowReaderPolicy::kBackpressure);
+  REQUIRE(d.partitions.size() == 3);
+  for (std::int32_t p = 0; p < 3; ++p) {
+    CHECK(d.partitions[static_cast<std::size_t>(p)].partition == p);
+    CHECK(d.partitions[static_cast<std::size_t>(p)].start_offset == 0);
+    CHECK(d.partitions[static_cast<std::size_t>(p)].end_offset == 0);
+    CHECK(d.partitions[static_cast<std::size_t>(p)].segments >= 1);
+  }
+  CHECK(admin.describe_topic("nope").status().code() == ErrorCode::kUnknownTopic);
+
+  // Records show in the description.
+  ProducerConfig pc;
+  pc.data_dir = dir.path();
+  auto producer = must(Producer::open(pc));
+  for (int i = 0; i < 10; ++i) (void)must(producer.send("orders", std::nullopt, "v", {}, 1));
+  d = must(admin.describe_topic("orders"));
+  CHECK(d.partitions[1].end_offset == 10);
+  CHECK(d.partitions[0].end_offset == 0);
+  CHECK(d.partitions[1].bytes > 0);
+
+  // A subscribed member sees the topic grow.
+  ConsumerConfig cc;
+  cc.data_dir = dir.path();
+  cc.group_id = "g";
+  auto consumer = must(Consumer::open(cc));
+  BT_REQUIRE_OK(consumer.subscribe({"orders"}));
+  CHECK(consumer.assignment().size() == 3);
+
+  // Alter: grow partitions, change retention; fields not named stay.
+  TopicConfig change;
+  change.partitions = 5;
+  change.retention_ms = 1000;
+  change.retention_bytes = 12345;  // not named: must not change
+  BT_REQUIRE_OK(admin.alter_topic("orders", change, {"partitions", "retention_ms"}));
+  d = must(admin.describe_topic("orders"));
+  CHECK(d.config.partitions == 5);
+  CHECK(d.partitions.size() == 5);
+  CHECK(d.config.retention_ms == 1000);
+  CHECK(d.config.retention_bytes == tc.retention_bytes);
+  CHECK(d.partitions[1].end_offset == 10);  // existing data kept
+  CHECK(d.partitions[4].end_offset == 0);
+  CHECK(admin.alter_topic("orders", change, {"no_such_field"}).code() ==
+        ErrorCode::kInvalidArgument);
+  CHECK(admin.alter_topic("nope", change, {"partitions"}).code() == ErrorCode::kUnknownTopic);
+
+  // Never shrink.
+  TopicConfig shrink;
+  shrink.partitions = 2;
+  Status s = admin.alter_topic("orders", shrink, {"partitions"});
+  INFO(s.message());
+  CHECK(s.code() == ErrorCode::kInvalidArgument);
+  CHECK(must(admin.describe_topic("orders")).partitions.size() == 5);
+
+  // The producer sees the new partitions (it re-reads the topic within a second).
+  REQUIRE(eventually([&] { return must(producer.partitions("orders")) == 5; }, 5000));
+  auto id = must(producer.send("orders", std::nullopt, "new", {}, 4));
+  CHECK(id.partition == 4);
+  CHECK(id.offset == 0);
+  // The group rebalances onto them.
+  REQUIRE(eventually([&] {
+    (void)consumer.poll([](const Record&) {}, 100, 10);
+    return consumer.assignment().size() == 5;
+  }));
+
+  // Delete.
+  BT_REQUIRE_OK(consumer.close());
+  BT_REQUIRE_OK(admin.delete_topic("orders"));
+  CHECK(must(admin.list_topics()).empty());
+  CHECK(admin.describe_topic("orders").status().code() == ErrorCode::kUnknownTopic);
+  CHECK(admin.delete_topic("orders").code() == ErrorCode::kUnknownTopic);
+  CHECK(!std::filesystem::exists(dir.path() + "/topics/orders"));
+  // A producer that had it open gets unknown-topic once it looks again.
+  REQUIRE(eventually(
+      [&] {
+        auto r = producer.send("orders", std::nullopt, "gone", {}, 0);
+        return !r.is_ok() && r.status().code() == ErrorCode::kUnknownTopic;
+      },
+      5000));
+  // And the name can be used again, afresh.
+  TopicConfig again;
+  again.partitions = 2;
+  BT_REQUIRE_OK(admin.create_topic("orders", again));
+  d = must(admin.describe_topic("orders"));
+  CHECK(d.partitions.size() == 2);
+  CHECK(d.partitions[1].end_offset == 0);
+  // The producer that wrote to the old topic's partition 1 appends to the new one's, not to
+  // the deleted files.
+  REQUIRE(eventually([&] { return producer.send("orders", "k", "reborn", {}, 1).is_ok(); }, 5000));
+  CHECK(must(admin.describe_topic("orders")).partitions[1].end_offset == 1);
+  ConsumerConfig rc;
+  rc.data_dir = dir.path();
+  rc.auto_offset_reset = AutoOffsetReset::kEarliest;
+  auto reader = must(Consumer::open(rc));
+  BT_REQUIRE_OK(reader.assign({{"orders", 1}}));
+  std::string got;
+  auto n = reader.poll([&](const Record& r) { got = std::string(r.value.value_or("")); }, 10, 2000);
+  REQUIRE(n.is_ok());
+  CHECK(*n == 1);
+  CHECK(got == "reborn");
+}
+
+}  // namespace
+}  // namespace sluice::broker_test

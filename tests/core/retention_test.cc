@@ -1,0 +1,335 @@
+// Retention and slow readers, against an embedded broker with a fast retention timer:
+// retention.bytes and retention.ms hold, a reader left behind by retention gets out-of-range
+// (or resets, per auto_offset_reset) under the retain policy, and under the backpressure
+// policy the producer is held back instead of deleting what a group has not consumed.
+#include <string>
+#include <vector>
+
+#include "broker_test_support.h"
+#include "sluice/broker.h"
+#include "sluice/consumer.h"
+#include "sluice/producer.h"
+
+namespace sluice::broker_test {
+namespace {
+
+constexpr std::uint64_t kSegmentBytes = 1 << 16;  // the smallest segment
+constexpr std::int64_t kRetentionCheckMs = 50;
+
+struct RetentionFixture {
+  DataDirFixture dir;
+  std::unique_ptr<Broker> broker;
+  std::optional<Admin> admin;
+  std::optional<Producer> producer;
+  std::string value = std::string(1000, 'v');
+
+  RetentionFixture() {
+    BrokerConfig bc;
+    bc.data_dir = dir.path();
+    bc.housekeeping_ms = 20;
+    bc.retention_check_ms = kRetentionCheckMs;
+    bc.initial_rebalance_delay_ms = 0;
+    broker = must(Broker::start(bc));
+    admin.emplace(must(Admin::connect(dir.path())));
+    ProducerConfig pc;
+    pc.data_dir = dir.path();
+    producer.emplace(must(Producer::open(pc)));
+  }
+
+  void create(const std::string& topic, std::int64_t retention_bytes, std::int64_t retention_ms,
+              SlowReaderPolicy policy = SlowReaderPolicy::kRetain) {
+    TopicConfig tc;
+    tc.partitions = 1;
+    tc.segment_bytes = kSegmentBytes;
+    tc.retention_bytes = retention_bytes;
+    tc.retention_ms = retention_ms;
+    tc.slow_reader_policy = policy;
+    BT_REQUIRE_OK(admin->create_topic(topic, tc));
+  }
+
+  TopicDescription::Partition describe(const std::string& topic) {
+    auto d = must(admin->describe_topic(topic));
+    REQUIRE(d.partitions.size() == 1);
+    return d.partitions[0];
+  }
+
+  RecordId send(const std::string& topic) {
+    return must(producer->send(topic, std::nullopt, value, {}, 0));
+  }
+
+  // The size of one segment file, as describe counts it.
+  std::uint64_t segment_file_bytes() {
+    create("probe", -1, -1);
+    (void)send("probe");
+    auto p = describe("probe");
+    REQUIRE(p.segments == 1);
+    return p.bytes;
+  }
+
+  // Waits for two retention passes.
+  static void wait_retention() { sleep_ms(3 * kRetentionCheckMs); }
+};
+
+TEST_CASE("retention.bytes bounds a partition's segments and bytes", "[broker]") {
+  RetentionFixture f;
+  const std::uint64_t seg = f.segment_file_bytes();
+  const auto limit = static_cast<std::int64_t>(4 * seg + seg / 2);  // room for 4 segments
+  f.create("t", limit, -1);
+
+  std::int64_t last = -1;
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 400; ++i) last = f.send("t").offset;  // ~6 segments per round
+    REQUIRE(eventually(
+        [&] {
+          auto p = f.describe("t");
+          return p.bytes <= static_cast<std::uint64_t>(limit);
+        },
+        5000));
+    auto p = f.describe("t");
+    INFO("round " << round << ": " << p.segments << " segments, " << p.bytes << " bytes");
+    CHECK(p.segments <= 4);
+    CHECK(p.segments >= 1);
+    CHECK(p.start_offset > 0);
+    CHECK(p.end_offset == last + 1);
+  }
+  // What is left is contiguous from the start offset to the end.
+  auto p = f.describe("t");
+  ConsumerConfig cc;
+  cc.data_dir = f.dir.path();
+  cc.auto_offset_reset = AutoOffsetReset::kEarliest;
+  auto c = must(Consumer::open(cc));
+  BT_REQUIRE_OK(c.assign({{"t", 0}}));
+  std::int64_t expect = p.start_offset;
+  while (expect <= last) {
+    auto n = c.poll([&](const Record& r) { REQUIRE(r.offset == expect++); }, 1000, 1000);
+    REQUIRE(n.is_ok());
+    REQUIRE(*n > 0);
+  }
+  // A partition without limits keeps everything.
+  auto probe = f.describe("probe");
+  CHECK(probe.start_offset == 0);
+}
+
+TEST_CASE("retention.ms deletes sealed segments once they are older, never the active one",
+          "[broker]") {
+  RetentionFixture f;
+  const std::int64_t retention_ms = 800;
+  f.create("t", -1, retention_ms);
+  std::int64_t last = -1;
+  for (int i = 0; i < 250; ++i) last = f.send("t").offset;  // ~4 segments
+  std::int64_t sealed_at = now_ms();
+  auto p = f.describe("t");
+  REQUIRE(p.segments >= 4);
+  const std::uint32_t segments = p.segments;
+
+  // Younger than retention.ms: kept.
+  RetentionFixture::wait_retention();
+  p = f.describe("t");
+  if (now_ms() - sealed_at < retention_ms) {
+    CHECK(p.segments == segments);
+    CHECK(p.start_offset == 0);
+  }
+  // Older: the sealed segments go; the active one stays with its records.
+  REQUIRE(eventually([&] { return f.describe("t").segments == 1; }, 10000));
+  CHECK(now_ms() - sealed_at >= retention_ms);
+  p = f.describe("t");
+  CHECK(p.start_offset > 0);
+  CHECK(p.start_offset <= last);
+  CHECK(p.end_offset == last + 1);
+  // Appends go on.
+  CHECK(f.send("t").offset == last + 1);
+}
+
+// A consumer of group `group` assigned to t/0, starting at offset 0 (committed first).
+Consumer lagging_consumer(RetentionFixture& f, const std::string& group, AutoOffsetReset reset) {
+  ConsumerConfig cc;
+  cc.data_dir = f.dir.path();
+  cc.group_id = group;
+  cc.auto_offset_reset = reset;
+  auto c = must(Consumer::open(cc));
+  BT_REQUIRE_OK(c.commit_sync({{TopicPartition{"t", 0}, 0}}));
+  BT_REQUIRE_OK(c.assign({{"t", 0}}));
+  REQUIRE(must(c.position({"t", 0})) == 0);
+  std::int64_t expect = 0;
+  auto n = c.poll([&](const Record& r) { CHECK(r.offset == expect++); }, 10, 1000);
+  REQUIRE(n.is_ok());
+  REQUIRE(*n == 10);
+  return c;
+}
+
+TEST_CASE("retain policy: a reader left behind by retention gets out-of-range, or resets",
+          "[broker]") {
+  RetentionFixture f;
+  const std::uint64_t seg = f.segment_file_bytes();
+  f.create("t", static_cast<std::int64_t>(3 * seg), -1);
+  for (int i = 0; i < 100; ++i) (void)f.send("t");
+
+  SECTION("auto_offset_reset none: kOutOfRange") {
+    Consumer c = lagging_consumer(f, "lag", AutoOffsetReset::kNone);
+    // The producer runs ahead; retention deletes the segments under the reader.
+    std::int64_t last = -1;
+    for (int i = 0; i < 1000; ++i) last = f.send("t").offset;
+    REQUIRE(eventually([&] { return f.describe("t").start_offset > 100; }, 5000));
+    // Polling: contiguous records (what the reader's mapping still holds), then out-of-range.
+    std::int64_t expect = 10;
+    Status error;
+    for (std::int64_t until = now_ms() + 10000; now_ms() < until && error.is_ok();) {
+      auto n = c.poll([&](const Record& r) { REQUIRE(r.offset == expect++); }, 100, 10);
+      if (!n) error = n.status();
+      REQUIRE(expect <= last + 1);
+    }
+    INFO(error.message());
+    CHECK(error.code() == ErrorCode::kOutOfRange);
+    CHECK(expect < f.describe("t").start_offset);  // it did not skip ahead by itself
+
+    // A consumer whose committed offset was deleted: out-of-range at once, on assign.
+    ConsumerConfig cc;
+    cc.data_dir = f.dir.path();
+    cc.group_id = "lag";
+    cc.auto_offset_reset = AutoOffsetReset::kNone;
+    auto fresh = must(Consumer::open(cc));
+    Status s = fresh.assign({{"t", 0}});
+    INFO(s.message());
+    CHECK(s.code() == ErrorCode::kOutOfRange);
+  }
+  SECTION("auto_offset_reset earliest: resets to the earliest retained record") {
+    Consumer c = lagging_consumer(f, "lag2", AutoOffsetReset::kEarliest);
+    for (int i = 0; i < 1000; ++i) (void)f.send("t");
+    REQUIRE(eventually([&] { return f.describe("t").start_offset > 100; }, 5000));
+    std::int64_t expect = 10;
+    bool reset = false;
+    std::int64_t reset_to = -1;
+    const std::int64_t end = f.describe("t").end_offset;
+    std::int64_t deadline = now_ms() + 10000;
+    while (expect < end && now_ms() < deadline) {
+      auto n = c.poll(
+          [&](const Record& r) {
+            if (r.offset != expect) {
+              // The one jump: forward, to a retained record.
+              REQUIRE(!reset);
+              REQUIRE(r.offset > expect);
+              reset = true;
+              reset_to = r.offset;
+            }
+            expect = r.offset + 1;
+          },
+          100, 10);
+      INFO(n.status().message());
+      REQUIRE(n.is_ok());
+    }
+    CHECK(reset);
+    CHECK(expect == end);
+    auto p = f.describe("t");
+    CHECK(reset_to >= 100);
+    CHECK(reset_to <= p.start_offset + 100);  // about where the retained log started
+  }
+}
+
+TEST_CASE("backpressure policy: the producer is held back until the slowest group commits",
+          "[broker]") {
+  RetentionFixture f;
+  const std::uint64_t seg = f.segment_file_bytes();
+  const auto limit = static_cast<std::int64_t>(4 * seg);
+  f.create("t", limit, -1, SlowReaderPolicy::kBackpressure);
+
+  // Two groups consume t; "slow" stays at 0 for now.
+  ConsumerConfig cc;
+  cc.data_dir = f.dir.path();
+  cc.auto_offset_reset = AutoOffsetReset::kEarliest;
+  cc.group_id = "fast";
+  auto fast = must(Consumer::open(cc));
+  BT_REQUIRE_OK(fast.subscribe({"t"}));
+  cc.group_id = "slow";
+  auto slow = must(Consumer::open(cc));
+  BT_REQUIRE_OK(slow.subscribe({"t"}));
+  BT_REQUIRE_OK(fast.commit_sync());
+  BT_REQUIRE_OK(slow.commit_sync());
+  auto consume_all = [&](Consumer& c) {
+    while (true) {
+      auto n = c.poll([](const Record&) {}, 10000, 0);
+      REQUIRE(n.is_ok());
+      if (*n == 0) break;
+    }
+    BT_REQUIRE_OK(c.commit_sync());
+  };
+
+  // Send until held back.
+  std::int64_t next = 0;
+  auto send_until_held = [&](int max) {
+    for (int i = 0; i < max; ++i) {
+      auto r = f.producer->send("t", std::nullopt, f.value, {}, 0);
+      if (!r) return r.status();
+      REQUIRE(r->offset == next);  // contiguous: a refused send takes no offset
+      ++next;
+      if (i % 50 == 0) consume_all(fast);  // "fast" keeps up all along
+    }
+    return Status::ok();
+  };
+  Status held = send_until_held(2000);
+  INFO(held.message());
+  REQUIRE(held.code() == ErrorCode::kBackPressured);
+  auto p = f.describe("t");
+  INFO(p.segments << " segments, " << p.bytes << " bytes, start " << p.start_offset);
+  CHECK(p.start_offset == 0);  // nothing "slow" has not consumed was deleted
+  CHECK(p.bytes <= static_cast<std::uint64_t>(limit) + seg);
+  const std::int64_t held_at = next;
+
+  // It stays held, and retention deletes nothing, while "slow" does not move.
+  RetentionFixture::wait_retention();
+  for (int i = 0; i < 5; ++i) {
+    auto r = f.producer->send("t", std::nullopt, f.value, {}, 0);
+    REQUIRE(!r.is_ok());
+    CHECK(r.status().code() == ErrorCode::kBackPressured);
+  }
+  CHECK(f.describe("t").start_offset == 0);
+
+  // A producer with a backpressure timeout waits, then gives up the same way.
+  {
+    ProducerConfig pc;
+    pc.data_dir = f.dir.path();
+    pc.backpressure_timeout_ms = 100;
+    auto patient = must(Producer::open(pc));
+    std::int64_t t0 = now_ms();
+    auto r = patient.send("t", std::nullopt, f.value, {}, 0);
+    REQUIRE(!r.is_ok());
+    CHECK(r.status().code() == ErrorCode::kBackPressured);
+    CHECK(now_ms() - t0 >= 100);
+  }
+
+  // "slow" consumes and commits: sends succeed again, at once, with the next offset.
+  consume_all(slow);
+  auto r = f.producer->send("t", std::nullopt, f.value, {}, 0);
+  INFO(r.status().message());
+  REQUIRE(r.is_ok());
+  CHECK(r->offset == held_at);
+  next = held_at + 1;
+  // Retention now deletes what both groups consumed.
+  REQUIRE(eventually([&] { return f.describe("t").start_offset > 0; }, 5000));
+  CHECK(f.describe("t").start_offset <= held_at);
+
+  // Steady state: both groups keep up, the producer is never held back for long, and the
+  // partition stays within its limit.
+  for (int i = 0; i < 3000; ++i) {
+    auto s = f.producer->send("t", std::nullopt, f.value, {}, 0);
+    if (!s) {
+      REQUIRE(s.status().code() == ErrorCode::kBackPressured);
+      consume_all(fast);
+      consume_all(slow);
+      --i;
+      continue;
+    }
+    REQUIRE(s->offset == next++);
+    if (i % 100 == 0) {
+      consume_all(fast);
+      consume_all(slow);
+    }
+  }
+  consume_all(fast);
+  consume_all(slow);
+  RetentionFixture::wait_retention();
+  REQUIRE(eventually(
+      [&] { return f.describe("t").bytes <= static_cast<std::uint64_t>(limit) + seg; }, 5000));
+}
+
+}  // namespace
+}  // namespace sluice::broker_test

@@ -1,0 +1,99 @@
+#include "shm/crc32c.h"
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace sluice::shm {
+namespace {
+
+// The definition, one bit at a time (reflected polynomial 0x82F63B78).
+std::uint32_t crc32c_bitwise(const void* data, std::size_t size, std::uint32_t crc = 0) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  crc = ~crc;
+  for (std::size_t i = 0; i < size; ++i) {
+    crc ^= p[i];
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+std::vector<unsigned char> random_bytes(std::size_t n, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<unsigned char> v(n);
+  for (auto& b : v) b = static_cast<unsigned char>(rng());
+  return v;
+}
+
+TEST_CASE("crc32c: the published check values", "[crc32c]") {
+  const std::string check = "123456789";
+  CHECK(crc32c(check.data(), check.size()) == 0xE3069283u);
+  CHECK(crc32c_bitwise(check.data(), check.size()) == 0xE3069283u);
+
+  // RFC 3720 (iSCSI), appendix B.4.
+  std::vector<unsigned char> zeros(32, 0x00), ones(32, 0xff), ascending(32), descending(32);
+  for (int i = 0; i < 32; ++i) {
+    ascending[static_cast<std::size_t>(i)] = static_cast<unsigned char>(i);
+    descending[static_cast<std::size_t>(i)] = static_cast<unsigned char>(31 - i);
+  }
+  CHECK(crc32c(zeros.data(), zeros.size()) == 0x8A9136AAu);
+  CHECK(crc32c(ones.data(), ones.size()) == 0x62A8AB43u);
+  CHECK(crc32c(ascending.data(), ascending.size()) == 0x46DD794Eu);
+  CHECK(crc32c(descending.data(), descending.size()) == 0x113FDB5Cu);
+  CHECK(crc32c(nullptr, 0) == 0u);
+}
+
+TEST_CASE("crc32c: every length from 0 to 3000 matches a bitwise reference", "[crc32c]") {
+  auto data = random_bytes(3000 + 16, 42);
+  for (std::size_t len = 0; len <= 3000; ++len) {
+    INFO("length " << len);
+    REQUIRE(crc32c(data.data(), len) == crc32c_bitwise(data.data(), len));
+  }
+  // Unaligned starts, around and past the 768-byte threshold of the three-stream path.
+  for (std::size_t start = 1; start < 8; ++start) {
+    for (std::size_t len : {7u, 64u, 767u, 768u, 769u, 1535u, 1536u, 2304u, 2999u}) {
+      INFO("start " << start << " length " << len);
+      REQUIRE(crc32c(data.data() + start, len) == crc32c_bitwise(data.data() + start, len));
+    }
+  }
+}
+
+TEST_CASE("crc32c: large buffers match the bitwise reference", "[crc32c]") {
+  auto data = random_bytes(1 << 20, 7);
+  for (std::size_t len : {768u * 2 + 5, 768u * 10, 65536u + 3, 1u << 20}) {
+    INFO("length " << len);
+    REQUIRE(crc32c(data.data(), len) == crc32c_bitwise(data.data(), len));
+  }
+  std::vector<unsigned char> ones(4096, 0xff);
+  REQUIRE(crc32c(ones.data(), ones.size()) == crc32c_bitwise(ones.data(), ones.size()));
+}
+
+TEST_CASE("crc32c: extending piece by piece equals one pass", "[crc32c]") {
+  auto data = random_bytes(5000, 1234);
+  const std::uint32_t whole = crc32c(data.data(), data.size());
+  REQUIRE(whole == crc32c_bitwise(data.data(), data.size()));
+  for (std::size_t split = 0; split <= data.size(); split += (split < 1600 ? 1 : 97)) {
+    INFO("split at " << split);
+    std::uint32_t c = crc32c_extend(0, data.data(), split);
+    c = crc32c_extend(c, data.data() + split, data.size() - split);
+    REQUIRE(c == whole);
+  }
+  // Three uneven pieces, each on either side of the large-buffer threshold.
+  for (std::size_t a : {0u, 5u, 767u, 768u, 1000u}) {
+    for (std::size_t b : {1u, 700u, 768u, 2000u}) {
+      INFO("pieces " << a << ", " << b << ", rest");
+      std::uint32_t c = crc32c_extend(0, data.data(), a);
+      c = crc32c_extend(c, data.data() + a, b);
+      c = crc32c_extend(c, data.data() + a + b, data.size() - a - b);
+      REQUIRE(c == whole);
+    }
+  }
+  // Extending from a non-zero CRC agrees with the reference's continuation too.
+  REQUIRE(crc32c_extend(0x12345678u, data.data(), 2000) ==
+          crc32c_bitwise(data.data(), 2000, 0x12345678u));
+}
+
+}  // namespace
+}  // namespace sluice::shm

@@ -1,0 +1,312 @@
+// Producers and readers in separate processes (fork), and producers that die: [process]
+// tests run under ASan + UBSan, not TSan.
+#include <signal.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "shm/test_support.h"
+
+namespace sluice::shm {
+namespace {
+
+using test::append_ok;
+using test::read_records;
+using test::Rec;
+using test::TempDir;
+using test::unwrap;
+
+// ---- children ----------------------------------------------------------------------------------
+
+int producer_child(const std::string& dir, std::uint32_t id, std::uint64_t count) {
+  auto log = PartitionLog::open(dir, test::patient_options());
+  if (!log) return 2;
+  auto appender = LogAppender::open(*log);
+  if (!appender) return 3;
+  for (std::uint64_t s = 0; s < count; ++s) {
+    std::string v = test::make_value(id, s);
+    AppendOutcome o = s % 3 == 0 ? appender->append(v).outcome : AppendOutcome::kOk;
+    if (s % 3 != 0) {
+      // Claim and commit through the span as well.
+      Claim c;
+      o = appender->claim(static_cast<std::uint32_t>(v.size()), c);
+      if (o == AppendOutcome::kOk) {
+        std::memcpy(c.value().data(), v.data(), v.size());
+        appender->commit(c);
+      }
+    }
+    if (o != AppendOutcome::kOk) {
+      std::cerr << "producer " << id << ": " << describe(o) << "\n";
+      return 4;
+    }
+  }
+  return 0;
+}
+
+int reader_child(const std::string& dir, std::uint32_t producers, std::uint64_t per_producer,
+                 WaitStrategy strategy) {
+  auto log = PartitionLog::open(dir, test::patient_options());
+  if (!log) return 2;
+  auto reader = LogReader::open(*log, {.verify_crc = true, .spin_ns = 20'000});
+  if (!reader) return 3;
+  test::Tally tally(producers, per_producer);
+  ReadOutcome o = test::read_into(*reader, tally, 60'000'000'000, strategy);
+  if (o != ReadOutcome::kOk || !tally.complete()) {
+    std::cerr << "reader child: " << tally.summary() << "; " << reader->error().message() << "\n";
+    return 4;
+  }
+  return 0;
+}
+
+int preparer_child(const std::string& dir, test::Pipe& stop) {
+  auto log = PartitionLog::open(dir, test::patient_options());
+  if (!log) return 2;
+  for (;;) {
+    if (Status s = (*log)->prepare_next(); !s) {
+      std::cerr << "preparer: " << s.message() << "\n";
+      return 3;
+    }
+    if (stop.receive(1'000'000)) return 0;
+  }
+}
+
+// Claims a frame, says so on `ready`, and waits to be killed.
+[[noreturn]] void claim_and_hang(const std::string& dir, test::Pipe& ready) {
+  auto log = PartitionLog::open(dir, test::impatient_options());
+  if (!log) ::_exit(2);
+  auto appender = LogAppender::open(*log);
+  if (!appender) ::_exit(3);
+  Claim claim;
+  if (appender->claim(200, claim, test::with_key(std::string_view("doomed"))) != AppendOutcome::kOk)
+    ::_exit(4);
+  std::memset(claim.value().data(), 'd', 100);  // half written
+  char offset = static_cast<char>(claim.offset());
+  ready.send(offset);
+  for (;;) ::pause();
+}
+
+// Reserves past the end of the active segment (the first reservation to cross it, as the
+// producer that must roll), optionally after taking the roll lock, and waits to be killed.
+[[noreturn]] void reserve_past_end_and_hang(const std::string& dir, bool hold_roll_lock,
+                                            test::Pipe& ready) {
+  auto log = PartitionLog::open(dir, test::impatient_options());
+  if (!log) ::_exit(2);
+  if (hold_roll_lock) {
+    std::uint32_t free = 0;
+    if (!(*log)->control()->roll_owner.value.compare_exchange_strong(
+            free, static_cast<std::uint32_t>(::getpid())))
+      ::_exit(3);
+  }
+  auto seg = (*log)->active_segment();
+  if (!seg) ::_exit(4);
+  std::uint64_t old = (*seg)->header()->tail_line.tail.fetch_add(kTailCountOne + (*seg)->capacity(),
+                                                                 std::memory_order_acq_rel);
+  if (tail_position(old) > (*seg)->usable()) ::_exit(5);  // not the first to cross
+  ready.send();
+  for (;;) ::pause();
+}
+
+void kill_and_reap(pid_t child) {
+  REQUIRE(::kill(child, SIGKILL) == 0);
+  CHECK(test::wait_child(child) == 128 + SIGKILL);
+}
+
+std::vector<std::int64_t> offsets_of(const std::vector<Rec>& records) {
+  std::vector<std::int64_t> out;
+  for (const Rec& r : records) out.push_back(r.offset);
+  return out;
+}
+
+// ---- many producers, many readers ------------------------------------------------------------
+
+void producers_then_read(std::uint32_t producers, std::uint64_t per_producer) {
+  TempDir tmp;
+  const std::string dir = tmp.partition();
+  auto log = unwrap(PartitionLog::create(dir, test::small_segments(), test::patient_options()));
+  std::vector<pid_t> children;
+  for (std::uint32_t p = 0; p < producers; ++p)
+    children.push_back(test::spawn([&, p] { return producer_child(dir, p, per_producer); }));
+  for (pid_t c : children) CHECK(test::wait_child(c) == 0);
+
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  test::Tally tally(producers, per_producer);
+  CHECK(test::read_into(reader, tally, 1'000'000'000) == ReadOutcome::kOk);
+  INFO(tally.summary());
+  CHECK(tally.complete());
+  CHECK(reader.poll([](const RecordView&) {}).records == 0);  // and nothing more
+  CHECK(unwrap(log->segment_bases()).size() > 20);
+  CHECK(test::partition_damage(dir) == "");
+}
+
+TEST_CASE("log: producer processes append every record exactly once across many rolls",
+          "[process]") {
+  producers_then_read(4, 20000);
+}
+
+TEST_CASE("log: reader processes read every record while producer processes append", "[process]") {
+  TempDir tmp;
+  const std::string dir = tmp.partition();
+  auto log = unwrap(PartitionLog::create(dir, test::small_segments(), test::patient_options()));
+  constexpr std::uint32_t kProducers = 3;
+  constexpr std::uint64_t kPerProducer = 20000;
+  test::Pipe stop_preparer;
+  bool with_preparer = GENERATE(false, true);
+  std::vector<pid_t> readers, producers;
+  for (WaitStrategy s : {WaitStrategy::kBlock, WaitStrategy::kAdaptive, WaitStrategy::kYield})
+    readers.push_back(
+        test::spawn([&, s] { return reader_child(dir, kProducers, kPerProducer, s); }));
+  pid_t preparer =
+      with_preparer ? test::spawn([&] { return preparer_child(dir, stop_preparer); }) : -1;
+  for (std::uint32_t p = 0; p < kProducers; ++p)
+    producers.push_back(test::spawn([&, p] { return producer_child(dir, p, kPerProducer); }));
+
+  // This process reads too.
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  test::Tally tally(kProducers, kPerProducer);
+  CHECK(test::read_into(reader, tally) == ReadOutcome::kOk);
+  INFO(tally.summary());
+  CHECK(tally.complete());
+
+  for (pid_t c : producers) CHECK(test::wait_child(c) == 0);
+  for (pid_t c : readers) CHECK(test::wait_child(c) == 0);
+  if (preparer > 0) {
+    stop_preparer.send();
+    CHECK(test::wait_child(preparer) == 0);
+  }
+  CHECK(test::partition_damage(dir) == "");
+}
+
+TEST_CASE("log: many producer processes over many rolls", "[process][stress]") {
+  producers_then_read(6, 20000 * static_cast<std::uint64_t>(test::stress_scale()));
+}
+
+// ---- producers that die --------------------------------------------------------------------
+
+TEST_CASE("log: a producer killed mid-claim is skipped after the timeout", "[process]") {
+  TempDir tmp;
+  const std::string dir = tmp.partition();
+  auto log = unwrap(PartitionLog::create(dir, test::small_segments(), test::impatient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  for (int i = 0; i < 5; ++i) append_ok(producer, "before");
+
+  test::Pipe ready;
+  pid_t doomed = test::spawn([&]() -> int { claim_and_hang(dir, ready); });
+  char claimed = 0;
+  REQUIRE(ready.receive(30'000'000'000, &claimed));
+  CHECK(claimed == 5);
+  for (int i = 0; i < 5; ++i) append_ok(producer, "after");
+  kill_and_reap(doomed);
+
+  // A read-only reader cannot pad the dead claim: it waits at it.
+  LogOptions ro = test::impatient_options();
+  ro.access = Access::kReadOnly;
+  auto read_only_log = unwrap(PartitionLog::open(dir, ro));
+  auto read_only = unwrap(LogReader::open(read_only_log));
+  auto got = read_records(read_only, 10, nullptr, 300'000'000);
+  CHECK(offsets_of(got) == std::vector<std::int64_t>{0, 1, 2, 3, 4});
+
+  // A reader in another process with write access pads it, and reads on.
+  pid_t other = test::spawn([&] {
+    auto l = PartitionLog::open(dir, test::impatient_options());
+    if (!l) return 2;
+    auto r = LogReader::open(*l, {.verify_crc = true});
+    if (!r) return 3;
+    auto records = read_records(*r, 10, nullptr, 10'000'000'000);
+    std::vector<std::int64_t> expected = {0, 1, 2, 3, 4, 6, 7, 8, 9, 10};
+    return offsets_of(records) == expected ? 0 : 4;
+  });
+  CHECK(test::wait_child(other) == 0);
+
+  got = read_records(read_only, 5, nullptr, 10'000'000'000);
+  CHECK(offsets_of(got) == std::vector<std::int64_t>{6, 7, 8, 9, 10});
+  CHECK(append_ok(producer, "later") == 11);
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  got = read_records(reader, 11);
+  CHECK(offsets_of(got) == std::vector<std::int64_t>{0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11});
+  for (const Rec& r : got) CHECK_FALSE(r.key);  // nothing of the doomed claim
+  CHECK(test::partition_damage(dir) == "");
+}
+
+TEST_CASE("log: a producer killed after reserving past the segment end has its roll finished",
+          "[process]") {
+  TempDir tmp;
+  const std::string dir = tmp.partition();
+  auto log = unwrap(PartitionLog::create(dir, test::small_segments(), test::impatient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  std::vector<std::int64_t> expected;
+  for (int i = 0; i < 5; ++i) expected.push_back(append_ok(producer, "before"));
+
+  bool hold_lock = false;
+  bool dead_claim_first = false;
+  SECTION("before it took the roll lock") {}
+  SECTION("while it held the roll lock") {
+    hold_lock = true;
+  }
+  SECTION("after another producer died mid-claim") {
+    dead_claim_first = true;
+  }
+
+  if (dead_claim_first) {
+    test::Pipe ready;
+    pid_t doomed = test::spawn([&]() -> int { claim_and_hang(dir, ready); });
+    REQUIRE(ready.receive());
+    kill_and_reap(doomed);
+    for (int i = 0; i < 5; ++i) expected.push_back(append_ok(producer, "between"));
+  }
+  test::Pipe ready;
+  pid_t roller = test::spawn([&]() -> int { reserve_past_end_and_hang(dir, hold_lock, ready); });
+  REQUIRE(ready.receive());
+  kill_and_reap(roller);
+
+  // The next append waits out the timeout, finishes the roll and lands in the new segment.
+  const std::int64_t next = append_ok(producer, "after");
+  CHECK(next == expected.back() + 1);
+  expected.push_back(next);
+  CHECK(log->control()->roll_owner.value.load() == 0);
+  CHECK(unwrap(log->segment_bases()).size() == 2);
+
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  auto got = read_records(reader, expected.size(), nullptr, 2'000'000'000);
+  CHECK(offsets_of(got) == expected);
+  CHECK(test::partition_damage(dir) == "");
+}
+
+TEST_CASE("partition: processes racing to open_or_create all open the same partition",
+          "[process]") {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/topic/0";  // parents do not exist yet either
+  constexpr std::uint32_t kProcesses = 6;
+  test::Pipe go;
+  std::vector<pid_t> children;
+  for (std::uint32_t p = 0; p < kProcesses; ++p) {
+    children.push_back(test::spawn([&, p] {
+      if (!go.receive()) return 2;
+      auto log = PartitionLog::open_or_create(dir, test::small_segments(), test::patient_options());
+      if (!log) {
+        std::cerr << "open_or_create: " << log.status().message() << "\n";
+        return 3;
+      }
+      auto appender = LogAppender::open(*log);
+      if (!appender) return 4;
+      return appender->append(test::make_value(p, 0)).outcome == AppendOutcome::kOk ? 0 : 5;
+    }));
+  }
+  for (std::uint32_t p = 0; p < kProcesses; ++p) go.send();
+  for (pid_t c : children) CHECK(test::wait_child(c) == 0);
+
+  auto log = unwrap(PartitionLog::open(dir, test::patient_options()));
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  test::Tally tally(kProcesses, 1);
+  CHECK(test::read_into(reader, tally, 1'000'000'000) == ReadOutcome::kOk);
+  INFO(tally.summary());
+  CHECK(tally.complete());
+  for (const auto& e : std::filesystem::directory_iterator(tmp.path() + "/topic"))
+    CHECK(e.path().filename() == "0");  // no half-built partition left behind
+}
+
+}  // namespace
+}  // namespace sluice::shm

@@ -1,0 +1,486 @@
+#include "shm/partition_log.h"
+
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "shm/test_support.h"
+
+namespace sluice::shm {
+namespace {
+
+using test::append_ok;
+using test::read_records;
+using test::Rec;
+using test::TempDir;
+using test::unwrap;
+
+std::vector<std::int64_t> offsets_of(const std::vector<Rec>& records) {
+  std::vector<std::int64_t> out;
+  for (const Rec& r : records) out.push_back(r.offset);
+  return out;
+}
+
+std::vector<std::int64_t> range(std::int64_t from, std::int64_t to) {
+  std::vector<std::int64_t> out;
+  for (std::int64_t i = from; i < to; ++i) out.push_back(i);
+  return out;
+}
+
+std::vector<std::int64_t> concat(std::vector<std::int64_t> a, const std::vector<std::int64_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Reserves past the end of the active segment the way a producer does (one fetch_add), and
+// then does nothing: a producer that died before it could roll.
+void reserve_past_end_and_die(PartitionLog& log) {
+  auto seg = unwrap(log.active_segment());
+  seg->header()->tail_line.tail.fetch_add(kTailCountOne + seg->capacity(),
+                                          std::memory_order_acq_rel);
+}
+
+// ---- abandoned claims ------------------------------------------------------------------------
+
+TEST_CASE("log: a claim never committed is padded after the abandon timeout", "[log]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::impatient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  auto stuck = unwrap(LogAppender::open(log));
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+
+  for (int i = 0; i < 5; ++i) append_ok(producer, "before");
+  Claim claim;
+  REQUIRE(stuck.claim(100, claim, test::with_key(std::string_view("never"))) == AppendOutcome::kOk);
+  REQUIRE(claim.offset() == 5);
+  std::memset(claim.value().data(), 'n', 50);  // half written, never committed
+  for (int i = 0; i < 5; ++i) append_ok(producer, "after");
+
+  auto got = read_records(reader, 10);
+  CHECK(offsets_of(got) == concat(range(0, 5), range(6, 11)));
+  for (const Rec& r : got) CHECK(r.value != std::optional<std::string>(std::string(50, 'n')));
+
+  // The stuck claim is now padding: the partition verifies clean.
+  CHECK(test::partition_damage(tmp.partition()) == "");
+  auto report = unwrap(verify_partition(tmp.partition()));
+  REQUIRE(report.segments.size() == 1);
+  CHECK(report.segments[0].padding_frames == 1);
+  CHECK(report.segments[0].records == 10);
+}
+
+TEST_CASE("log: a claim abandoned at the tail is padded and later records are read", "[log]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::impatient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  auto reader = unwrap(LogReader::open(log));
+  append_ok(producer, "zero");
+  SECTION("the claim was marked") {
+    auto stuck = unwrap(LogAppender::open(log));
+    Claim claim;
+    REQUIRE(stuck.claim(333, claim) == AppendOutcome::kOk);
+    REQUIRE(claim.offset() == 1);
+    // Nothing comes after it for a while: the reader pads it once the timeout has passed.
+    auto got = read_records(reader, 2, nullptr, 500'000'000);
+    CHECK(offsets_of(got) == std::vector<std::int64_t>{0});
+  }
+  SECTION("the producer died between its reservation and marking the claim") {
+    auto seg = unwrap(log->active_segment());
+    seg->header()->tail_line.tail.fetch_add(kTailCountOne + 200, std::memory_order_acq_rel);
+    auto got = read_records(reader, 2, nullptr, 500'000'000);
+    CHECK(offsets_of(got) == std::vector<std::int64_t>{0});
+  }
+  CHECK(append_ok(producer, "two") == 2);
+  auto got = read_records(reader, 1);
+  CHECK(offsets_of(got) == std::vector<std::int64_t>{2});
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+TEST_CASE("log: a gap left by a producer that died before marking its claim is skipped", "[log]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::impatient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  auto reader = unwrap(LogReader::open(log));
+  for (int i = 0; i < 3; ++i) append_ok(producer, "before");
+  auto seg = unwrap(log->active_segment());
+  seg->header()->tail_line.tail.fetch_add(kTailCountOne + 96, std::memory_order_acq_rel);
+  for (int i = 0; i < 3; ++i) append_ok(producer, "after");
+  auto got = read_records(reader, 6);
+  CHECK(offsets_of(got) == std::vector<std::int64_t>{0, 1, 2, 4, 5, 6});
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+TEST_CASE("log: a batch claim never committed is padded whole", "[log]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::impatient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  auto stuck = unwrap(LogAppender::open(log));
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  for (int i = 0; i < 3; ++i) append_ok(producer, "before");
+  BatchClaim batch;
+  REQUIRE(stuck.claim_batch(10, 40, batch) == AppendOutcome::kOk);
+  REQUIRE(batch.first_offset() == 3);
+  for (int i = 0; i < 3; ++i) append_ok(producer, "after");
+  auto got = read_records(reader, 6);
+  CHECK(offsets_of(got) == std::vector<std::int64_t>{0, 1, 2, 13, 14, 15});
+  auto report = unwrap(verify_partition(tmp.partition()));
+  CHECK(report.damage.empty());
+  REQUIRE(report.segments.size() == 1);
+  CHECK(report.segments[0].padding_frames == 1);
+}
+
+TEST_CASE("log: end_offset is the offset the next append gets", "[log]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  CHECK(log->end_offset() == 0);
+  auto producer = unwrap(LogAppender::open(log));
+  for (std::int64_t i = 0; i < 2000; ++i) {
+    REQUIRE(log->end_offset() == i);
+    REQUIRE(append_ok(producer, test::make_value(0, static_cast<std::uint64_t>(i))) == i);
+  }
+  REQUIRE(unwrap(log->segment_bases()).size() > 3);
+  Claim claim;
+  REQUIRE(producer.claim(10, claim) == AppendOutcome::kOk);
+  CHECK(log->end_offset() == 2001);  // reserved counts, committed or not
+  producer.abort(claim);
+  CHECK(log->end_offset() == 2001);
+}
+
+// ---- abandoned rolls -------------------------------------------------------------------------
+
+TEST_CASE("log: a roll abandoned after its reservation is finished after the timeout", "[log]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::impatient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  for (int i = 0; i < 10; ++i) append_ok(producer, "before the roll");
+  reserve_past_end_and_die(*log);
+
+  SECTION("by the next producer") {
+    CHECK(append_ok(producer, "after the roll") == 10);
+    auto got = read_records(reader, 11);
+    CHECK(offsets_of(got) == range(0, 11));
+  }
+  SECTION("by a reader waiting at the end of the segment") {
+    auto got = read_records(reader, 11, nullptr, 500'000'000);
+    CHECK(offsets_of(got) == range(0, 10));
+    CHECK(unwrap(log->segment_bases()) == std::vector<std::int64_t>{0, 10});
+    CHECK(append_ok(producer, "after the roll") == 10);
+    got = read_records(reader, 1);
+    CHECK(offsets_of(got) == std::vector<std::int64_t>{10});
+  }
+  SECTION("by recover_roll called directly") {
+    auto seg = unwrap(log->segment(0));
+    REQUIRE_OK(log->recover_roll(*seg));
+    CHECK(log->control()->active.active_base.load() == 10);
+    CHECK(append_ok(producer, "after the roll") == 10);
+    auto got = read_records(reader, 11);
+    CHECK(offsets_of(got) == range(0, 11));
+  }
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+TEST_CASE("log: recovering an abandoned roll keeps records committed after an abandoned claim",
+          "[log]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::impatient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  auto stuck = unwrap(LogAppender::open(log));
+  for (int i = 0; i < 5; ++i) append_ok(producer, "before the dead claim");
+  Claim claim;
+  REQUIRE(stuck.claim(64, claim) == AppendOutcome::kOk);
+  REQUIRE(claim.offset() == 5);
+  for (int i = 0; i < 5; ++i) append_ok(producer, "after the dead claim");
+  reserve_past_end_and_die(*log);
+
+  // The producer finishes the roll before any reader has padded the dead claim.
+  const std::int64_t next = append_ok(producer, "after the roll");
+  CHECK(next == 11);
+
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  auto got = read_records(reader, 11, nullptr, 1'000'000'000);
+  CHECK(offsets_of(got) == concat(concat(range(0, 5), range(6, 11)), {next}));
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+// ---- retention -------------------------------------------------------------------------------
+
+TEST_CASE("log: retention recycles segments and readers left on one get kOutOfRange", "[log]") {
+  TempDir tmp;
+  LogOptions options = test::patient_options();
+  options.retain_segments = 3;
+  options.recycle_segments = true;
+  auto log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
+  REQUIRE_OK(log->prepare_next());
+  auto producer = unwrap(LogAppender::open(log));
+  auto follower = unwrap(LogReader::open(log, {.verify_crc = true}));
+  auto laggard = unwrap(LogReader::open(log, {.verify_crc = true}));
+
+  std::set<ino_t> inodes;
+  auto note_inodes = [&] {
+    for (std::int64_t b : unwrap(log->segment_bases())) {
+      struct stat st {};
+      if (::stat(test::segment_path(tmp.partition(), b).c_str(), &st) == 0)
+        inodes.insert(st.st_ino);
+    }
+  };
+
+  append_ok(producer, test::make_value(0, 0));
+  auto first = read_records(laggard, 1);  // the laggard stops inside segment 0
+  REQUIRE(first.size() == 1);
+
+  const std::uint64_t kRecords = 20000 * static_cast<std::uint64_t>(test::stress_scale());
+  test::Tally tally(1, kRecords);
+  int rolls = 0;
+  std::int64_t active = 0;
+  for (std::uint64_t seq = 1; seq < kRecords; ++seq) {
+    append_ok(producer, test::make_value(0, seq));
+    std::int64_t now_active = log->control()->active.active_base.load();
+    if (now_active != active) {
+      active = now_active;
+      ++rolls;
+      // The follower keeps up, so that retention never takes its segment.
+      ReadOutcome o = test::drain(follower, tally);
+      INFO(follower.error().message());
+      REQUIRE(o == ReadOutcome::kOk);
+      INFO(tally.summary());
+      REQUIRE(tally.problem().empty());
+      REQUIRE_OK(log->prepare_next());
+      REQUIRE(unwrap(log->segment_bases()).size() <= 3);
+      note_inodes();
+    }
+  }
+  ReadOutcome o = test::drain(follower, tally);
+  CHECK(o == ReadOutcome::kOk);
+  INFO(tally.summary());
+  CHECK(tally.complete());
+  // Many rolls, few files: the same inodes came back.
+  auto bases = unwrap(log->segment_bases());
+  CHECK(rolls >= 20);
+  CHECK(inodes.size() <= 5);
+  CHECK(test::partition_damage(tmp.partition()) == "");
+
+  // The laggard's segment 0 was recycled and rewritten long ago: it must not read the new
+  // contents as its own. Whatever it delivers before it notices must be genuine.
+  std::vector<Rec> stale;
+  ReadOutcome laggard_outcome = ReadOutcome::kOk;
+  for (int i = 0; i < 20 && laggard_outcome == ReadOutcome::kOk; ++i) {
+    PollResult r =
+        laggard.poll([&](const RecordView& v) { stale.push_back(test::copy_record(v)); });
+    laggard_outcome = r.outcome;
+    // wait() returns true once the segment is gone: the next poll says so.
+    if (r.records == 0 && r.outcome == ReadOutcome::kOk)
+      CHECK(laggard.wait(WaitStrategy::kBlock, 10'000'000'000));
+  }
+  INFO("laggard delivered " << stale.size() << " records and is at " << laggard.position());
+  CHECK(laggard_outcome == ReadOutcome::kOutOfRange);
+  CHECK_THAT(laggard.error().message(), Catch::Contains("retention"));
+  for (const Rec& r : stale) {
+    INFO("laggard got offset " << r.offset);
+    REQUIRE(r.value);
+    auto stamp = test::parse_value(*r.value);
+    REQUIRE(stamp);
+    CHECK(static_cast<std::int64_t>(stamp->seq) == r.offset);
+  }
+  // It recovers by seeking to what is retained.
+  REQUIRE_OK(laggard.seek_to_beginning());
+  CHECK(laggard.position() == bases.front());
+  auto again = read_records(
+      laggard, static_cast<std::size_t>(static_cast<std::int64_t>(kRecords) - bases.front()));
+  REQUIRE_FALSE(again.empty());
+  CHECK(again.front().offset == bases.front());
+  CHECK(again.back().offset == static_cast<std::int64_t>(kRecords) - 1);
+}
+
+TEST_CASE("log: an appender idle since its segment was recycled appends in the right place",
+          "[log]") {
+  TempDir tmp;
+  LogOptions options = test::patient_options();
+  options.retain_segments = 2;
+  options.recycle_segments = true;
+  auto log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
+  auto busy = unwrap(LogAppender::open(log));
+  auto idle = unwrap(LogAppender::open(log));
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  std::uint64_t idle_seq = 0;
+  REQUIRE(append_ok(idle, test::make_value(1, idle_seq++)) == 0);
+
+  // Roll until segment 0's file has been reused, and then maybe once more: when the idle
+  // appender wakes up, its file is the active segment, or a full one.
+  const int rolls_after_reuse = GENERATE(0, 1);
+  struct stat first {};
+  REQUIRE(::stat(test::segment_path(tmp.partition(), 0).c_str(), &first) == 0);
+  auto file_is_active = [&] {
+    struct stat st {};
+    auto active = unwrap(log->active_segment());
+    return ::stat(active->path().c_str(), &st) == 0 && st.st_ino == first.st_ino;
+  };
+  std::uint64_t busy_seq = 0;
+  std::vector<std::string> expected_values = {test::make_value(1, 0)};
+  auto busy_append = [&] {
+    std::string v = test::make_value(0, busy_seq++);
+    append_ok(busy, v);
+    expected_values.push_back(v);
+    REQUIRE_OK(log->prepare_next());
+  };
+  while (!file_is_active()) busy_append();
+  for (int r = 0; r < rolls_after_reuse; ++r) {
+    std::int64_t active = log->control()->active.active_base.load();
+    while (log->control()->active.active_base.load() == active) busy_append();
+  }
+
+  // The idle appender's reservation lands in whatever its file is now; it must end up as the
+  // next record of the log, not in a hole nor at a stale offset.
+  const std::int64_t expected_offset = log->end_offset();
+  std::string v = test::make_value(1, idle_seq++);
+  CHECK(append_ok(idle, v) == expected_offset);
+  expected_values.push_back(v);
+  std::string w = test::make_value(0, busy_seq++);
+  CHECK(append_ok(busy, w) == expected_offset + 1);
+  expected_values.push_back(w);
+
+  REQUIRE_OK(reader.seek_to_beginning());
+  const std::int64_t earliest = reader.position();
+  auto got = read_records(reader, static_cast<std::size_t>(expected_offset + 2 - earliest), nullptr,
+                          1'000'000'000);
+  REQUIRE(got.size() == static_cast<std::size_t>(expected_offset + 2 - earliest));
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO("offset " << got[i].offset);
+    REQUIRE(got[i].offset == earliest + static_cast<std::int64_t>(i));
+    REQUIRE(got[i].value == expected_values[static_cast<std::size_t>(got[i].offset)]);
+  }
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+TEST_CASE("log: retention without recycling deletes the oldest segments", "[log]") {
+  TempDir tmp;
+  LogOptions options = test::patient_options();
+  options.retain_segments = 2;
+  auto log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
+  auto producer = unwrap(LogAppender::open(log));
+  for (int i = 0; i < 3000; ++i)
+    append_ok(producer, test::make_value(0, static_cast<std::uint64_t>(i)));
+  REQUIRE(unwrap(log->segment_bases()).size() > 3);
+  REQUIRE_OK(log->prepare_next());
+  auto bases = unwrap(log->segment_bases());
+  CHECK(bases.size() == 2);
+  CHECK(bases.back() == log->control()->active.active_base.load());
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  auto got = read_records(reader, static_cast<std::size_t>(3000 - bases.front()));
+  REQUIRE_FALSE(got.empty());
+  CHECK(got.front().offset == bases.front());
+  CHECK(got.back().offset == 2999);
+  CHECK(test::partition_damage(tmp.partition()) == "");
+  // The spare is taken by the next roll.
+  CHECK(file_exists(tmp.partition() + "/spare.seg"));
+}
+
+// ---- torn tails ------------------------------------------------------------------------------
+
+void forget_boot(const std::string& dir) {
+  std::uint8_t other[16];
+  std::memset(other, 0xab, sizeof other);
+  test::write_bytes(dir + "/partition.ctl", offsetof(PartitionControl, boot_id), other, 16);
+}
+
+TEST_CASE("log: after a reboot the torn tail is truncated and appends continue", "[log]") {
+  TempDir tmp;
+  const std::string dir = tmp.partition();
+  constexpr std::int64_t kCount = 1000;
+  std::int64_t expected_next = kCount;
+  std::int64_t active_base = 0;
+  {
+    auto log = unwrap(PartitionLog::create(dir, test::small_segments(), test::patient_options()));
+    auto producer = unwrap(LogAppender::open(log));
+    for (std::int64_t i = 0; i < kCount; ++i)
+      append_ok(producer, test::make_value(0, static_cast<std::uint64_t>(i)));
+    auto seg = unwrap(log->active_segment());
+    active_base = seg->base_offset();
+    REQUIRE(active_base > 0);
+    const std::string path = seg->path();
+    const std::uint64_t start = test::data_start(path);
+    const std::uint64_t tail = tail_position(seg->header()->tail_line.tail.load());
+    auto positions = test::frame_positions(path);
+
+    SECTION("garbage after the last frame") {
+      // A reservation whose frame was half written: a committed-looking word and junk.
+      seg->header()->tail_line.tail.fetch_add(kTailCountOne + 96);
+      std::vector<unsigned char> junk(96);
+      for (std::size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<unsigned char>(i * 37);
+      std::uint64_t word = make_commit_word(96, seg->seq());
+      std::memcpy(junk.data(), &word, 8);
+      test::write_bytes(path, start + tail, junk.data(), junk.size());
+    }
+    SECTION("the last frame has a bad CRC") {
+      const std::uint64_t pos = positions.at(kCount - 1);
+      unsigned char b = 0;
+      test::read_bytes(path, start + pos + kFrameHeaderBytes + 3, &b, 1);
+      b ^= 1;
+      test::write_bytes(path, start + pos + kFrameHeaderBytes + 3, &b, 1);
+      expected_next = kCount - 1;
+    }
+    SECTION("a frame that repeats an earlier offset") {
+      const std::uint64_t pos = positions.at(kCount - 2);
+      const std::uint64_t len = positions.at(kCount - 1) - pos;
+      std::vector<unsigned char> copy(len);
+      test::read_bytes(path, start + pos, copy.data(), copy.size());
+      seg->header()->tail_line.tail.fetch_add(kTailCountOne + len);
+      test::write_bytes(path, start + tail, copy.data(), copy.size());
+    }
+    SECTION("a claim in progress") {
+      Claim claim;
+      REQUIRE(producer.claim(40, claim) == AppendOutcome::kOk);
+      REQUIRE(claim.offset() == kCount);
+    }
+    SECTION("a sealed segment whose successor never reached the disk") {
+      // Roll, then lose the new segment (and the one record in it).
+      std::int64_t i = kCount;
+      while (unwrap(log->segment_bases()).back() == active_base)
+        append_ok(producer, test::make_value(0, static_cast<std::uint64_t>(i++)));
+      const std::int64_t lost_base = unwrap(log->segment_bases()).back();
+      REQUIRE(i == lost_base + 1);
+      REQUIRE(::unlink(test::segment_path(dir, lost_base).c_str()) == 0);
+      expected_next = lost_base;
+    }
+  }
+  forget_boot(dir);
+
+  // Opening read-only does not repair (and does not write the boot id).
+  {
+    LogOptions ro = test::patient_options();
+    ro.access = Access::kReadOnly;
+    auto log = unwrap(PartitionLog::open(dir, ro));
+    CHECK(log->control()->boot_id[0] == 0xab);
+  }
+
+  auto log = unwrap(PartitionLog::open(dir, test::patient_options()));
+  std::uint8_t boot[16];
+  current_boot_id(boot);
+  CHECK(std::memcmp(log->control()->boot_id, boot, 16) == 0);
+  CHECK(test::partition_damage(dir) == "");
+  auto producer = unwrap(LogAppender::open(log));
+  CHECK(append_ok(producer, test::make_value(0, static_cast<std::uint64_t>(expected_next))) ==
+        expected_next);
+  CHECK(append_ok(producer, test::make_value(0, static_cast<std::uint64_t>(expected_next + 1))) ==
+        expected_next + 1);
+
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  test::Tally tally(1, static_cast<std::uint64_t>(expected_next + 2));
+  REQUIRE(test::read_into(reader, tally, 1'000'000'000) == ReadOutcome::kOk);
+  INFO(tally.summary());
+  CHECK(tally.complete());
+  CHECK(test::partition_damage(dir) == "");
+}
+
+}  // namespace
+}  // namespace sluice::shm
