@@ -11,7 +11,7 @@
 //               warm-up is at least 6 segments, so that recycling is in its steady state.
 //   latency     ping-pong over two partitions: A append()s to P1, B waits (kSpin) and polls P1
 //               and append()s the value to P2, A waits (kSpin) and polls P2; one-way = half the
-//               round trip. Both off the clock every 4096 round trips: prepare_next().
+//               round trip. A, off the clock, every 4096 round trips: prepare_next() on both.
 // SLUICE_DATA_DIR (default /dev/shm/sluice) holds the temporary partitions, removed after.
 #include <unistd.h>
 #include <x86intrin.h>
