@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -95,6 +96,8 @@ class TempDir {
  public:
   TempDir() {
     static std::atomic<int> counter{0};
+    static const bool swept = (remove_dead_runs(), true);
+    (void)swept;
     std::string name = Catch::getResultCapture().getCurrentTestName();
     std::string clean;
     for (char c : name) {
@@ -119,6 +122,19 @@ class TempDir {
   std::string partition() const { return path_ + "/p"; }
 
  private:
+  // Directories left by test processes that crashed (their pid is gone).
+  static void remove_dead_runs() {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
+      std::string name = e.path().filename().string();
+      const std::string prefix = "sluice-test-";
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+      if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH))
+        std::filesystem::remove_all(e.path(), ec);
+    }
+  }
+
   std::string path_;
 };
 
