@@ -92,6 +92,18 @@ GroupCoordinator::Group& GroupCoordinator::group_for(const std::string& name) {
 
 std::string GroupCoordinator::new_member_id(const std::string& client_id) {
   std::string prefix = client_id.empty() ? "member" : client_id.substr(0, kMaxClientIdInMemberId);
+  // Cut on a UTF-8 character boundary: drop continuation bytes (10xxxxxx) left dangling and
+  // the lead byte whose character the cut split.
+  if (prefix.size() < client_id.size()) {
+    std::size_t end = prefix.size();
+    std::size_t start = end;
+    while (start > 0 && (static_cast<unsigned char>(prefix[start - 1]) & 0xC0) == 0x80) --start;
+    if (start > 0 && (static_cast<unsigned char>(prefix[start - 1]) & 0x80) != 0) {
+      unsigned char lead = static_cast<unsigned char>(prefix[start - 1]);
+      std::size_t len = (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 1;
+      if (end - (start - 1) < len) prefix.resize(start - 1);
+    }
+  }
   if (!config_.instance.empty()) prefix += "-" + config_.instance;
   char n[24];
   std::snprintf(n, sizeof n, "%06llu", static_cast<unsigned long long>(next_member_++));

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -94,6 +95,8 @@ class DataDirFixture {
  public:
   DataDirFixture() {
     static std::atomic<int> counter{0};
+    static const bool swept = (remove_dead_runs(), true);
+    (void)swept;
     std::string clean;
     for (char c : Catch::getResultCapture().getCurrentTestName()) {
       bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -116,6 +119,21 @@ class DataDirFixture {
   std::string socket() const { return path_ + "/broker.sock"; }
 
  private:
+  // Data directories (and sluiced logs) left by test processes that crashed.
+  static void remove_dead_runs() {
+    const std::string prefix = "sluice-bt-";
+    std::vector<std::filesystem::path> dead;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
+      std::string name = e.path().filename().string();
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+      if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH))
+        dead.push_back(e.path());
+    }
+    for (const auto& path : dead) std::filesystem::remove_all(path, ec);
+  }
+
   std::string path_;
 };
 

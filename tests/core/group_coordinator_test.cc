@@ -475,6 +475,27 @@ TEST_CASE("coordinator: member ids differ between instances and are never reused
   CHECK(c == "member-run7-000003");
 }
 
+TEST_CASE("coordinator: a long client id is cut on a UTF-8 character boundary",
+          "[core][coordinator]") {
+  Fixture f(CoordinatorConfig{});
+  // 63 ASCII bytes then "é" (2 bytes): a cut at 64 bytes would split the é.
+  std::string client(63, 'x');
+  client += "\xc3\xa9tail";
+  auto [id, e] = f.join("g", client, 0);
+  CHECK(id.rfind(std::string(63, 'x') + "-", 0) == 0);
+  // Every byte of the id belongs to a whole character.
+  for (std::size_t i = 0; i < id.size();) {
+    auto c = static_cast<unsigned char>(id[i]);
+    std::size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
+    REQUIRE(i + len <= id.size());
+    for (std::size_t k = 1; k < len; ++k)
+      CHECK((static_cast<unsigned char>(id[i + k]) & 0xC0) == 0x80);
+    i += len;
+  }
+  // And the id works: the member can commit under it.
+  CORE_REQUIRE_OK(f->can_commit("g", id, 1, TopicPartition{"t0", 0}));
+}
+
 TEST_CASE("coordinator: the initial rebalance delay lets a starting group form in one go",
           "[core][coordinator]") {
   CoordinatorConfig config;
