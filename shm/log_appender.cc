@@ -82,6 +82,7 @@ AppendOutcome LogAppender::reserve_slow(std::uint64_t old_tail, std::uint64_t by
         held_back_ = true;
         return AppendOutcome::kBackPressured;
       }
+      last_error_ = s;
       return AppendOutcome::kRollFailed;
     }
   } else if (log.control()->active.active_base.load(std::memory_order_acquire) == base_ &&
@@ -114,7 +115,10 @@ AppendOutcome LogAppender::retry_held_roll() {
     Status s = log.retry_pending_roll(*segment_);
     if (!s) {
       if (s.code() == ErrorCode::kBackPressured) return AppendOutcome::kBackPressured;
-      if (s.code() != ErrorCode::kBusy) return AppendOutcome::kRollFailed;
+      if (s.code() != ErrorCode::kBusy) {
+        last_error_ = s;
+        return AppendOutcome::kRollFailed;
+      }
     }
   }
   held_back_ = false;

@@ -196,6 +196,8 @@ class LogAppender {
   // Largest value (without key or headers) a single record may carry.
   std::uint64_t max_value_bytes() const { return max_frame_ - kFrameHeaderBytes; }
   PartitionLog& log() const { return *log_; }
+  // Why the last kRollFailed happened (names the file and the cause).
+  const Status& last_error() const { return last_error_; }
 
  private:
   LogAppender() = default;
@@ -305,6 +307,7 @@ class LogAppender {
   std::uint32_t seq_ = 0;
   unsigned index_shift_ = 12;
   bool held_back_ = false;  // a roll was refused by the log's roll gate
+  Status last_error_;
 };
 
 }  // namespace sluice::shm

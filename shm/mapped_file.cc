@@ -64,6 +64,8 @@ Status MappedFile::sync() const {
 Status create_file(const std::string& path, std::uint64_t size, mode_t mode) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return errno_status("create " + path, errno);
+  // The mode exactly, whatever the umask: group members must be able to write what they share.
+  (void)::fchmod(fd, mode);
   int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
   if (rc == EINVAL || rc == EOPNOTSUPP) {
     // A file system without fallocate: set the size and accept lazy allocation.

@@ -345,7 +345,10 @@ Status PartitionLog::create_spare_file(const std::string& final_path) {
   std::uint32_t interval = control_->index_interval;
   std::string tmp = path_of("new-" + unique_suffix() + ".tmp");
   std::uint64_t size = Segment::header_bytes_for(capacity, interval) + capacity;
-  if (Status s = create_file(tmp, size, 0660); !s) return s;
+  // New segments take the mode the partition was created with (the broker's --mode).
+  struct stat ctl {};
+  mode_t mode = ::stat(path_of(kControlName).c_str(), &ctl) == 0 ? (ctl.st_mode & 07777) : 0660;
+  if (Status s = create_file(tmp, size, mode); !s) return s;
   auto file = MappedFile::open(tmp, Access::kReadWrite);
   if (!file) {
     (void)remove_file(tmp);

@@ -325,8 +325,9 @@ int run_consume(const ConsumeArgs& a) {
   }
 
   int rc = kExitOk;
-  std::map<TopicPartition, std::int64_t> printed;  // next offset after what was printed
-  std::map<TopicPartition, std::int64_t> pending;
+  std::map<TopicPartition, std::int64_t> printed;      // next offset after what was printed
+  std::map<TopicPartition, std::int64_t> pending;      // this poll's: next offset
+  std::map<TopicPartition, std::int64_t> batch_first;  // this poll's: first offset
   std::int64_t total = 0;
   std::string out;
   for (;;) {
@@ -335,6 +336,7 @@ int run_consume(const ConsumeArgs& a) {
     if (a.count > 0) max = static_cast<std::size_t>(std::min<std::int64_t>(a.count - total, 1024));
     out.clear();
     pending.clear();
+    batch_first.clear();
     auto n = consumer->poll(
         [&](const Record& r) {
           if (a.json) {
@@ -342,7 +344,9 @@ int run_consume(const ConsumeArgs& a) {
           } else {
             format_record(out, pieces, r);
           }
-          pending[TopicPartition{std::string(r.topic), r.partition}] = r.offset + 1;
+          TopicPartition tp{std::string(r.topic), r.partition};
+          batch_first.try_emplace(tp, r.offset);
+          pending[tp] = r.offset + 1;
         },
         max, kPollTimeoutMs);
     if (!n) {
@@ -352,10 +356,11 @@ int run_consume(const ConsumeArgs& a) {
     if (!out.empty()) {
       if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() ||
           std::fflush(stdout) != 0) {
-        if (errno != EPIPE) {
-          rc = report(errno_status("write stdout", errno));
-        }
-        break;  // the reader of stdout went away (EPIPE): stop quietly
+        if (errno != EPIPE) rc = report(errno_status("write stdout", errno));
+        // Not printed (or not all): back to the batch's start, so that neither our commit nor
+        // the group's automatic one counts it as consumed.
+        for (const auto& [tp, first] : batch_first) (void)consumer->seek(tp, first);
+        break;  // EPIPE: the reader of stdout went away; stop quietly
       }
       for (const auto& [tp, next] : pending) printed[tp] = next;
     }

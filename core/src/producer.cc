@@ -242,6 +242,8 @@ struct Producer::Impl {
           continue;
         }
       }
+      if (r.outcome == shm::AppendOutcome::kRollFailed && !(*a)->last_error().is_ok())
+        return topic_status(std::string(name), (*a)->last_error());
       return outcome_status(r.outcome, std::string(name), p, size,
                             topic_state.config.max_record_bytes);
     }

@@ -482,5 +482,22 @@ TEST_CASE("log: after a reboot the torn tail is truncated and appends continue",
   CHECK(test::partition_damage(dir) == "");
 }
 
+TEST_CASE("log: segments made later keep the partition's file mode whatever the umask", "[log]") {
+  TempDir tmp;
+  LogConfig config = test::small_segments();
+  config.file_mode = 0660;
+  mode_t old_umask = ::umask(022);  // would turn 0660 into 0640 if it applied
+  auto log = unwrap(PartitionLog::create(tmp.partition(), config));
+  Status prepared = log->prepare_next();
+  ::umask(old_umask);
+  REQUIRE(prepared.is_ok());
+  struct stat spare {};
+  REQUIRE(::stat((tmp.partition() + "/spare.seg").c_str(), &spare) == 0);
+  CHECK((spare.st_mode & 0777) == 0660);
+  struct stat first {};
+  REQUIRE(::stat((tmp.partition() + "/00000000000000000000.seg").c_str(), &first) == 0);
+  CHECK((first.st_mode & 0777) == 0660);
+}
+
 }  // namespace
 }  // namespace sluice::shm
