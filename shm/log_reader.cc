@@ -200,6 +200,15 @@ Status LogReader::walk_to_offset(std::int64_t target) {
   for (;;) {
     FrameCheck fc = check_frame(data_, capacity_, seq_, pos_, false);
     if (fc.problem == FrameProblem::kNotWritten || fc.problem == FrameProblem::kInProgress) {
+      // A roller publishes the next segment before it writes this one's END frame: if the
+      // seal words say the segment ends here, go on into the next one.
+      const SegmentSealLine& seal = segment_->header()->seal_line;
+      std::int64_t sealed_next = seal.next_base.load(std::memory_order_acquire);
+      if (sealed_next >= 0 && seal.end_position.load(std::memory_order_relaxed) == pos_ &&
+          log_->control()->active.active_base.load(std::memory_order_acquire) != segment_->base_offset()) {
+        if (follow_end(sealed_next) != ReadOutcome::kOk) return error_;
+        continue;
+      }
       return Status::ok();  // the committed end of the log
     }
     if (fc.problem != FrameProblem::kNone)
@@ -229,9 +238,12 @@ Status LogReader::seek(std::int64_t offset) {
     return Status(ErrorCode::kOutOfRange,
                   "offset " + std::to_string(offset) + " is before the earliest retained offset " +
                       std::to_string(bases->front()) + " of " + log_->dir());
-  // The last segment whose base is <= offset.
+  // The last segment whose base is <= offset. A directory listing taken while other files
+  // are renamed (rolls) may miss an entry: the active segment is known without one.
   auto it = std::upper_bound(bases->begin(), bases->end(), offset);
   std::int64_t base = *std::prev(it);
+  std::int64_t active = log_->control()->active.active_base.load(std::memory_order_acquire);
+  if (active <= offset && active > base) base = active;
   auto seg = log_->segment(base);
   if (!seg) return seg.status();
   (void)enter_segment(std::move(seg).value(), 0);
