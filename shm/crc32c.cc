@@ -39,7 +39,9 @@ constexpr std::uint32_t x_power(std::size_t bits) {
 // Shifting a CRC register over n zero bytes multiplies it by x^(8n). The carry-less product
 // of two reflected 32-bit values is reflected and one bit short, and the crc32 instruction
 // that reduces it multiplies by x^32 once more: hence the constant x^(8n - 33).
-constexpr std::uint32_t shift_constant(std::size_t bytes) { return x_power(8 * bytes - 33); }
+constexpr std::uint32_t shift_constant(std::size_t bytes) {
+  return x_power(8 * bytes - 33);
+}
 
 // Each round runs three streams of `block` bytes (a multiple of 8, at most kMaxBlock) and
 // combines them; the block is chosen so that the rounds cover the buffer with < 24 bytes left.

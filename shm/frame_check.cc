@@ -56,13 +56,20 @@ FrameCheck check_frame(const std::byte* data, std::uint64_t capacity, std::uint3
 
 const char* describe(FrameProblem problem) noexcept {
   switch (problem) {
-    case FrameProblem::kNone: return "ok";
-    case FrameProblem::kNotWritten: return "no frame written here";
-    case FrameProblem::kInProgress: return "frame claimed but never committed";
-    case FrameProblem::kBadLength: return "frame length out of bounds";
-    case FrameProblem::kBadType: return "unknown frame type";
-    case FrameProblem::kBadCrc: return "CRC-32C mismatch";
-    case FrameProblem::kBadBody: return "key/headers lengths overrun the frame";
+    case FrameProblem::kNone:
+      return "ok";
+    case FrameProblem::kNotWritten:
+      return "no frame written here";
+    case FrameProblem::kInProgress:
+      return "frame claimed but never committed";
+    case FrameProblem::kBadLength:
+      return "frame length out of bounds";
+    case FrameProblem::kBadType:
+      return "unknown frame type";
+    case FrameProblem::kBadCrc:
+      return "CRC-32C mismatch";
+    case FrameProblem::kBadBody:
+      return "key/headers lengths overrun the frame";
   }
   return "unknown problem";
 }

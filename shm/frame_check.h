@@ -21,12 +21,12 @@ inline std::uint32_t frame_crc(const FrameHeader* frame, std::uint32_t length) n
 
 enum class FrameProblem {
   kNone,
-  kNotWritten,      // commit word of another seq, or zero: nothing (yet) at this position
-  kInProgress,      // claimed, not committed
-  kBadLength,       // length below the header size or past the segment end
-  kBadType,         // unknown frame type
-  kBadCrc,          // checksum mismatch
-  kBadBody,         // key/headers lengths that do not fit the frame
+  kNotWritten,  // commit word of another seq, or zero: nothing (yet) at this position
+  kInProgress,  // claimed, not committed
+  kBadLength,   // length below the header size or past the segment end
+  kBadType,     // unknown frame type
+  kBadCrc,      // checksum mismatch
+  kBadBody,     // key/headers lengths that do not fit the frame
 };
 
 struct FrameCheck {

@@ -17,7 +17,9 @@ bool g_heavy_barrier_available = false;
 
 namespace {
 
-long membarrier(int cmd) { return ::syscall(__NR_membarrier, cmd, 0, 0); }
+long membarrier(int cmd) {
+  return ::syscall(__NR_membarrier, cmd, 0, 0);
+}
 
 std::once_flag g_register_once;
 
@@ -55,8 +57,8 @@ void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
     tsp = &ts;
   }
   // FUTEX_WAIT (not _PRIVATE): the word lives in a MAP_SHARED file mapping.
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT, expected, tsp,
-            nullptr, 0);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT, expected, tsp, nullptr,
+            0);
 }
 
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {

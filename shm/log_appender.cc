@@ -6,11 +6,16 @@ namespace sluice::shm {
 
 const char* describe(AppendOutcome outcome) noexcept {
   switch (outcome) {
-    case AppendOutcome::kOk: return "ok";
-    case AppendOutcome::kRecordTooLarge: return "record too large for a segment";
-    case AppendOutcome::kRollFailed: return "could not open the next segment";
-    case AppendOutcome::kReadOnly: return "log opened read-only";
-    case AppendOutcome::kBackPressured: return "held back until a slow consumer group catches up";
+    case AppendOutcome::kOk:
+      return "ok";
+    case AppendOutcome::kRecordTooLarge:
+      return "record too large for a segment";
+    case AppendOutcome::kRollFailed:
+      return "could not open the next segment";
+    case AppendOutcome::kReadOnly:
+      return "log opened read-only";
+    case AppendOutcome::kBackPressured:
+      return "held back until a slow consumer group catches up";
   }
   return "unknown outcome";
 }
@@ -128,9 +133,8 @@ AppendOutcome LogAppender::retry_held_roll() {
   return AppendOutcome::kOk;
 }
 
-void LogAppender::note_index_slow(std::uint64_t pos, std::uint64_t bytes,
-                                  std::int64_t first_offset, std::uint32_t records,
-                                  std::int64_t timestamp) {
+void LogAppender::note_index_slow(std::uint64_t pos, std::uint64_t bytes, std::int64_t first_offset,
+                                  std::uint32_t records, std::int64_t timestamp) {
   std::uint64_t interval = segment_->index_interval();
   std::uint64_t stride = bytes / records;
   std::uint64_t first_slot = pos == 0 ? 0 : (pos >> index_shift_) + 1;

@@ -157,12 +157,10 @@ class LogAppender {
   AppendOutcome claim_batch(std::uint32_t count, std::uint32_t value_size, BatchClaim& out) {
     std::uint64_t length = kFrameHeaderBytes + std::uint64_t{value_size};
     std::uint64_t stride = align_frame(length);
-    if (count == 0 || stride * count > max_frame_)
-      return AppendOutcome::kRecordTooLarge;
+    if (count == 0 || stride * count > max_frame_) return AppendOutcome::kRecordTooLarge;
     std::uint64_t position;
     std::int64_t offset;
-    if (AppendOutcome o = reserve(stride * count, count, position, offset);
-        o != AppendOutcome::kOk)
+    if (AppendOutcome o = reserve(stride * count, count, position, offset); o != AppendOutcome::kOk)
       return o;
     auto* first = segment_->frame_at(position);
     bool per_batch = options_.timestamp_mode == TimestampMode::kPerBatch;
@@ -221,12 +219,11 @@ class LogAppender {
       // opens a segment (PartitionLog::take_spare_or_create), so a reservation that lands in
       // a fresh segment sees that segment's seq and base; the RMW itself makes reservations
       // unique.
-      std::uint64_t old = tail_->fetch_add(records * kTailCountOne + bytes,
-                                           std::memory_order_acq_rel);
+      std::uint64_t old =
+          tail_->fetch_add(records * kTailCountOne + bytes, std::memory_order_acq_rel);
       std::uint64_t pos = tail_position(old);
       // Relaxed: the seq shares the tail's cache line and was ordered by the acquire above.
-      if (pos + bytes <= usable_ && seq_word_->load(std::memory_order_relaxed) == seq_)
-          [[likely]] {
+      if (pos + bytes <= usable_ && seq_word_->load(std::memory_order_relaxed) == seq_) [[likely]] {
         position = pos;
         offset = base_ + static_cast<std::int64_t>(tail_count(old));
         mark_claimed(pos, bytes);
@@ -247,8 +244,8 @@ class LogAppender {
   // it exactly if this producer dies before committing. Relaxed: only the unblocker reads
   // it, after its timeout; the commit's release store replaces it.
   void mark_claimed(std::uint64_t pos, std::uint64_t bytes) {
-    segment_->frame_at(pos)->commit.store(
-        make_commit_word(-static_cast<std::int32_t>(bytes), seq_), std::memory_order_relaxed);
+    segment_->frame_at(pos)->commit.store(make_commit_word(-static_cast<std::int32_t>(bytes), seq_),
+                                          std::memory_order_relaxed);
   }
 
   // The reservation `old_tail` did not fit the segment as this appender knew it. Rolls,

@@ -22,8 +22,8 @@ constexpr std::uint64_t align_frame(std::uint64_t n) {
 }
 
 inline constexpr std::uint32_t kLogFormatVersion = 1;
-inline constexpr std::uint64_t kSegmentMagic = 0x47455343'49554c53ULL;    // "SLUICSEG" LE
-inline constexpr std::uint64_t kControlMagic = 0x4c544343'49554c53ULL;    // "SLUICCTL" LE
+inline constexpr std::uint64_t kSegmentMagic = 0x47455343'49554c53ULL;  // "SLUICSEG" LE
+inline constexpr std::uint64_t kControlMagic = 0x4c544343'49554c53ULL;  // "SLUICCTL" LE
 
 // ---------------------------------------------------------------------------------------------
 // Tail word: one 64-bit counter per segment that producers advance with a single fetch_add.
@@ -44,8 +44,12 @@ inline constexpr std::uint64_t kTailCountOne = std::uint64_t{1} << kTailCountShi
 inline constexpr std::uint64_t kMaxSegmentCapacity = std::uint64_t{1} << 30;
 inline constexpr std::uint64_t kMinSegmentCapacity = std::uint64_t{64} << 10;
 
-constexpr std::uint64_t tail_position(std::uint64_t tail) { return tail & kTailPositionMask; }
-constexpr std::uint64_t tail_count(std::uint64_t tail) { return tail >> kTailCountShift; }
+constexpr std::uint64_t tail_position(std::uint64_t tail) {
+  return tail & kTailPositionMask;
+}
+constexpr std::uint64_t tail_count(std::uint64_t tail) {
+  return tail >> kTailCountShift;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Frame: one record (or padding, or the end-of-segment marker) in a segment's data region.

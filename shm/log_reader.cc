@@ -17,8 +17,7 @@ constexpr std::uint32_t kPollsPerStallCheck = 1024;
 constexpr std::int64_t kMaxParkNs = 100'000'000;
 }  // namespace
 
-Result<LogReader> LogReader::open(std::shared_ptr<PartitionLog> log,
-                                  const ReaderOptions& options) {
+Result<LogReader> LogReader::open(std::shared_ptr<PartitionLog> log, const ReaderOptions& options) {
   LogReader r;
   r.log_ = std::move(log);
   r.options_ = options;
@@ -44,19 +43,19 @@ ReadOutcome LogReader::on_not_ready() {
   if (++empty_polls_ % kPollsPerStallCheck != 0) return ReadOutcome::kOk;
   check_stall();
   if (!segment_->still_current()) {
-    error_ = Status(ErrorCode::kOutOfRange,
-                    segment_->path() + ": segment was removed by retention while reading at offset " +
-                        std::to_string(next_offset_));
+    error_ =
+        Status(ErrorCode::kOutOfRange,
+               segment_->path() + ": segment was removed by retention while reading at offset " +
+                   std::to_string(next_offset_));
     return ReadOutcome::kOutOfRange;
   }
   return ReadOutcome::kOk;
 }
 
 ReadOutcome LogReader::on_corrupt(FrameProblem problem) {
-  error_ = Status(ErrorCode::kCorrupt, segment_->path() + ": frame at byte " +
-                                           std::to_string(pos_) + " (after offset " +
-                                           std::to_string(next_offset_ - 1) + "): " +
-                                           describe(problem));
+  error_ = Status(ErrorCode::kCorrupt,
+                  segment_->path() + ": frame at byte " + std::to_string(pos_) + " (after offset " +
+                      std::to_string(next_offset_ - 1) + "): " + describe(problem));
   return ReadOutcome::kCorrupt;
 }
 
@@ -119,12 +118,11 @@ void LogReader::check_stall() {
 bool LogReader::wait(WaitStrategy strategy, std::int64_t timeout_ns) {
   if (ready()) return true;
   std::int64_t start = monotonic_ns();
-  std::int64_t deadline = timeout_ns < 0 ? std::numeric_limits<std::int64_t>::max()
-                                         : start + timeout_ns;
+  std::int64_t deadline =
+      timeout_ns < 0 ? std::numeric_limits<std::int64_t>::max() : start + timeout_ns;
   if (strategy == WaitStrategy::kBlock) return block_until_ready(deadline);
-  std::int64_t spin_until = strategy == WaitStrategy::kAdaptive
-                                ? std::min(deadline, start + options_.spin_ns)
-                                : deadline;
+  std::int64_t spin_until =
+      strategy == WaitStrategy::kAdaptive ? std::min(deadline, start + options_.spin_ns) : deadline;
   for (std::uint32_t i = 1;; ++i) {
     if (ready()) return true;
     if (strategy == WaitStrategy::kYield) {
@@ -205,7 +203,8 @@ Status LogReader::walk_to_offset(std::int64_t target) {
       const SegmentSealLine& seal = segment_->header()->seal_line;
       std::int64_t sealed_next = seal.next_base.load(std::memory_order_acquire);
       if (sealed_next >= 0 && seal.end_position.load(std::memory_order_relaxed) == pos_ &&
-          log_->control()->active.active_base.load(std::memory_order_acquire) != segment_->base_offset()) {
+          log_->control()->active.active_base.load(std::memory_order_acquire) !=
+              segment_->base_offset()) {
         if (follow_end(sealed_next) != ReadOutcome::kOk) return error_;
         continue;
       }
@@ -256,8 +255,8 @@ Status LogReader::seek(std::int64_t offset) {
     std::int64_t end = next_offset_;
     if (offset > end)
       return Status(ErrorCode::kOutOfRange, "offset " + std::to_string(offset) +
-                                                " is after the end offset " +
-                                                std::to_string(end) + " of " + log_->dir());
+                                                " is after the end offset " + std::to_string(end) +
+                                                " of " + log_->dir());
   }
   return Status::ok();
 }
@@ -305,7 +304,10 @@ Status LogReader::seek_to_timestamp(std::int64_t ns) {
     FrameCheck fc = check_frame(s.data(), s.capacity(), s.seq(), 0, false);
     if (fc.problem == FrameProblem::kNone && s.frame_at(0)->type == kFrameData)
       first_ts = s.frame_at(0)->timestamp_ns;
-    if (first_ts < ns) lo = mid; else hi = mid;
+    if (first_ts < ns)
+      lo = mid;
+    else
+      hi = mid;
   }
   auto seg = log_->segment((*bases)[lo]);
   if (!seg) return seg.status();

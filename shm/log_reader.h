@@ -43,8 +43,8 @@ enum class WaitStrategy : std::uint8_t {
 };
 
 struct ReaderOptions {
-  bool verify_crc = false;         // check every frame's CRC-32C on the read path
-  std::int64_t spin_ns = 50'000;   // kAdaptive: how long to spin before parking
+  bool verify_crc = false;        // check every frame's CRC-32C on the read path
+  std::int64_t spin_ns = 50'000;  // kAdaptive: how long to spin before parking
 };
 
 class LogReader {
@@ -55,7 +55,8 @@ class LogReader {
 
   // Delivers up to `limit` committed records to handler(const RecordView&).
   template <class Handler>
-  PollResult poll(Handler&& handler, std::uint32_t limit = std::numeric_limits<std::uint32_t>::max()) {
+  PollResult poll(Handler&& handler,
+                  std::uint32_t limit = std::numeric_limits<std::uint32_t>::max()) {
     PollResult result;
     while (result.records < limit) {
       const FrameHeader* frame = reinterpret_cast<const FrameHeader*>(data_ + pos_);
@@ -103,8 +104,8 @@ class LogReader {
 
   // True when a frame is committed at the read position (poll will make progress).
   bool ready() const {
-    std::uint64_t word = reinterpret_cast<const FrameHeader*>(data_ + pos_)->commit.load(
-        std::memory_order_acquire);
+    std::uint64_t word =
+        reinterpret_cast<const FrameHeader*>(data_ + pos_)->commit.load(std::memory_order_acquire);
     return commit_seq(word) == seq_ && commit_length(word) > 0;
   }
 

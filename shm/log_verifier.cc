@@ -60,8 +60,9 @@ Result<SegmentReport> verify_segment(const std::string& path, const FrameVisitor
     info.crc_ok = frame_crc(f, fc.length) == f->crc32c;
     info.frame = f;
     if (visitor) visitor(info);
-    if (!info.crc_ok) damage(std::string(describe(FrameProblem::kBadCrc)) + " in frame of offset " +
-                             std::to_string(f->offset));
+    if (!info.crc_ok)
+      damage(std::string(describe(FrameProblem::kBadCrc)) + " in frame of offset " +
+             std::to_string(f->offset));
     if (f->type == kFrameData) {
       if (f->offset <= last)
         damage("offset " + std::to_string(f->offset) + " does not follow " + std::to_string(last));
@@ -111,8 +112,8 @@ Result<PartitionReport> verify_partition(const std::string& dir) {
       continue;
     }
     if (r->base_offset != bases[i])
-      r->damage.push_back({path, 0, -1,
-                           "header names base offset " + std::to_string(r->base_offset)});
+      r->damage.push_back(
+          {path, 0, -1, "header names base offset " + std::to_string(r->base_offset)});
     if (i + 1 < bases.size() && r->next_base >= 0 && r->next_base != bases[i + 1])
       r->damage.push_back({path, r->end_position, r->last_offset,
                            "END names next base " + std::to_string(r->next_base) +

@@ -41,11 +41,11 @@ struct SegmentReport {
   std::uint64_t capacity = 0;
   std::uint64_t records = 0;
   std::uint64_t padding_frames = 0;
-  std::uint64_t end_position = 0;     // where the walk stopped
-  std::int64_t next_base = -1;        // from the END frame, if sealed
+  std::uint64_t end_position = 0;  // where the walk stopped
+  std::int64_t next_base = -1;     // from the END frame, if sealed
   std::int64_t first_offset = -1;
   std::int64_t last_offset = -1;
-  bool in_progress_at_end = false;    // a claim not yet committed where the walk stopped
+  bool in_progress_at_end = false;  // a claim not yet committed where the walk stopped
   std::vector<Damage> damage;
 };
 

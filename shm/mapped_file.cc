@@ -56,8 +56,7 @@ Result<MappedFile> MappedFile::map_descriptor(int fd, const std::string& path, A
 }
 
 Status MappedFile::sync() const {
-  if (::msync(data_, size_, MS_SYNC) != 0)
-    return errno_status("msync " + path_, errno);
+  if (::msync(data_, size_, MS_SYNC) != 0) return errno_status("msync " + path_, errno);
   return Status::ok();
 }
 
@@ -107,7 +106,9 @@ Status make_directories(const std::string& path, mode_t mode) {
   return Status::ok();
 }
 
-bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+bool file_exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
 
 Result<std::vector<std::string>> list_directory(const std::string& path) {
   DIR* dir = ::opendir(path.c_str());

@@ -37,11 +37,10 @@ bool pid_alive(std::uint32_t pid) {
 Status validate_config(const LogConfig& c) {
   if (c.segment_bytes < kMinSegmentCapacity || c.segment_bytes > kMaxSegmentCapacity ||
       c.segment_bytes % 4096 != 0)
-    return Status(ErrorCode::kInvalidArgument,
-                  "segment bytes must be a multiple of 4096 between " +
-                      std::to_string(kMinSegmentCapacity) + " and " +
-                      std::to_string(kMaxSegmentCapacity) + ", not " +
-                      std::to_string(c.segment_bytes));
+    return Status(ErrorCode::kInvalidArgument, "segment bytes must be a multiple of 4096 between " +
+                                                   std::to_string(kMinSegmentCapacity) + " and " +
+                                                   std::to_string(kMaxSegmentCapacity) + ", not " +
+                                                   std::to_string(c.segment_bytes));
   if (c.index_interval < 256 || (c.index_interval & (c.index_interval - 1)) != 0 ||
       c.index_interval > c.segment_bytes)
     return Status(ErrorCode::kInvalidArgument,
@@ -114,11 +113,10 @@ Result<std::shared_ptr<PartitionLog>> PartitionLog::create(const std::string& di
     c->wake_seq.value.store(0, std::memory_order_relaxed);
   }
 
-  std::uint32_t header_bytes = Segment::header_bytes_for(config.segment_bytes,
-                                                         config.index_interval);
+  std::uint32_t header_bytes =
+      Segment::header_bytes_for(config.segment_bytes, config.index_interval);
   std::string seg_path = tmp + "/" + segment_file_name(0);
-  if (Status s = create_file(seg_path, header_bytes + config.segment_bytes, config.file_mode);
-      !s) {
+  if (Status s = create_file(seg_path, header_bytes + config.segment_bytes, config.file_mode); !s) {
     cleanup();
     return s;
   }
@@ -238,8 +236,8 @@ std::shared_ptr<MappedFile> PartitionLog::mapping_for(int fd, const std::string&
 }
 
 Result<std::shared_ptr<MappedFile>> PartitionLog::map_cached(const std::string& path) {
-  int fd = ::open(path.c_str(),
-                  (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  int fd =
+      ::open(path.c_str(), (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) return errno_status("open " + path, errno);
   Status error;
   std::shared_ptr<MappedFile> file;
@@ -259,8 +257,8 @@ Result<std::shared_ptr<Segment>> PartitionLog::segment(std::int64_t base_offset)
     if (auto seg = it->second.lock(); seg && seg->still_current()) return seg;
   }
   std::string path = path_of(segment_file_name(base_offset));
-  int fd = ::open(path.c_str(),
-                  (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  int fd =
+      ::open(path.c_str(), (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) return errno_status("open " + path, errno);
   Status error;
   std::shared_ptr<MappedFile> file = mapping_for(fd, path, error);
@@ -440,8 +438,7 @@ Status PartitionLog::publish_roll(Segment& full, std::uint64_t end_position,
   return Status::ok();
 }
 
-Status PartitionLog::roll(Segment& full, std::uint64_t end_position,
-                          std::uint64_t record_count) {
+Status PartitionLog::roll(Segment& full, std::uint64_t end_position, std::uint64_t record_count) {
   std::int64_t next_base = full.base_offset() + static_cast<std::int64_t>(record_count);
   std::int64_t deadline = monotonic_ns() + options_.abandon_timeout_ns;
   while (!lock_roll()) {
@@ -627,8 +624,7 @@ UnblockOutcome PartitionLog::unblock(Segment& seg, std::uint64_t position,
   // CAS from the word we saw: if the producer committed meanwhile, leave its frame alone.
   // Release: readers acquire the word and then read the type.
   if (!frame->commit.compare_exchange_strong(word, make_commit_word(pad_len, seg.seq()),
-                                             std::memory_order_release,
-                                             std::memory_order_relaxed))
+                                             std::memory_order_release, std::memory_order_relaxed))
     return UnblockOutcome::kAlreadyCommitted;
   return UnblockOutcome::kUnblocked;
 }
@@ -638,8 +634,7 @@ UnblockOutcome PartitionLog::unblock(Segment& seg, std::uint64_t position,
 Status PartitionLog::recover_torn_tail() {
   auto bases = segment_bases();
   if (!bases) return bases.status();
-  if (bases->empty())
-    return Status(ErrorCode::kCorrupt, dir_ + ": partition has no segment files");
+  if (bases->empty()) return Status(ErrorCode::kCorrupt, dir_ + ": partition has no segment files");
   std::int64_t active = control_->active.active_base.load(std::memory_order_acquire);
   if (!std::binary_search(bases->begin(), bases->end(), active)) {
     // The roll that named `active` never got its file in place: go back to the newest.

@@ -23,10 +23,10 @@ struct HeaderView {
 
 // What a producer gives besides the value.
 struct RecordMeta {
-  std::optional<std::string_view> key;      // nullopt: no key (null)
-  std::span<const HeaderView> headers;      // may be empty
-  std::int64_t timestamp_ns = -1;           // < 0: taken at append
-  bool null_value = false;                  // a tombstone: the value is null, not empty
+  std::optional<std::string_view> key;  // nullopt: no key (null)
+  std::span<const HeaderView> headers;  // may be empty
+  std::int64_t timestamp_ns = -1;       // < 0: taken at append
+  bool null_value = false;              // a tombstone: the value is null, not empty
 
   std::uint8_t flags() const {
     std::uint8_t f = 0;

@@ -25,7 +25,8 @@ Result<Admin> Admin::connect(const std::string& data_dir) {
 }
 
 Status Admin::create_topic(const std::string& name, const TopicConfig& config) {
-  return impl_->control->request("topic.create", {{"name", name}, {"config", control::to_json(config)}})
+  return impl_->control
+      ->request("topic.create", {{"name", name}, {"config", control::to_json(config)}})
       .status();
 }
 
@@ -46,7 +47,8 @@ Status Admin::alter_topic(const std::string& name, const TopicConfig& changes,
   json all = control::to_json(changes);
   json some = json::object();
   for (const auto& f : fields) {
-    if (!all.contains(f)) return Status(ErrorCode::kInvalidArgument, "unknown topic setting '" + f + "'");
+    if (!all.contains(f))
+      return Status(ErrorCode::kInvalidArgument, "unknown topic setting '" + f + "'");
     some[f] = all[f];
   }
   return impl_->control->request("topic.alter", {{"name", name}, {"config", some}}).status();
@@ -93,13 +95,22 @@ Result<GroupInfo> Admin::describe_group(const std::string& group) {
 Status Admin::reset_offsets(const std::string& group, const std::string& topic, OffsetReset to) {
   const char* kind = "earliest";
   switch (to.kind) {
-    case OffsetReset::Kind::kEarliest: kind = "earliest"; break;
-    case OffsetReset::Kind::kLatest: kind = "latest"; break;
-    case OffsetReset::Kind::kOffset: kind = "offset"; break;
-    case OffsetReset::Kind::kTimestamp: kind = "timestamp"; break;
+    case OffsetReset::Kind::kEarliest:
+      kind = "earliest";
+      break;
+    case OffsetReset::Kind::kLatest:
+      kind = "latest";
+      break;
+    case OffsetReset::Kind::kOffset:
+      kind = "offset";
+      break;
+    case OffsetReset::Kind::kTimestamp:
+      kind = "timestamp";
+      break;
   }
   return impl_->control
-      ->request("group.reset", {{"group", group}, {"topic", topic}, {"to", kind}, {"value", to.value}})
+      ->request("group.reset",
+                {{"group", group}, {"topic", topic}, {"to", kind}, {"value", to.value}})
       .status();
 }
 

@@ -18,19 +18,27 @@ using control::json;
 
 namespace {
 
-std::int64_t now_ms() { return shm::monotonic_ns() / 1'000'000; }
+std::int64_t now_ms() {
+  return shm::monotonic_ns() / 1'000'000;
+}
 
 shm::WaitStrategy strategy(WaitMode m) {
   switch (m) {
-    case WaitMode::kSpin: return shm::WaitStrategy::kSpin;
-    case WaitMode::kYield: return shm::WaitStrategy::kYield;
-    case WaitMode::kBlock: return shm::WaitStrategy::kBlock;
-    case WaitMode::kAdaptive: return shm::WaitStrategy::kAdaptive;
+    case WaitMode::kSpin:
+      return shm::WaitStrategy::kSpin;
+    case WaitMode::kYield:
+      return shm::WaitStrategy::kYield;
+    case WaitMode::kBlock:
+      return shm::WaitStrategy::kBlock;
+    case WaitMode::kAdaptive:
+      return shm::WaitStrategy::kAdaptive;
   }
   return shm::WaitStrategy::kAdaptive;
 }
 
-json tp_json(const TopicPartition& tp) { return {{"topic", tp.topic}, {"partition", tp.partition}}; }
+json tp_json(const TopicPartition& tp) {
+  return {{"topic", tp.topic}, {"partition", tp.partition}};
+}
 
 }  // namespace
 
@@ -89,8 +97,8 @@ struct Consumer::Impl {
   Result<std::optional<std::int64_t>> committed(const TopicPartition& tp) {
     if (config.group_id.empty()) return std::optional<std::int64_t>{};
     if (Status s = ensure_control(); !s) return s;
-    auto r = control->request("group.fetch",
-                              {{"group", config.group_id}, {"partitions", json::array({tp_json(tp)})}});
+    auto r = control->request(
+        "group.fetch", {{"group", config.group_id}, {"partitions", json::array({tp_json(tp)})}});
     if (!r) return r.status();
     for (const auto& o : r->value("offsets", json::array()))
       if (o.value("topic", "") == tp.topic && o.value("partition", -1) == tp.partition &&
@@ -101,8 +109,10 @@ struct Consumer::Impl {
 
   Status reset_position(Assigned& a) {
     switch (config.auto_offset_reset) {
-      case AutoOffsetReset::kEarliest: return a.reader->seek_to_beginning();
-      case AutoOffsetReset::kLatest: return a.reader->seek_to_end();
+      case AutoOffsetReset::kEarliest:
+        return a.reader->seek_to_beginning();
+      case AutoOffsetReset::kLatest:
+        return a.reader->seek_to_end();
       case AutoOffsetReset::kNone:
         return Status(ErrorCode::kOutOfRange,
                       "topic " + a.tp.topic + " partition " + std::to_string(a.tp.partition) +
@@ -148,7 +158,8 @@ struct Consumer::Impl {
     for (const auto& tp : tps) {
       auto c = committed(tp);
       std::optional<std::int64_t> start;
-      if (c) start = *c;
+      if (c)
+        start = *c;
       else if (!config.group_id.empty() && c.status().code() != ErrorCode::kNoBroker)
         return c.status();
       if (Status s = open_partition(tp, start); !s) return s;
@@ -159,15 +170,15 @@ struct Consumer::Impl {
   json positions_json() const {
     json offsets = json::array();
     for (const auto& a : parts)
-      offsets.push_back({{"topic", a.tp.topic},
-                         {"partition", a.tp.partition},
-                         {"offset", a.reader->position()}});
+      offsets.push_back(
+          {{"topic", a.tp.topic}, {"partition", a.tp.partition}, {"offset", a.reader->position()}});
     return offsets;
   }
 
   Status commit(const json& offsets) {
     if (config.group_id.empty())
-      return Status(ErrorCode::kInvalidArgument, "commit needs a group id (ConsumerConfig::group_id)");
+      return Status(ErrorCode::kInvalidArgument,
+                    "commit needs a group id (ConsumerConfig::group_id)");
     if (offsets.empty()) return Status::ok();
     if (Status s = ensure_control(); !s) return s;
     auto r = control->request("group.commit", {{"group", config.group_id},
@@ -239,8 +250,9 @@ struct Consumer::Impl {
     if (rejoin_needed) return rebalance();
     if (now - last_heartbeat_ms >= config.session_timeout_ms / 3) {
       last_heartbeat_ms = now;
-      control->send("group.heartbeat",
-                    {{"group", config.group_id}, {"member_id", member_id}, {"generation", generation}});
+      control->send(
+          "group.heartbeat",
+          {{"group", config.group_id}, {"member_id", member_id}, {"generation", generation}});
     }
     if (config.enable_auto_commit && now - last_auto_commit_ms >= config.auto_commit_interval_ms) {
       last_auto_commit_ms = now;
@@ -275,7 +287,8 @@ Status Consumer::assign(const std::vector<TopicPartition>& partitions) {
 Status Consumer::subscribe(const std::vector<std::string>& topics) {
   Impl& im = *impl_;
   if (im.config.group_id.empty())
-    return Status(ErrorCode::kInvalidArgument, "subscribe() needs a group id (ConsumerConfig::group_id)");
+    return Status(ErrorCode::kInvalidArgument,
+                  "subscribe() needs a group id (ConsumerConfig::group_id)");
   if (topics.empty()) return Status(ErrorCode::kInvalidArgument, "subscribe() to no topics");
   for (const auto& t : topics)
     if (auto c = im.store.read(t); !c) return c.status();
@@ -289,7 +302,8 @@ Status Consumer::unsubscribe() {
   if (im.subscription.empty()) return Status::ok();
   if (im.config.enable_auto_commit) (void)im.commit(im.positions_json());
   if (im.control && im.control->connected())
-    (void)im.control->request("group.leave", {{"group", im.config.group_id}, {"member_id", im.member_id}});
+    (void)im.control->request("group.leave",
+                              {{"group", im.config.group_id}, {"member_id", im.member_id}});
   im.subscription.clear();
   im.parts.clear();
   im.member_id.clear();
@@ -303,8 +317,8 @@ Result<std::size_t> Consumer::poll_impl(RawHandler fn, void* ctx, std::size_t ma
   if (Status s = im.service_group(); !s) return s;
   if (!im.async_error.is_ok()) return std::exchange(im.async_error, Status::ok());
   std::int64_t start = shm::monotonic_ns();
-  std::int64_t deadline = timeout_ms < 0 ? std::numeric_limits<std::int64_t>::max()
-                                         : start + timeout_ms * 1'000'000;
+  std::int64_t deadline =
+      timeout_ms < 0 ? std::numeric_limits<std::int64_t>::max() : start + timeout_ms * 1'000'000;
   std::size_t delivered = 0;
   Record rec;
   for (;;) {
@@ -313,7 +327,8 @@ Result<std::size_t> Consumer::poll_impl(RawHandler fn, void* ctx, std::size_t ma
       Impl::Assigned& a = im.parts[(im.next_part + i) % n];
       rec.topic = a.tp.topic;
       rec.partition = a.tp.partition;
-      auto limit = static_cast<std::uint32_t>(std::min<std::size_t>(max_records - delivered, 1u << 30));
+      auto limit =
+          static_cast<std::uint32_t>(std::min<std::size_t>(max_records - delivered, 1u << 30));
       shm::PollResult r = a.reader->poll(
           [&](const shm::RecordView& v) {
             rec.offset = v.offset;
@@ -337,9 +352,11 @@ Result<std::size_t> Consumer::poll_impl(RawHandler fn, void* ctx, std::size_t ma
     std::int64_t now = shm::monotonic_ns();
     if (now >= deadline) return delivered;
     if (n == 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::int64_t>(10, (deadline - now) / 1'000'000 + 1)));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min<std::int64_t>(10, (deadline - now) / 1'000'000 + 1)));
     } else if (n == 1) {
-      im.parts[0].reader->wait(strategy(im.config.wait), std::min<std::int64_t>(deadline - now, 100'000'000));
+      im.parts[0].reader->wait(strategy(im.config.wait),
+                               std::min<std::int64_t>(deadline - now, 100'000'000));
     } else {
       // Several partitions: spin over all of them briefly, then park on one for at most 1 ms.
       bool any = false;
@@ -354,7 +371,9 @@ Result<std::size_t> Consumer::poll_impl(RawHandler fn, void* ctx, std::size_t ma
   }
 }
 
-Status Consumer::commit_sync() { return impl_->commit(impl_->positions_json()); }
+Status Consumer::commit_sync() {
+  return impl_->commit(impl_->positions_json());
+}
 
 Status Consumer::commit_sync(const std::vector<std::pair<TopicPartition, std::int64_t>>& offsets) {
   json j = json::array();
@@ -377,13 +396,17 @@ void Consumer::commit_async() {
 
 Status Consumer::seek(const TopicPartition& tp, std::int64_t offset) {
   auto* a = impl_->find(tp);
-  if (a == nullptr) return Status(ErrorCode::kInvalidArgument, tp.topic + "/" + std::to_string(tp.partition) + " is not assigned");
+  if (a == nullptr)
+    return Status(ErrorCode::kInvalidArgument,
+                  tp.topic + "/" + std::to_string(tp.partition) + " is not assigned");
   return a->reader->seek(offset);
 }
 
 Status Consumer::seek_to_timestamp(const TopicPartition& tp, std::int64_t timestamp_ns) {
   auto* a = impl_->find(tp);
-  if (a == nullptr) return Status(ErrorCode::kInvalidArgument, tp.topic + "/" + std::to_string(tp.partition) + " is not assigned");
+  if (a == nullptr)
+    return Status(ErrorCode::kInvalidArgument,
+                  tp.topic + "/" + std::to_string(tp.partition) + " is not assigned");
   return a->reader->seek_to_timestamp(timestamp_ns);
 }
 
@@ -403,13 +426,17 @@ Status Consumer::seek_to_end(const std::vector<TopicPartition>& tps) {
 
 Result<std::int64_t> Consumer::position(const TopicPartition& tp) const {
   auto* a = impl_->find(tp);
-  if (a == nullptr) return Status(ErrorCode::kInvalidArgument, tp.topic + "/" + std::to_string(tp.partition) + " is not assigned");
+  if (a == nullptr)
+    return Status(ErrorCode::kInvalidArgument,
+                  tp.topic + "/" + std::to_string(tp.partition) + " is not assigned");
   return a->reader->position();
 }
 
 Result<std::int64_t> Consumer::end_offset(const TopicPartition& tp) const {
   auto* a = impl_->find(tp);
-  if (a == nullptr) return Status(ErrorCode::kInvalidArgument, tp.topic + "/" + std::to_string(tp.partition) + " is not assigned");
+  if (a == nullptr)
+    return Status(ErrorCode::kInvalidArgument,
+                  tp.topic + "/" + std::to_string(tp.partition) + " is not assigned");
   return a->log->end_offset();
 }
 

@@ -13,9 +13,8 @@ namespace sluice {
 using control::json;
 
 Status no_broker_status(const DataDir& dir) {
-  return Status(ErrorCode::kNoBroker,
-                "no broker is running for " + dir.root + ": start it with `sluiced --data-dir " +
-                    dir.root + "`");
+  return Status(ErrorCode::kNoBroker, "no broker is running for " + dir.root +
+                                          ": start it with `sluiced --data-dir " + dir.root + "`");
 }
 
 Result<std::unique_ptr<ControlClient>> ControlClient::connect(const DataDir& dir,
@@ -24,7 +23,8 @@ Result<std::unique_ptr<ControlClient>> ControlClient::connect(const DataDir& dir
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path)
-    return Status(ErrorCode::kInvalidArgument, "data directory path too long for a socket: " + path);
+    return Status(ErrorCode::kInvalidArgument,
+                  "data directory path too long for a socket: " + path);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno_status("socket", errno);
@@ -33,8 +33,7 @@ Result<std::unique_ptr<ControlClient>> ControlClient::connect(const DataDir& dir
     ::close(fd);
     if (err == ENOENT || err == ECONNREFUSED) return no_broker_status(dir);
     if (err == EACCES)
-      return Status(ErrorCode::kPermissionDenied,
-                    "permission denied on the broker socket " + path);
+      return Status(ErrorCode::kPermissionDenied, "permission denied on the broker socket " + path);
     return errno_status("connect " + path, err);
   }
   std::unique_ptr<ControlClient> c(new ControlClient());
@@ -44,9 +43,10 @@ Result<std::unique_ptr<ControlClient>> ControlClient::connect(const DataDir& dir
       moodycamel::ConcurrentQueue<json, moodycamel::ConcurrentQueueDefaultTraits>>();
   c->connected_.store(true, std::memory_order_release);
   c->reader_ = std::thread([raw = c.get()] { raw->reader_loop(); });
-  auto hello = c->request("hello", {{"client_id", client_id},
-                                    {"pid", static_cast<int>(::getpid())},
-                                    {"version", control::kProtocolVersion}},
+  auto hello = c->request("hello",
+                          {{"client_id", client_id},
+                           {"pid", static_cast<int>(::getpid())},
+                           {"version", control::kProtocolVersion}},
                           10000);
   if (!hello) return hello.status();
   c->broker_pid_ = hello->value("pid", 0);
@@ -112,7 +112,9 @@ void ControlClient::send(const std::string& op, json body) {
   (void)write_line(body.dump() + "\n");
 }
 
-bool ControlClient::pop_event(json& event) { return events_->try_dequeue(event); }
+bool ControlClient::pop_event(json& event) {
+  return events_->try_dequeue(event);
+}
 
 void ControlClient::fail_all(const Status& s) {
   std::lock_guard<std::mutex> lock(mutex_);

@@ -66,7 +66,8 @@ class ControlClient {
     control::json response;
   };
   std::map<std::int64_t, std::shared_ptr<Pending>> pending_;
-  std::unique_ptr<moodycamel::ConcurrentQueue<control::json, moodycamel::ConcurrentQueueDefaultTraits>>
+  std::unique_ptr<
+      moodycamel::ConcurrentQueue<control::json, moodycamel::ConcurrentQueueDefaultTraits>>
       events_;
   std::thread reader_;
 };

@@ -18,8 +18,7 @@ Result<TopicConfig> topic_config_from(const json& j, const TopicConfig& base) {
     if (!j.is_object()) return Status(ErrorCode::kProtocol, "topic config is not an object");
     if (j.contains("partitions")) c.partitions = j["partitions"].get<std::int32_t>();
     if (j.contains("segment_bytes")) c.segment_bytes = j["segment_bytes"].get<std::uint64_t>();
-    if (j.contains("retention_bytes"))
-      c.retention_bytes = j["retention_bytes"].get<std::int64_t>();
+    if (j.contains("retention_bytes")) c.retention_bytes = j["retention_bytes"].get<std::int64_t>();
     if (j.contains("retention_ms")) c.retention_ms = j["retention_ms"].get<std::int64_t>();
     if (j.contains("max_record_bytes"))
       c.max_record_bytes = j["max_record_bytes"].get<std::uint32_t>();

@@ -100,7 +100,10 @@ std::string GroupCoordinator::new_member_id(const std::string& client_id) {
     while (start > 0 && (static_cast<unsigned char>(prefix[start - 1]) & 0xC0) == 0x80) --start;
     if (start > 0 && (static_cast<unsigned char>(prefix[start - 1]) & 0x80) != 0) {
       unsigned char lead = static_cast<unsigned char>(prefix[start - 1]);
-      std::size_t len = (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 1;
+      std::size_t len = (lead & 0xE0) == 0xC0   ? 2
+                        : (lead & 0xF0) == 0xE0 ? 3
+                        : (lead & 0xF8) == 0xF0 ? 4
+                                                : 1;
       if (end - (start - 1) < len) prefix.resize(start - 1);
     }
   }

@@ -25,8 +25,12 @@ std::int32_t murmur2(std::string_view data) noexcept {
   }
   const unsigned char* tail = p + chunks * 4;
   switch (data.size() % 4) {
-    case 3: h ^= std::uint32_t{tail[2]} << 16; [[fallthrough]];
-    case 2: h ^= std::uint32_t{tail[1]} << 8; [[fallthrough]];
+    case 3:
+      h ^= std::uint32_t{tail[2]} << 16;
+      [[fallthrough]];
+    case 2:
+      h ^= std::uint32_t{tail[1]} << 8;
+      [[fallthrough]];
     case 1:
       h ^= tail[0];
       h *= m;

@@ -3,9 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <concurrentqueue/blockingconcurrentqueue.h>
 #include <array>
 #include <atomic>
-#include <concurrentqueue/blockingconcurrentqueue.h>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -29,11 +29,12 @@ Status outcome_status(shm::AppendOutcome o, const std::string& topic, std::int32
                       std::uint64_t size, std::uint64_t max) {
   std::string where = "topic " + topic + " partition " + std::to_string(partition);
   switch (o) {
-    case shm::AppendOutcome::kOk: return Status::ok();
+    case shm::AppendOutcome::kOk:
+      return Status::ok();
     case shm::AppendOutcome::kRecordTooLarge:
       return Status(ErrorCode::kRecordTooLarge, "record of " + std::to_string(size) +
-                                                    " bytes is larger than " + where +
-                                                    " allows (" + std::to_string(max) + ")");
+                                                    " bytes is larger than " + where + " allows (" +
+                                                    std::to_string(max) + ")");
     case shm::AppendOutcome::kBackPressured:
       return Status(ErrorCode::kBackPressured,
                     where + ": held back until its consumer groups catch up (backpressure policy)");
@@ -156,8 +157,9 @@ struct Producer::Impl {
       return true;
     auto bases = log.segment_bases();
     if (!bases || bases->size() < 2) return true;
-    std::uint64_t per_segment = shm::Segment::header_bytes_for(log.segment_capacity(), log.control()->index_interval) +
-                                log.segment_capacity();
+    std::uint64_t per_segment =
+        shm::Segment::header_bytes_for(log.segment_capacity(), log.control()->index_interval) +
+        log.segment_capacity();
     if ((bases->size() + 1) * per_segment <= static_cast<std::uint64_t>(t.config.retention_bytes))
       return true;
     if (!offsets) {
@@ -214,8 +216,9 @@ struct Producer::Impl {
     if (!t) return t.status();
     Topic& topic_state = **t;
     if (partition >= static_cast<std::int32_t>(topic_state.partitions.size()))
-      return Status(ErrorCode::kInvalidArgument,
-                    "topic " + std::string(name) + " has no partition " + std::to_string(partition));
+      return Status(
+          ErrorCode::kInvalidArgument,
+          "topic " + std::string(name) + " has no partition " + std::to_string(partition));
     std::int32_t p = choose(topic_state, key, partition);
     auto a = appender(name, topic_state, p);
     if (!a) return a.status();
@@ -372,8 +375,8 @@ Status Producer::flush(std::int64_t timeout_ms) {
   if (timeout_ms < 0) {
     im.flush_cv.wait(lock, done);
   } else if (!im.flush_cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), done)) {
-    return Status(ErrorCode::kTimedOut, "flush: records still queued after " +
-                                            std::to_string(timeout_ms) + " ms");
+    return Status(ErrorCode::kTimedOut,
+                  "flush: records still queued after " + std::to_string(timeout_ms) + " ms");
   }
   return Status::ok();
 }

@@ -39,9 +39,11 @@ std::string unique_suffix() {
 
 void apply_ownership(const std::string& path, const FileOwnership& own, bool directory) {
   // Best effort: a process may create files in a directory it does not own.
-  if (own.group != static_cast<gid_t>(-1)) (void)::chown(path.c_str(), static_cast<uid_t>(-1), own.group);
-  mode_t mode = directory ? static_cast<mode_t>((own.file_mode | ((own.file_mode & 0444) >> 2)) | 02000)
-                          : own.file_mode;
+  if (own.group != static_cast<gid_t>(-1))
+    (void)::chown(path.c_str(), static_cast<uid_t>(-1), own.group);
+  mode_t mode = directory
+                    ? static_cast<mode_t>((own.file_mode | ((own.file_mode & 0444) >> 2)) | 02000)
+                    : own.file_mode;
   (void)::chmod(path.c_str(), mode);
 }
 
@@ -84,8 +86,8 @@ Status validate_topic_config(const TopicConfig& c) {
 Status topic_status(const std::string& topic, const Status& s) {
   if (s.is_ok()) return s;
   if (s.code() == ErrorCode::kPermissionDenied)
-    return Status(ErrorCode::kPermissionDenied, "permission denied on topic " + topic + " (" +
-                                                    s.message() + ")");
+    return Status(ErrorCode::kPermissionDenied,
+                  "permission denied on topic " + topic + " (" + s.message() + ")");
   return s.with_context("topic " + topic);
 }
 

@@ -20,7 +20,7 @@
 namespace sluice {
 
 struct FileOwnership {
-  mode_t file_mode = 0660;  // segment, control and config files
+  mode_t file_mode = 0660;               // segment, control and config files
   gid_t group = static_cast<gid_t>(-1);  // -1: the creating process's group
 };
 

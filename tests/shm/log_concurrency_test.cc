@@ -194,8 +194,7 @@ TEST_CASE("log: threads appending with claim, abort and commit keep offsets uniq
 // committed yet; the "end" it reports then includes offsets that are not yet readable, and a
 // later seek() below it fails ("offset 1 is after the end offset 0"). Under TSan it fails
 // about 1 run in 8. Run it with `shm_tests "[seek-race]"`.
-TEST_CASE("reader: seeks by offset and timestamp while producer threads append",
-          "[.][seek-race]") {
+TEST_CASE("reader: seeks by offset and timestamp while producer threads append", "[.][seek-race]") {
   TempDir tmp;
   auto log = unwrap(
       PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));

@@ -22,17 +22,17 @@ namespace sluice {
 
 struct BrokerConfig {
   std::string data_dir = default_data_dir();
-  mode_t file_mode = 0660;            // every file the broker creates
-  std::string file_group;             // group owning them ("" = the broker's own)
-  std::int64_t housekeeping_ms = 100;   // spare segments, abandoned claims, group timers
+  mode_t file_mode = 0660;             // every file the broker creates
+  std::string file_group;              // group owning them ("" = the broker's own)
+  std::int64_t housekeeping_ms = 100;  // spare segments, abandoned claims, group timers
   std::int64_t retention_check_ms = 1000;
-  std::int64_t abandon_timeout_ms = 1000;  // a claim uncommitted this long is padded
+  std::int64_t abandon_timeout_ms = 1000;   // a claim uncommitted this long is padded
   std::int64_t session_timeout_ms = 10000;  // group members without heartbeat are expelled
   std::int64_t rebalance_timeout_ms = 10000;
   // A group forming from empty waits this long for more members (one rebalance, not N).
   std::int64_t initial_rebalance_delay_ms = 300;
   bool auto_create_topics = false;
-  TopicConfig default_topic;          // for auto-created topics
+  TopicConfig default_topic;  // for auto-created topics
 };
 
 class Broker {

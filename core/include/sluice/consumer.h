@@ -36,15 +36,15 @@ enum class WaitMode {
 
 struct ConsumerConfig {
   std::string data_dir = default_data_dir();
-  std::string group_id;   // needed by subscribe() and commits
+  std::string group_id;  // needed by subscribe() and commits
   std::string client_id = "sluice";
   AutoOffsetReset auto_offset_reset = AutoOffsetReset::kLatest;
-  bool enable_auto_commit = false;      // commit positions every auto_commit_interval_ms
+  bool enable_auto_commit = false;  // commit positions every auto_commit_interval_ms
   std::int64_t auto_commit_interval_ms = 5000;
-  std::int64_t session_timeout_ms = 10000;    // heartbeat backstop; death is seen at once
+  std::int64_t session_timeout_ms = 10000;  // heartbeat backstop; death is seen at once
   std::int64_t rebalance_timeout_ms = 10000;
   WaitMode wait = WaitMode::kAdaptive;
-  bool verify_crc = false;              // check each record's CRC-32C on read
+  bool verify_crc = false;  // check each record's CRC-32C on read
   std::vector<std::string> assignors = {"range", "roundrobin"};
 };
 
@@ -56,10 +56,10 @@ struct Record {
   std::int64_t timestamp_ns = 0;
   std::optional<std::string_view> key;
   std::optional<std::string_view> value;  // nullopt: a tombstone
-  std::vector<Header> headers() const;     // decodes the headers (allocates)
+  std::vector<Header> headers() const;    // decodes the headers (allocates)
   bool has_headers() const { return headers_block_ != nullptr; }
 
-  const char* headers_block_ = nullptr;   // encoded headers (docs/format.md)
+  const char* headers_block_ = nullptr;  // encoded headers (docs/format.md)
   std::uint32_t headers_block_bytes_ = 0;
 };
 
@@ -90,7 +90,9 @@ class Consumer {
   template <class Handler>
   Result<std::size_t> poll(Handler&& handler, std::size_t max_records, std::int64_t timeout_ms) {
     return poll_impl(
-        [](void* ctx, const Record& r) { (*static_cast<std::remove_reference_t<Handler>*>(ctx))(r); },
+        [](void* ctx, const Record& r) {
+          (*static_cast<std::remove_reference_t<Handler>*>(ctx))(r);
+        },
         &handler, max_records, timeout_ms);
   }
 

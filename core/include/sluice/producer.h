@@ -72,9 +72,8 @@ class Producer {
 
   // Appends one record. partition < 0: chosen by key or sticky. timestamp_ns < 0: now.
   Result<RecordId> send(std::string_view topic, std::optional<std::string_view> key,
-                        std::optional<std::string_view> value,
-                        std::span<const Header> headers = {}, std::int32_t partition = -1,
-                        std::int64_t timestamp_ns = -1);
+                        std::optional<std::string_view> value, std::span<const Header> headers = {},
+                        std::int32_t partition = -1, std::int64_t timestamp_ns = -1);
 
   // Zero-copy: reserves room for a value of value_size bytes. Commit or abort it before the
   // next reservation or send on this producer.

@@ -16,23 +16,23 @@ namespace sluice {
 
 enum class ErrorCode {
   kOk = 0,
-  kNotFound,          // a file, topic or partition that does not exist
+  kNotFound,  // a file, topic or partition that does not exist
   kAlreadyExists,
   kPermissionDenied,
-  kCorrupt,           // a file whose bytes do not match docs/format.md
-  kBadFormat,         // wrong magic or version
+  kCorrupt,    // a file whose bytes do not match docs/format.md
+  kBadFormat,  // wrong magic or version
   kInvalidArgument,
   kRecordTooLarge,
   kOutOfRange,
-  kIo,                // any other operating-system error
+  kIo,  // any other operating-system error
   kTimedOut,
-  kBusy,              // another owner holds what was asked for
+  kBusy,  // another owner holds what was asked for
   kUnknownTopic,
-  kNoBroker,          // no broker runs for the data directory
-  kFenced,            // a consumer-group member acting for a generation that has passed
-  kBackPressured,     // a slow consumer holds the producer back (backpressure policy)
-  kRebalancing,       // the group is rebalancing; rejoin
-  kProtocol,          // a malformed control-protocol message
+  kNoBroker,       // no broker runs for the data directory
+  kFenced,         // a consumer-group member acting for a generation that has passed
+  kBackPressured,  // a slow consumer holds the producer back (backpressure policy)
+  kRebalancing,    // the group is rebalancing; rejoin
+  kProtocol,       // a malformed control-protocol message
 };
 
 // A short stable name for the code ("unknown-topic"), used on the control protocol.
@@ -64,7 +64,7 @@ class [[nodiscard]] Status {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool is_ok() const { return v_.index() == 0; }

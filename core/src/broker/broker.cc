@@ -8,11 +8,11 @@
 
 #include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
 
+#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "broker_core.h"
@@ -91,7 +91,9 @@ Broker::~Broker() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-const BrokerConfig& Broker::config() const { return impl_->config; }
+const BrokerConfig& Broker::config() const {
+  return impl_->config;
+}
 
 Result<std::unique_ptr<Broker>> Broker::start(const BrokerConfig& config) {
   auto impl = std::make_unique<Impl>();

@@ -12,10 +12,18 @@ namespace sluice::broker {
 using control::json;
 
 namespace {
-std::int64_t now_ms() { return shm::monotonic_ns() / 1'000'000; }
-std::int64_t wall_ms() { return shm::wall_clock_ns() / 1'000'000; }
-void warn(const std::string& m) { spdlog::warn("{}", m); }
-void info(const std::string& m) { spdlog::info("{}", m); }
+std::int64_t now_ms() {
+  return shm::monotonic_ns() / 1'000'000;
+}
+std::int64_t wall_ms() {
+  return shm::wall_clock_ns() / 1'000'000;
+}
+void warn(const std::string& m) {
+  spdlog::warn("{}", m);
+}
+void info(const std::string& m) {
+  spdlog::info("{}", m);
+}
 }  // namespace
 
 BrokerCore::BrokerCore(BrokerConfig config, DataDir dir, FileOwnership ownership)
@@ -46,9 +54,8 @@ void BrokerCore::reply(const std::shared_ptr<Session>& s, const json& req, json 
 
 void BrokerCore::fail(const std::shared_ptr<Session>& s, const json& req, const Status& status) {
   if (control::no_reply(req)) return;
-  s->send({{"id", control::request_id(req)},
-           {"ok", false},
-           {"error", control::error_body(status)}});
+  s->send(
+      {{"id", control::request_id(req)}, {"ok", false}, {"error", control::error_body(status)}});
 }
 
 void BrokerCore::handle(const std::shared_ptr<Session>& session, json& msg) {
@@ -99,12 +106,12 @@ void BrokerCore::housekeeping() {
 
 void BrokerCore::retention() {
   topics_.apply_retention(
-      wall_ms(),
-      [this](const TopicPartition& tp) { return groups_->slowest_committed(tp); }, info);
+      wall_ms(), [this](const TopicPartition& tp) { return groups_->slowest_committed(tp); }, info);
   std::int64_t sum = topics_.total_end_offsets();
   std::int64_t t = now_ms();
   if (last_sum_ >= 0 && t > last_sample_ms_)
-    rate_ = static_cast<double>(sum - last_sum_) * 1000.0 / static_cast<double>(t - last_sample_ms_);
+    rate_ =
+        static_cast<double>(sum - last_sum_) * 1000.0 / static_cast<double>(t - last_sample_ms_);
   last_sum_ = sum;
   last_sample_ms_ = t;
 }
@@ -158,8 +165,7 @@ void BrokerCore::op_topic_list(const std::shared_ptr<Session>&, const json&, jso
   out["topics"] = topics_.names();
 }
 
-void BrokerCore::op_topic_describe(const std::shared_ptr<Session>& s, const json& req,
-                                   json& out) {
+void BrokerCore::op_topic_describe(const std::shared_ptr<Session>& s, const json& req, json& out) {
   auto d = topics_.describe(req.at("name").get<std::string>());
   if (!d) {
     fail(s, req, d.status());

@@ -58,18 +58,18 @@ void Session::read_next() {
           self->close();
           return;
         }
-        std::string line(asio::buffers_begin(self->buffer_.data()),
-                         asio::buffers_begin(self->buffer_.data()) +
-                             static_cast<std::ptrdiff_t>(n - 1));
+        std::string line(
+            asio::buffers_begin(self->buffer_.data()),
+            asio::buffers_begin(self->buffer_.data()) + static_cast<std::ptrdiff_t>(n - 1));
         self->buffer_.consume(n);
         json msg = json::parse(line, nullptr, false);
         if (msg.is_discarded() || !msg.is_object() || !msg.contains("op") ||
             !msg["op"].is_string()) {
           self->send({{"ok", false},
-                      {"error", control::error_body(Status(
-                                    ErrorCode::kProtocol,
-                                    "malformed control message: expected a JSON object with "
-                                    "an \"op\" string"))}});
+                      {"error", control::error_body(
+                                    Status(ErrorCode::kProtocol,
+                                           "malformed control message: expected a JSON object with "
+                                           "an \"op\" string"))}});
           self->close();
           return;
         }
@@ -79,9 +79,9 @@ void Session::read_next() {
           } catch (const std::exception& e) {
             // A request the handlers did not expect: drop this connection, keep the broker.
             self->send({{"ok", false},
-                        {"error", control::error_body(Status(
-                                      ErrorCode::kProtocol,
-                                      std::string("request failed: ") + e.what()))}});
+                        {"error",
+                         control::error_body(Status(ErrorCode::kProtocol,
+                                                    std::string("request failed: ") + e.what()))}});
             self->close();
             return;
           }
@@ -105,19 +105,19 @@ Status ControlServer::listen(const std::string& path, mode_t mode) {
 }
 
 void ControlServer::accept_next() {
-  acceptor_->async_accept([this](const boost::system::error_code& ec,
-                                 asio::local::stream_protocol::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      accept_next();
-      return;
-    }
-    auto session = std::make_shared<Session>(std::move(socket), next_session_++);
-    session->on_message_ = on_message_;
-    session->on_close_ = on_close_;
-    session->read_next();
-    accept_next();
-  });
+  acceptor_->async_accept(
+      [this](const boost::system::error_code& ec, asio::local::stream_protocol::socket socket) {
+        if (ec) {
+          if (ec == asio::error::operation_aborted) return;
+          accept_next();
+          return;
+        }
+        auto session = std::make_shared<Session>(std::move(socket), next_session_++);
+        session->on_message_ = on_message_;
+        session->on_close_ = on_close_;
+        session->read_next();
+        accept_next();
+      });
 }
 
 void ControlServer::stop() {

@@ -2,9 +2,9 @@
 
 #include <signal.h>
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <cerrno>
-#include <spdlog/spdlog.h>
 
 #include "broker_core.h"
 #include "shm/clock.h"
@@ -30,7 +30,9 @@ bool pid_gone(std::int64_t pid) {
 
 GroupService::GroupService(BrokerCore& core) : core_(core) {}
 
-std::int64_t GroupService::now_ns() const { return shm::monotonic_ns(); }
+std::int64_t GroupService::now_ns() const {
+  return shm::monotonic_ns();
+}
 
 Status GroupService::start() {
   CoordinatorConfig cc;
@@ -156,10 +158,13 @@ void GroupService::op_join(const std::shared_ptr<Session>& s, const json& req) {
   jr.assignors = req.value("assignors", std::vector<std::string>{"range"});
   jr.session_timeout_ns = req.value("session_timeout_ms", std::int64_t{0}) * 1'000'000;
   jr.rebalance_timeout_ns = req.value("rebalance_timeout_ms", std::int64_t{0}) * 1'000'000;
-  if (jr.group.empty()) return fail(s, req, Status(ErrorCode::kInvalidArgument, "group id is empty"));
+  if (jr.group.empty())
+    return fail(s, req, Status(ErrorCode::kInvalidArgument, "group id is empty"));
   for (const auto& t : jr.topics)
     if (core_.topics_.find(t) == nullptr)
-      return fail(s, req, Status(ErrorCode::kUnknownTopic, "unknown topic " + t + " in " + core_.dir_.root));
+      return fail(
+          s, req,
+          Status(ErrorCode::kUnknownTopic, "unknown topic " + t + " in " + core_.dir_.root));
   auto result = coordinator_->join(jr, now_ns());
   if (!result && result.status().code() == ErrorCode::kNotFound && !jr.member_id.empty()) {
     // A member id from before a broker restart, or one that was expelled: join afresh.
@@ -211,10 +216,9 @@ void GroupService::op_commit(const std::shared_ptr<Session>& s, const json& req)
     }
   }
   for (const auto& o : offsets) {
-    Status st = table_.commit(group, o.at("topic").get<std::string>(),
-                              o.at("partition").get<std::int32_t>(),
-                              o.at("offset").get<std::int64_t>(), generation,
-                              o.value("metadata", std::string()));
+    Status st = table_.commit(
+        group, o.at("topic").get<std::string>(), o.at("partition").get<std::int32_t>(),
+        o.at("offset").get<std::int64_t>(), generation, o.value("metadata", std::string()));
     if (!st) return fail(s, req, st);
   }
   if (!member.empty()) coordinator_->touch(member, now_ns());
@@ -294,14 +298,17 @@ void GroupService::op_reset(const std::shared_ptr<Session>& s, const json& req) 
   std::int64_t value = req.value("value", std::int64_t{0});
   GroupDescription d = coordinator_->describe(group);
   if (!d.members.empty())
-    return fail(s, req, Status(ErrorCode::kBusy, "group " + group + " has " +
-                                                     std::to_string(d.members.size()) +
-                                                     " live member(s): stop them before resetting offsets"));
+    return fail(
+        s, req,
+        Status(ErrorCode::kBusy, "group " + group + " has " + std::to_string(d.members.size()) +
+                                     " live member(s): stop them before resetting offsets"));
   std::vector<TopicPartition> targets;
   if (!topic.empty()) {
     const TopicState* t = core_.topics_.find(topic);
     if (t == nullptr)
-      return fail(s, req, Status(ErrorCode::kUnknownTopic, "unknown topic " + topic + " in " + core_.dir_.root));
+      return fail(
+          s, req,
+          Status(ErrorCode::kUnknownTopic, "unknown topic " + topic + " in " + core_.dir_.root));
     for (std::size_t p = 0; p < t->partitions.size(); ++p)
       targets.push_back({topic, static_cast<std::int32_t>(p)});
   } else {
@@ -309,7 +316,9 @@ void GroupService::op_reset(const std::shared_ptr<Session>& s, const json& req) 
     if (!offsets) return fail(s, req, offsets.status());
     for (const auto& o : *offsets) targets.push_back({o.topic, o.partition});
     if (targets.empty())
-      return fail(s, req, Status(ErrorCode::kNotFound, "group " + group + " has no committed offsets: name a topic"));
+      return fail(s, req,
+                  Status(ErrorCode::kNotFound,
+                         "group " + group + " has no committed offsets: name a topic"));
   }
   json done = json::array();
   for (const auto& tp : targets) {
@@ -330,8 +339,9 @@ void GroupService::op_reset(const std::shared_ptr<Session>& s, const json& req) 
       if (Status st = reader->seek_to_timestamp(value); !st) return fail(s, req, st);
       target = reader->position();
     } else if (to != "earliest") {
-      return fail(s, req, Status(ErrorCode::kInvalidArgument,
-                                 "reset to earliest, latest, offset or timestamp, not '" + to + "'"));
+      return fail(s, req,
+                  Status(ErrorCode::kInvalidArgument,
+                         "reset to earliest, latest, offset or timestamp, not '" + to + "'"));
     }
     if (Status st = table_.commit(group, tp.topic, tp.partition, target, -1, "reset"); !st)
       return fail(s, req, st);
@@ -372,7 +382,8 @@ void GroupService::tick() {
   last_pid_check_ns_ = now;
   std::vector<std::shared_ptr<Session>> dead;
   for (const auto& [id, link] : members_)
-    if (auto session = link.session.lock(); session && pid_gone(session->pid)) dead.push_back(session);
+    if (auto session = link.session.lock(); session && pid_gone(session->pid))
+      dead.push_back(session);
   for (auto& session : dead) session->close();  // closing reports the members dead
 }
 

@@ -69,7 +69,7 @@ class GroupService {
     // A join waiting for its assignment: the request id to answer.
     std::optional<std::int64_t> pending_join;
   };
-  std::map<std::string, MemberLink> members_;                     // by member id
+  std::map<std::string, MemberLink> members_;                       // by member id
   std::map<std::uint64_t, std::set<std::string>> session_members_;  // session id -> member ids
   std::int64_t last_pid_check_ns_ = 0;
 };

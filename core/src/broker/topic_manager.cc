@@ -127,7 +127,8 @@ void TopicManager::apply_retention(std::int64_t now_ms, const SlowestCommitted& 
       for (std::int64_t b : *bases) {
         struct stat st {};
         std::string path = log.dir() + "/" + shm::segment_file_name(b);
-        std::uint64_t size = ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+        std::uint64_t size =
+            ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
         sizes.push_back(size);
         total += size;
       }
@@ -138,14 +139,17 @@ void TopicManager::apply_retention(std::int64_t now_ms, const SlowestCommitted& 
         std::int64_t base = (*bases)[i];
         if (base >= active) break;
         std::int64_t next_base = (*bases)[i + 1];
-        bool too_big = c.retention_bytes >= 0 && total > static_cast<std::uint64_t>(c.retention_bytes);
+        bool too_big =
+            c.retention_bytes >= 0 && total > static_cast<std::uint64_t>(c.retention_bytes);
         bool too_old = false;
         if (c.retention_ms >= 0) {
           // A sealed segment's END frame carries the roll time: newer than all its records.
           auto seg = log.segment(base);
           if (seg) {
-            std::uint64_t end = (*seg)->header()->seal_line.end_position.load(std::memory_order_acquire);
-            std::int64_t sealed = (*seg)->header()->seal_line.next_base.load(std::memory_order_acquire);
+            std::uint64_t end =
+                (*seg)->header()->seal_line.end_position.load(std::memory_order_acquire);
+            std::int64_t sealed =
+                (*seg)->header()->seal_line.next_base.load(std::memory_order_acquire);
             if (sealed >= 0) {
               std::int64_t ts = (*seg)->frame_at(end)->timestamp_ns;
               too_old = ts / 1'000'000 < now_ms - c.retention_ms;
@@ -159,7 +163,8 @@ void TopicManager::apply_retention(std::int64_t now_ms, const SlowestCommitted& 
         if (::unlink(path.c_str()) == 0) {
           total -= sizes[i];
           if (info)
-            info("retention: deleted " + path + (too_big ? " (retention.bytes)" : " (retention.ms)"));
+            info("retention: deleted " + path +
+                 (too_big ? " (retention.bytes)" : " (retention.ms)"));
         }
       }
     }
