@@ -13,7 +13,16 @@ packages=(
   libmimalloc-dev              # broker and gateway heap
   libconcurrentqueue-dev       # moodycamel, in-process hand-off only
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
+  zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev   # Kafka batch compression codecs
+  librdkafka-dev kcat          # real Kafka clients: gateway tests, sluice perf --kafka
+  clang libclang-rt-14-dev     # libFuzzer for the Kafka request decoder
 )
+# Node.js + npm run the kafkajs gateway test (versions pinned in its package-lock.json). A
+# machine that has them already (e.g. from NodeSource, whose nodejs bundles npm and conflicts
+# with Debian's npm package) keeps its own.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 if [[ "${SLUICE_PEERS:-0}" == 1 ]]; then
   packages+=(libzmq3-dev gnuplot-nox iceoryx libiceoryx-posh-dev)
 fi

@@ -9,6 +9,7 @@
 //   claim(n) -> Claim (writable value span, offset) -> commit(claim) | abort(claim)
 //   append(key, value, headers) -> offset
 //   claim_batch(count, n) -> BatchClaim (count frames, one fetch_add) -> commit(batch)
+//   append_batch(records) -> first offset (records of any shape, one fetch_add, consecutive)
 //
 // Thread-safety: one LogAppender per thread. Claims must be committed or aborted by the
 // thread that made them, before its next claim.
@@ -91,6 +92,12 @@ class BatchClaim {
 struct AppendResult {
   AppendOutcome outcome;
   std::int64_t offset;  // valid when outcome == kOk
+};
+
+// One record of an append_batch: its key, headers and timestamp, and its value.
+struct BatchRecord {
+  RecordMeta meta;
+  std::string_view value;
 };
 
 class LogAppender {
@@ -189,6 +196,53 @@ class LogAppender {
     }
     batch.first_ = nullptr;
     wake_readers_if_waiting();
+  }
+
+  // Copies `records` in with one reservation, so that they get consecutive offsets
+  // (result.offset ... + records.size() - 1) in their order, whatever other producers do:
+  // a Kafka producer batch keeps its base offset + offset delta addressing. The whole batch
+  // must fit in one empty segment (kRecordTooLarge otherwise). Every frame is marked claimed
+  // with its own length first, so that a producer dying half-way leaves frames the
+  // unblocker pads one by one.
+  AppendResult append_batch(std::span<const BatchRecord> records) {
+    if (records.empty()) return {AppendOutcome::kRecordTooLarge, -1};
+    std::uint64_t total = 0;
+    for (const BatchRecord& r : records)
+      total += align_frame(kFrameHeaderBytes + r.meta.encoded_prefix_bytes() + r.value.size());
+    if (total > max_frame_) return {AppendOutcome::kRecordTooLarge, -1};
+    std::uint64_t position;
+    std::int64_t offset;
+    if (AppendOutcome o =
+            reserve(total, static_cast<std::uint32_t>(records.size()), position, offset);
+        o != AppendOutcome::kOk)
+      return {o, -1};
+    std::uint64_t pos = position;
+    for (const BatchRecord& r : records) {
+      std::uint64_t length = kFrameHeaderBytes + r.meta.encoded_prefix_bytes() + r.value.size();
+      if (pos != position) mark_claimed(pos, align_frame(length));
+      pos += align_frame(length);
+    }
+    std::int64_t batch_ts = -1;
+    pos = position;
+    std::int64_t next = offset;
+    for (const BatchRecord& r : records) {
+      std::uint64_t body = r.meta.encoded_prefix_bytes();
+      std::uint64_t length = kFrameHeaderBytes + body + r.value.size();
+      std::uint64_t frame_bytes = align_frame(length);
+      auto* frame = segment_->frame_at(pos);
+      std::int64_t ts = r.meta.timestamp_ns;
+      if (ts < 0) ts = batch_ts >= 0 ? batch_ts : (batch_ts = now());
+      write_header(frame, next, ts, r.meta.flags());
+      note_index(pos, frame_bytes, next, 1, ts);
+      auto* body_ptr = reinterpret_cast<std::byte*>(frame) + kFrameHeaderBytes;
+      r.meta.encode_prefix(body_ptr);
+      if (!r.value.empty()) std::memcpy(body_ptr + body, r.value.data(), r.value.size());
+      publish(frame, static_cast<std::uint32_t>(length), seq_);
+      pos += frame_bytes;
+      ++next;
+    }
+    wake_readers_if_waiting();
+    return {AppendOutcome::kOk, offset};
   }
 
   // Largest value (without key or headers) a single record may carry.

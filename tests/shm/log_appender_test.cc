@@ -5,6 +5,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "shm/test_support.h"
@@ -272,6 +273,128 @@ TEST_CASE("appender: claim_batch gives consecutive offsets, readable across roll
   // kPerBatch: the records of one batch share a timestamp.
   CHECK(got[1].timestamp_ns == got[kCount].timestamp_ns);
   CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+TEST_CASE("appender: append_batch gives records of any shape consecutive offsets, across rolls",
+          "[appender]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  auto appender = unwrap(LogAppender::open(log));
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+
+  std::vector<HeaderView> headers = {{"h1", std::string_view("v1")}, {"h2", std::nullopt}};
+  std::mt19937 rng(7);
+  std::int64_t expected = 0;
+  std::vector<std::string> values;  // every record's value ("" for tombstones)
+  std::vector<bool> keyed, tombstone;
+  append_ok(appender, "single");
+  values.push_back("single");
+  keyed.push_back(false);
+  tombstone.push_back(false);
+  ++expected;
+  for (int b = 0; b < 80; ++b) {
+    auto n = static_cast<std::uint32_t>(1 + rng() % 40);
+    std::vector<std::string> batch_values;
+    std::vector<std::string> keys;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      batch_values.push_back(std::string(rng() % 700, static_cast<char>('a' + i % 26)));
+      keys.push_back("key-" + std::to_string(expected + i));
+    }
+    std::vector<BatchRecord> records(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      records[i].value = batch_values[i];
+      if (i % 3 == 0) records[i].meta.key = std::string_view(keys[i]);
+      if (i % 5 == 0) records[i].meta.headers = headers;
+      if (i % 7 == 6) records[i].meta.null_value = true;
+      records[i].meta.timestamp_ns = i % 2 ? 1'000'000 * (expected + i) : -1;
+      values.push_back(records[i].meta.null_value ? "" : batch_values[i]);
+      keyed.push_back(i % 3 == 0);
+      tombstone.push_back(records[i].meta.null_value);
+    }
+    AppendResult r = appender.append_batch(records);
+    REQUIRE(r.outcome == AppendOutcome::kOk);
+    REQUIRE(r.offset == expected);
+    expected += n;
+  }
+  CHECK(append_ok(appender, "last") == expected);
+  values.push_back("last");
+  keyed.push_back(false);
+  tombstone.push_back(false);
+  CHECK(unwrap(log->segment_bases()).size() > 5);
+
+  auto got = read_records(reader, values.size());
+  REQUIRE(got.size() == values.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO("record " << i);
+    REQUIRE(got[i].offset == static_cast<std::int64_t>(i));
+    CHECK(got[i].key.has_value() == keyed[i]);
+    if (tombstone[i]) {
+      CHECK_FALSE(got[i].value.has_value());
+    } else {
+      REQUIRE(got[i].value);
+      CHECK(*got[i].value == values[i]);
+    }
+  }
+  CHECK(test::partition_damage(tmp.partition()) == "");
+
+  // A batch that cannot fit an empty segment is refused whole.
+  std::string big(40 * 1024, 'x');
+  std::vector<BatchRecord> too_much(2);
+  too_much[0].value = big;
+  too_much[1].value = big;
+  CHECK(appender.append_batch(too_much).outcome == AppendOutcome::kRecordTooLarge);
+  CHECK(appender.append_batch({}).outcome == AppendOutcome::kRecordTooLarge);
+}
+
+TEST_CASE("appender: append_batch stays contiguous while other threads append",
+          "[appender][concurrency]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  constexpr int kThreads = 3, kBatches = 300;
+  std::vector<std::vector<std::pair<std::int64_t, std::uint32_t>>> placed(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto appender = unwrap(LogAppender::open(log));
+      std::mt19937 rng(static_cast<unsigned>(t));
+      for (int b = 0; b < kBatches; ++b) {
+        auto n = static_cast<std::uint32_t>(1 + rng() % 20);
+        std::vector<std::string> vals;
+        for (std::uint32_t i = 0; i < n; ++i)
+          vals.push_back("t" + std::to_string(t) + "-b" + std::to_string(b) + "-" +
+                         std::to_string(i) + std::string(rng() % 200, '.'));
+        std::vector<BatchRecord> recs(n);
+        for (std::uint32_t i = 0; i < n; ++i) recs[i].value = vals[i];
+        AppendResult r = appender.append_batch(recs);
+        if (r.outcome != AppendOutcome::kOk) return;
+        placed[static_cast<std::size_t>(t)].push_back({r.offset, n});
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::size_t total = 0;
+  for (auto& p : placed) {
+    REQUIRE(p.size() == kBatches);
+    for (auto& b : p) total += b.second;
+  }
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  auto got = read_records(reader, total);
+  REQUIRE(got.size() == total);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int b = 0; b < kBatches; ++b) {
+      auto [first, n] = placed[static_cast<std::size_t>(t)][static_cast<std::size_t>(b)];
+      for (std::uint32_t i = 0; i < n; ++i) {
+        const auto& rec = got[static_cast<std::size_t>(first) + i];
+        REQUIRE(rec.offset == first + i);
+        std::string prefix =
+            "t" + std::to_string(t) + "-b" + std::to_string(b) + "-" + std::to_string(i);
+        REQUIRE(rec.value);
+        REQUIRE(rec.value->compare(0, prefix.size(), prefix) == 0);
+      }
+    }
+  }
 }
 
 TEST_CASE("appender: a log opened read-only refuses appenders", "[appender]") {
