@@ -53,6 +53,7 @@
 #include "shm/partition_log.h"
 #include "tools/commands.h"
 #include "tools/histogram.h"
+#include "tools/perf_format.h"
 
 namespace sluice::tools {
 namespace {
@@ -195,41 +196,6 @@ void wait_until(std::int64_t ns, const std::atomic<int>& stop) {
       _mm_pause();
     }
   }
-}
-
-std::string group_digits(std::int64_t v) {
-  std::string s = std::to_string(v < 0 ? -v : v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
-    s.insert(static_cast<std::size_t>(i), ",");
-  return v < 0 ? "-" + s : s;
-}
-
-// 3 significant digits with a unit: 812 ns, 1.23 µs, 45.6 ms, 2.00 s.
-std::string format_ns(double ns) {
-  const char* unit = "ns";
-  double v = ns;
-  if (ns >= 1e9) {
-    v = ns / 1e9;
-    unit = "s";
-  } else if (ns >= 1e6) {
-    v = ns / 1e6;
-    unit = "ms";
-  } else if (ns >= 1e3) {
-    v = ns / 1e3;
-    unit = "µs";
-  }
-  if (unit[0] == 'n' || v >= 100) return fmt::format("{:.0f} {}", v, unit);
-  if (v >= 10) return fmt::format("{:.1f} {}", v, unit);
-  return fmt::format("{:.2f} {}", v, unit);
-}
-
-// "1.23 M", "512": the caller appends what is counted.
-std::string format_rate(double per_s) {
-  // Thresholds just under 1000 so that 999.999 k prints as 1.00 M, not 1000.00 k.
-  if (per_s >= 999.995e6) return fmt::format("{:.2f} G", per_s / 1e9);
-  if (per_s >= 999.995e3) return fmt::format("{:.2f} M", per_s / 1e6);
-  if (per_s >= 999.5) return fmt::format("{:.2f} k", per_s / 1e3);
-  return fmt::format("{:.0f}", per_s);
 }
 
 // A worker: a forked child process, or a thread.
@@ -934,6 +900,14 @@ int run_perf(PerfConfig cfg) {
 
 }  // namespace
 
+// `perf --kafka HOST:PORT`: the same run against a Kafka endpoint (tools/perf_kafka.cc).
+struct KafkaPerfOptions;
+std::shared_ptr<KafkaPerfOptions> add_perf_kafka_options(CLI::App* perf);
+bool perf_kafka_selected(const KafkaPerfOptions& k);
+int run_perf_kafka(const KafkaPerfOptions& k, std::uint32_t size, std::int64_t count,
+                   double duration_s, double rate, int producers, int consumers, bool json,
+                   bool no_progress);
+
 void add_perf_command(CLI::App& app, int& exit_code) {
   auto cfg = std::make_shared<PerfConfig>();
   if (const char* env = std::getenv("SLUICE_DATA_DIR"); env != nullptr && *env != '\0')
@@ -979,7 +953,13 @@ void add_perf_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--retain", cfg->retain, "Segments kept (and recycled)")->capture_default_str();
   cmd->add_flag("--no-pin", cfg->no_pin, "Do not pin workers to CPUs");
   cmd->add_flag("--no-progress", cfg->no_progress, "No progress line on stderr");
-  cmd->callback([cfg, &exit_code] { exit_code = run_perf(*cfg); });
+  auto kafka = add_perf_kafka_options(cmd);
+  cmd->callback([cfg, kafka, &exit_code] {
+    exit_code = perf_kafka_selected(*kafka)
+                    ? run_perf_kafka(*kafka, cfg->size, cfg->count, cfg->duration_s, cfg->rate,
+                                     cfg->producers, cfg->consumers, cfg->json, cfg->no_progress)
+                    : run_perf(*cfg);
+  });
 }
 
 }  // namespace sluice::tools

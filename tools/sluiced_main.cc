@@ -70,6 +70,27 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--auto-create-topics", config.auto_create_topics,
                "create unknown topics on first use (Kafka gateway)");
+  config.kafka_listen = "127.0.0.1:9092";
+  app.add_option("--listen", config.kafka_listen,
+                 "Kafka gateway address HOST:PORT (port 0: any free one; none: no gateway)")
+      ->capture_default_str();
+  app.add_option("--advertise", config.kafka_advertise,
+                 "HOST:PORT Kafka clients are told to connect to (default: --listen)");
+  app.add_option("--kafka-threads", config.kafka_threads,
+                 "Kafka gateway threads (0: one per core, at most 8)")
+      ->capture_default_str();
+  app.add_option("--max-request-bytes", config.kafka_max_request_bytes,
+                 "largest Kafka request accepted; larger ones close the connection")
+      ->capture_default_str();
+  app.add_option("--max-connections-per-host", config.kafka_max_connections_per_host,
+                 "Kafka connections accepted from one client host")
+      ->capture_default_str();
+  app.add_option("--idle-timeout-ms", config.kafka_idle_timeout_ms,
+                 "close Kafka connections idle this long")
+      ->capture_default_str();
+  app.add_option("--partitions", config.default_topic.partitions,
+                 "partitions of auto-created topics")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   char* end = nullptr;

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "backpressure_gate.h"
 #include "data_dir.h"
 #include "offsets_table.h"
 #include "partitioner.h"
@@ -93,7 +94,7 @@ struct Producer::Impl {
   StickyPartitioner sticky{static_cast<std::uint64_t>(shm::monotonic_ns()) ^
                            static_cast<std::uint64_t>(::getpid())};
 
-  std::unique_ptr<OffsetsTable> offsets;  // read-only, for the backpressure policy
+  BackpressureGate gate{DataDir{}};  // set in open()
 
   // The one outstanding zero-copy reservation.
   shm::Claim claim;
@@ -148,41 +149,13 @@ struct Producer::Impl {
     return &t;
   }
 
-  // Backpressure policy: may this partition's log grow by one more segment? Yes while it
-  // stays within retention.bytes, or when every group that committed on it has consumed the
-  // oldest segment (so retention may delete it). Asked on the roll path only.
-  bool may_grow(const Topic& t, const std::string& topic, std::int32_t p, shm::PartitionLog& log) {
-    if (t.config.slow_reader_policy != SlowReaderPolicy::kBackpressure ||
-        t.config.retention_bytes < 0)
-      return true;
-    auto bases = log.segment_bases();
-    if (!bases || bases->size() < 2) return true;
-    std::uint64_t per_segment =
-        shm::Segment::header_bytes_for(log.segment_capacity(), log.control()->index_interval) +
-        log.segment_capacity();
-    if ((bases->size() + 1) * per_segment <= static_cast<std::uint64_t>(t.config.retention_bytes))
-      return true;
-    if (!offsets) {
-      auto table = OffsetsTable::open_read_only(dir.offsets_table());
-      if (!table) return true;  // no group ever committed: nothing to protect
-      offsets = std::make_unique<OffsetsTable>(std::move(table).value());
-    }
-    auto groups = offsets->list_groups();
-    if (!groups) return true;
-    for (const auto& g : *groups) {
-      auto c = offsets->fetch(g, topic, p);
-      if (c && *c && (*c)->offset < (*bases)[1]) return false;  // this group still needs it
-    }
-    return true;
-  }
-
   Result<shm::LogAppender*> appender(std::string_view name, Topic& t, std::int32_t p) {
     Partition& part = t.partitions[static_cast<std::size_t>(p)];
     if (part.appender) return part.appender.get();
     shm::LogOptions o;
     o.populate = true;
     o.roll_gate = [this, topic = &t, n = std::string(name), p](shm::PartitionLog& log) {
-      return may_grow(*topic, n, p, log);
+      return gate.may_grow(topic->config, n, p, log);
     };
     auto log = shm::PartitionLog::open(dir.partition(std::string(name), p), o);
     if (!log) return topic_status(std::string(name), log.status());
@@ -263,6 +236,7 @@ Result<Producer> Producer::open(const ProducerConfig& config) {
   impl->config = config;
   impl->dir = DataDir{config.data_dir};
   impl->store = TopicStore(impl->dir);
+  impl->gate = BackpressureGate(impl->dir);
   if (!shm::file_exists(config.data_dir))
     return Status(ErrorCode::kNotFound, "data directory " + config.data_dir +
                                             " does not exist: start `sluiced` or create a topic");
@@ -337,6 +311,7 @@ void Producer::send_async(ProducerRecord record, Callback callback) {
     im.worker_producer = std::make_unique<Impl>();
     im.worker_producer->config = im.config;
     im.worker_producer->dir = im.dir;
+    im.worker_producer->gate = BackpressureGate(im.dir);
     im.worker_producer->store = im.store;
     im.worker = std::thread([&im] {
       Impl& w = *im.worker_producer;

@@ -237,7 +237,8 @@ class SluicedProcess {
 
   pid_t spawn_exec() {
     // Everything the child needs is built before fork: after it, only exec.
-    std::vector<std::string> args = {SLUICED_PATH, "--data-dir", data_dir_};
+    // No Kafka listener: tests run in parallel and would all want port 9092.
+    std::vector<std::string> args = {SLUICED_PATH, "--data-dir", data_dir_, "--listen", "none"};
     args.insert(args.end(), extra_.begin(), extra_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());

@@ -296,7 +296,8 @@ class BrokerProcess {
       : data_dir_(data_dir), log_(data_dir + ".broker.log") {
     RunOptions o;
     o.output_file = log_;
-    child_ = std::make_unique<Child>(std::vector<std::string>{SLUICED, "--data-dir", data_dir}, o);
+    child_ = std::make_unique<Child>(
+        std::vector<std::string>{SLUICED, "--data-dir", data_dir, "--listen", "none"}, o);
     std::int64_t deadline = now_ms() + 10000;
     while (!socket_accepts(data_dir + "/broker.sock")) {
       if (now_ms() > deadline)

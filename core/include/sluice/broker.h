@@ -31,8 +31,19 @@ struct BrokerConfig {
   std::int64_t rebalance_timeout_ms = 10000;
   // A group forming from empty waits this long for more members (one rebalance, not N).
   std::int64_t initial_rebalance_delay_ms = 300;
-  bool auto_create_topics = false;
-  TopicConfig default_topic;  // for auto-created topics
+  bool auto_create_topics = false;  // by control clients, and by Kafka Metadata/Produce
+  TopicConfig default_topic;        // for auto-created topics
+
+  // The Kafka gateway (docs/kafka-gateway.md): Kafka's wire protocol on TCP, for other
+  // hosts and unmodified Kafka clients. "" disables it (the embedded default; sluiced listens
+  // on 127.0.0.1:9092 unless told otherwise).
+  std::string kafka_listen;        // HOST:PORT; port 0 picks a free one
+  std::string kafka_advertise;     // HOST:PORT clients are told to connect to ("": listen)
+  std::int32_t kafka_threads = 0;  // 0: one per core, at most 8
+  std::int32_t kafka_max_request_bytes = 100 * 1024 * 1024;  // larger: rejected, closed
+  std::int32_t kafka_max_connections_per_host = 1000;
+  std::int64_t kafka_idle_timeout_ms = 600'000;  // Kafka's connections.max.idle.ms
+  std::int32_t kafka_node_id = 0;                // this broker's id in Metadata
 };
 
 class Broker {
@@ -46,6 +57,9 @@ class Broker {
   // Blocks until stop() is called (from another thread or a signal handler's thread).
   void wait();
   const BrokerConfig& config() const;
+  // The Kafka gateway's bound address (HOST:PORT), "" when it is off. With port 0 in
+  // kafka_listen, this is where the system put it.
+  std::string kafka_address() const;
 
  private:
   struct Impl;

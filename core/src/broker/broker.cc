@@ -18,6 +18,8 @@
 #include "broker_core.h"
 #include "control_server.h"
 #include "data_dir.h"
+#include "gateway/broker_link.h"
+#include "gateway/gateway.h"
 #include "shm/clock.h"
 #include "shm/mapped_file.h"
 
@@ -33,6 +35,8 @@ struct Broker::Impl {
   asio::io_context io;
   std::unique_ptr<broker::ControlServer> server;
   std::unique_ptr<broker::BrokerCore> core;
+  std::unique_ptr<gateway::BrokerLink> link;
+  std::unique_ptr<gateway::Gateway> gateway;  // the Kafka listener, when configured
   asio::steady_timer housekeeping_timer{io};
   asio::steady_timer retention_timer{io};
   std::thread thread;
@@ -41,6 +45,7 @@ struct Broker::Impl {
   bool stopped = false;
 
   ~Impl() {
+    if (gateway) gateway->stop();
     if (lock_fd >= 0) ::close(lock_fd);
   }
 
@@ -87,12 +92,18 @@ struct Broker::Impl {
 Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Broker::~Broker() {
+  // The gateway first: its threads post to the broker's context.
+  if (impl_->gateway) impl_->gateway->stop();
   stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
 const BrokerConfig& Broker::config() const {
   return impl_->config;
+}
+
+std::string Broker::kafka_address() const {
+  return impl_->gateway ? impl_->gateway->address() : std::string();
 }
 
 Result<std::unique_ptr<Broker>> Broker::start(const BrokerConfig& config) {
@@ -125,6 +136,11 @@ Result<std::unique_ptr<Broker>> Broker::start(const BrokerConfig& config) {
   if (Status s = impl->server->listen(impl->dir.socket(), config.file_mode); !s) return s;
   if (own.group != static_cast<gid_t>(-1))
     (void)::chown(impl->dir.socket().c_str(), static_cast<uid_t>(-1), own.group);
+  if (!config.kafka_listen.empty() && config.kafka_listen != "none") {
+    impl->link = std::make_unique<gateway::BrokerLink>(impl->io, *impl->core);
+    impl->gateway = std::make_unique<gateway::Gateway>(config, impl->dir, *impl->link);
+    if (Status s = impl->gateway->start(); !s) return s;
+  }
   impl->schedule_housekeeping();
   impl->schedule_retention();
   impl->thread = std::thread([raw] {

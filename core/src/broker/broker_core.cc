@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "group_service.h"
+#include "kafka_group_service.h"
 #include "shm/clock.h"
 
 namespace sluice::broker {
@@ -38,7 +39,28 @@ Status BrokerCore::start() {
   started_ms_ = now_ms();
   if (Status s = topics_.load(warn); !s) return s;
   groups_ = std::make_unique<GroupService>(*this);
-  return groups_->start();
+  if (Status s = groups_->start(); !s) return s;
+  kafka_groups_ = std::make_unique<KafkaGroupService>(config_, groups_->table(), *groups_);
+  // Generations continue upward for Kafka groups too.
+  if (auto names = groups_->table().list_groups())
+    for (const auto& g : *names)
+      if (auto gen = groups_->table().generation(g); gen && *gen && **gen > 0)
+        kafka_groups_->restore(g, **gen);
+  return Status::ok();
+}
+
+Status BrokerCore::create_topic(const std::string& name, const TopicConfig& config) {
+  if (Status st = topics_.create(name, config); !st) return st;
+  if (groups_) groups_->topic_changed(name);
+  info("created topic " + name);
+  return Status::ok();
+}
+
+Status BrokerCore::delete_topic(const std::string& name) {
+  if (Status st = topics_.remove(name); !st) return st;
+  if (groups_) groups_->topic_changed(name);
+  info("deleted topic " + name);
+  return Status::ok();
 }
 
 void BrokerCore::shutdown() {
@@ -102,6 +124,7 @@ void BrokerCore::closed(const std::shared_ptr<Session>& session) {
 void BrokerCore::housekeeping() {
   topics_.housekeeping(warn);
   if (groups_) groups_->tick();
+  if (kafka_groups_) kafka_groups_->tick();
 }
 
 void BrokerCore::retention() {
@@ -151,14 +174,11 @@ void BrokerCore::op_status(const std::shared_ptr<Session>&, const json&, json& o
 void BrokerCore::op_topic_create(const std::shared_ptr<Session>& s, const json& req, json& out) {
   std::string name = req.at("name").get<std::string>();
   auto config = control::topic_config_from(req.value("config", json::object()));
-  Status st = config ? topics_.create(name, *config) : config.status();
+  Status st = config ? create_topic(name, *config) : config.status();
   if (!st) {
     fail(s, req, st);
     out["__failed"] = true;
-    return;
   }
-  if (groups_) groups_->topic_changed(name);
-  info("created topic " + name);
 }
 
 void BrokerCore::op_topic_list(const std::shared_ptr<Session>&, const json&, json& out) {
@@ -196,13 +216,10 @@ void BrokerCore::op_topic_alter(const std::shared_ptr<Session>& s, const json& r
 
 void BrokerCore::op_topic_delete(const std::shared_ptr<Session>& s, const json& req, json& out) {
   std::string name = req.at("name").get<std::string>();
-  if (Status st = topics_.remove(name); !st) {
+  if (Status st = delete_topic(name); !st) {
     fail(s, req, st);
     out["__failed"] = true;
-    return;
   }
-  if (groups_) groups_->topic_changed(name);
-  info("deleted topic " + name);
 }
 
 }  // namespace sluice::broker

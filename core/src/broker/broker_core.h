@@ -20,6 +20,7 @@
 namespace sluice::broker {
 
 class GroupService;
+class KafkaGroupService;
 
 class BrokerCore {
  public:
@@ -32,6 +33,13 @@ class BrokerCore {
   void housekeeping();
   void retention();
   void shutdown();
+
+  // For the Kafka gateway (through BrokerLink, on this thread).
+  bool has_topic(const std::string& name) const { return topics_.find(name) != nullptr; }
+  Status create_topic(const std::string& name, const TopicConfig& config);
+  Status delete_topic(const std::string& name);
+  KafkaGroupService& kafka_groups() { return *kafka_groups_; }
+  const BrokerConfig& config() const { return config_; }
 
  private:
   using Handler = void (BrokerCore::*)(const std::shared_ptr<Session>&, const control::json&,
@@ -52,12 +60,14 @@ class BrokerCore {
   FileOwnership ownership_;
   TopicManager topics_;
   std::unique_ptr<GroupService> groups_;
+  std::unique_ptr<KafkaGroupService> kafka_groups_;
   std::int64_t started_ms_ = 0;
   // For a records/s figure: end-offset sums sampled by the retention timer.
   std::int64_t last_sum_ = -1;
   std::int64_t last_sample_ms_ = 0;
   double rate_ = 0;
   friend class GroupService;
+  friend class KafkaGroupService;
 };
 
 }  // namespace sluice::broker

@@ -7,6 +7,8 @@
 #include <cerrno>
 
 #include "broker_core.h"
+#include "kafka/consumer_protocol.h"
+#include "kafka_group_service.h"
 #include "shm/clock.h"
 #include "shm/log_reader.h"
 
@@ -160,6 +162,11 @@ void GroupService::op_join(const std::shared_ptr<Session>& s, const json& req) {
   jr.rebalance_timeout_ns = req.value("rebalance_timeout_ms", std::int64_t{0}) * 1'000'000;
   if (jr.group.empty())
     return fail(s, req, Status(ErrorCode::kInvalidArgument, "group id is empty"));
+  if (core_.kafka_groups_ && core_.kafka_groups_->has_members(jr.group))
+    return fail(s, req,
+                Status(ErrorCode::kBusy, "group " + jr.group +
+                                             " has Kafka members (through the gateway); use "
+                                             "another group id"));
   for (const auto& t : jr.topics)
     if (core_.topics_.find(t) == nullptr)
       return fail(
@@ -241,9 +248,15 @@ void GroupService::op_fetch(const std::shared_ptr<Session>& s, const json& req) 
   reply(s, req, {{"offsets", out}});
 }
 
+bool GroupService::has_members(const std::string& group) const {
+  return !coordinator_->describe(group).members.empty();
+}
+
 void GroupService::op_list(const std::shared_ptr<Session>& s, const json& req) {
   std::set<std::string> names;
   for (const auto& g : coordinator_->list_groups()) names.insert(g.group);
+  if (core_.kafka_groups_)
+    for (const auto& g : core_.kafka_groups_->list()) names.insert(g.group_id);
   if (auto stored = table_.list_groups()) names.insert(stored->begin(), stored->end());
   reply(s, req, {{"groups", std::vector<std::string>(names.begin(), names.end())}});
 }
@@ -253,8 +266,6 @@ void GroupService::op_describe(const std::shared_ptr<Session>& s, const json& re
   GroupDescription d = coordinator_->describe(group);
   auto offsets = table_.list_offsets(group);
   if (!offsets) return fail(s, req, offsets.status());
-  if (d.state == GroupState::kDead && offsets->empty())
-    return fail(s, req, Status(ErrorCode::kNotFound, "unknown group " + group));
   json members = json::array();
   std::set<TopicPartition> seen;
   for (const auto& m : d.members) {
@@ -264,6 +275,35 @@ void GroupService::op_describe(const std::shared_ptr<Session>& s, const json& re
                        {"partitions", tps_json(m.partitions)}});
     seen.insert(m.partitions.begin(), m.partitions.end());
   }
+  // A group of Kafka clients (through the gateway): its members, and what the leader
+  // assigned them (decoded from the consumer protocol's bytes).
+  std::string state = d.state == GroupState::kDead ? "Empty" : group_state_name(d.state);
+  std::int32_t generation = d.generation;
+  std::string protocol = d.protocol;
+  bool kafka_group = false;
+  if (d.members.empty() && core_.kafka_groups_) {
+    kafka::KafkaGroupDescription kd = core_.kafka_groups_->describe(group);
+    if (kd.state != kafka::KafkaGroupState::kDead) {
+      kafka_group = true;
+      state = kafka::kafka_group_state_name(kd.state);
+      generation = kd.generation_id;
+      protocol = kd.protocol;
+      for (const auto& m : kd.members) {
+        std::vector<TopicPartition> parts;
+        if (auto a = kafka::decode_consumer_assignment(m.assignment))
+          for (const auto& tp : a->assigned_partitions)
+            for (std::int32_t p : tp.partitions) parts.push_back({tp.topic, p});
+        members.push_back({{"member_id", m.member_id},
+                           {"client_id", m.client_id},
+                           {"host", m.client_host},
+                           {"pid", 0},
+                           {"partitions", tps_json(parts)}});
+        seen.insert(parts.begin(), parts.end());
+      }
+    }
+  }
+  if (d.state == GroupState::kDead && offsets->empty() && !kafka_group)
+    return fail(s, req, Status(ErrorCode::kNotFound, "unknown group " + group));
   std::map<TopicPartition, std::int64_t> committed;
   for (const auto& o : *offsets) {
     committed[{o.topic, o.partition}] = o.offset;
@@ -284,9 +324,10 @@ void GroupService::op_describe(const std::shared_ptr<Session>& s, const json& re
                     {"lag", off < 0 ? end : std::max<std::int64_t>(0, end - off)}});
   }
   reply(s, req,
-        {{"state", d.state == GroupState::kDead ? "Empty" : group_state_name(d.state)},
-         {"generation", d.generation},
-         {"protocol", d.protocol},
+        {{"state", state},
+         {"generation", generation},
+         {"protocol", protocol},
+         {"kafka", kafka_group},
          {"members", members},
          {"offsets", rows}});
 }
@@ -352,6 +393,9 @@ void GroupService::op_reset(const std::shared_ptr<Session>& s, const json& req) 
 
 void GroupService::op_delete(const std::shared_ptr<Session>& s, const json& req) {
   std::string group = req.at("group").get<std::string>();
+  if (core_.kafka_groups_ &&
+      core_.kafka_groups_->delete_group(group) == kafka::group_errors::kNonEmptyGroup)
+    return fail(s, req, Status(ErrorCode::kBusy, "group " + group + " has Kafka members"));
   Status st = coordinator_->delete_group(group);
   if (!st && st.code() != ErrorCode::kNotFound) return fail(s, req, st);
   bool in_coordinator = st.is_ok();

@@ -36,6 +36,10 @@ class GroupService {
   void tick();
   void topic_changed(const std::string& topic);
 
+  OffsetsTable& table() { return table_; }
+  // True while Sluice consumers are members of the group (a Kafka member may not join it).
+  bool has_members(const std::string& group) const;
+
   // The lowest offset committed by any group for a partition (backpressure retention).
   std::optional<std::int64_t> slowest_committed(const TopicPartition& tp);
 

@@ -185,11 +185,18 @@ class ByteWriter {
     uvarint((u << 1) ^ static_cast<std::uint64_t>(v >> 63));
   }
   void uvarint(std::uint64_t u) {
+    if (u < 0x80) {  // most record fields: one byte
+      buf_.push_back(static_cast<char>(u));
+      return;
+    }
+    char tmp[10];
+    std::size_t n = 0;
     while (u >= 0x80) {
-      buf_.push_back(static_cast<char>((u & 0x7f) | 0x80));
+      tmp[n++] = static_cast<char>((u & 0x7f) | 0x80);
       u >>= 7;
     }
-    buf_.push_back(static_cast<char>(u));
+    tmp[n++] = static_cast<char>(u);
+    buf_.append(tmp, n);
   }
 
   void string(std::string_view s) {

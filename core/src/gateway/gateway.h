@@ -1,0 +1,65 @@
+// Gateway: the broker's Kafka wire-protocol listener (docs/kafka-gateway.md). Kafka clients
+// on this or other hosts produce to and fetch from the same partition logs as local
+// processes, join consumer groups and commit offsets to the same table.
+//
+//   Kafka client ──TCP──> acceptor ──> Connection (strand) ──> RequestHandler
+//                                                                │  produce/fetch: the
+//                                      gateway threads (N) <─────┤  partition logs, directly
+//                                                                │  topics, groups, commits:
+//                                      broker thread <───────────┘  posted to BrokerLink
+//
+// A bounded pool of threads (one per core, at most 8) runs every connection; limits: the
+// largest request, connections per client host, and an idle timeout.
+//
+// Thread-safety: start() and stop() from one thread; everything else runs on the pool.
+#pragma once
+
+#include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
+
+#include <boost/asio.hpp>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker_link.h"
+#include "connection.h"
+#include "data_dir.h"
+#include "sluice/broker.h"
+#include "sluice/status.h"
+
+namespace sluice::gateway {
+
+class Gateway {
+ public:
+  Gateway(const BrokerConfig& config, DataDir dir, BrokerLink& broker);
+  ~Gateway();
+
+  // Binds config.kafka_listen and starts the threads. Errors name the address and cause.
+  Status start();
+  void stop();
+  // HOST:PORT actually bound.
+  std::string address() const { return bound_; }
+
+ private:
+  void accept_next();
+
+  BrokerConfig config_;
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<RequestHandler> handler_;
+  std::vector<std::thread> threads_;
+  std::string bound_;
+
+  std::mutex mutex_;  // guards the two below
+  std::map<std::string, std::int32_t> per_host_;
+  std::map<Connection*, std::weak_ptr<Connection>> connections_;
+};
+
+// "HOST:PORT" -> (host, port); kInvalidArgument naming the text when it is not one.
+Result<std::pair<std::string, std::uint16_t>> parse_host_port(const std::string& text);
+
+}  // namespace sluice::gateway

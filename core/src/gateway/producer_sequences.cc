@@ -1,0 +1,50 @@
+#include "producer_sequences.h"
+
+#include <limits>
+
+namespace sluice::gateway {
+
+std::int32_t ProducerSequences::last_of(std::int32_t base, std::int32_t count) {
+  std::int64_t last = std::int64_t{base} + count - 1;
+  constexpr std::int64_t kWrap = std::int64_t{std::numeric_limits<std::int32_t>::max()} + 1;
+  return static_cast<std::int32_t>(last % kWrap);
+}
+
+SequenceCheck ProducerSequences::check(std::int64_t producer_id, std::int16_t epoch,
+                                       std::int32_t base_sequence,
+                                       std::int32_t record_count) const {
+  auto it = state_.find(producer_id);
+  if (it == state_.end()) return {};
+  const State& s = it->second;
+  if (epoch < s.epoch) return {SequenceVerdict::kFencedEpoch, -1};
+  if (epoch > s.epoch) {
+    // A bumped epoch starts its sequences again at 0.
+    return base_sequence == 0 ? SequenceCheck{} : SequenceCheck{SequenceVerdict::kOutOfOrder, -1};
+  }
+  std::int32_t last = last_of(base_sequence, record_count);
+  for (int i = 0; i < s.count; ++i) {
+    const Batch& b = s.recent[static_cast<std::size_t>(i)];
+    if (b.first_seq == base_sequence && b.last_seq == last)
+      return {SequenceVerdict::kDuplicate, b.first_offset};
+  }
+  std::int32_t expected =
+      s.last().last_seq == std::numeric_limits<std::int32_t>::max() ? 0 : s.last().last_seq + 1;
+  if (base_sequence != expected) return {SequenceVerdict::kOutOfOrder, -1};
+  return {};
+}
+
+void ProducerSequences::appended(std::int64_t producer_id, std::int16_t epoch,
+                                 std::int32_t base_sequence, std::int32_t record_count,
+                                 std::int64_t first_offset) {
+  State& s = state_[producer_id];
+  if (epoch != s.epoch || s.count == 0) {
+    s = State{};
+    s.epoch = epoch;
+  }
+  s.recent[static_cast<std::size_t>(s.next)] =
+      Batch{base_sequence, last_of(base_sequence, record_count), first_offset};
+  s.next = (s.next + 1) % kRememberedBatches;
+  if (s.count < kRememberedBatches) ++s.count;
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,61 @@
+// ProducerSequences: Kafka's idempotent-producer check for one partition. A producer
+// (InitProducerId: id + epoch) numbers its batches per partition; the partition remembers, per
+// producer, the epoch and the last five batches it appended (Kafka keeps five: a producer has
+// at most five requests in flight), so that
+//   - a retried batch that was already appended is acknowledged again with its first offset,
+//     and not written twice (kDuplicate);
+//   - a batch that skips ahead gets OUT_OF_ORDER_SEQUENCE_NUMBER (kOutOfOrder);
+//   - an older epoch gets INVALID_PRODUCER_EPOCH (kFencedEpoch); a newer one starts over at 0.
+// A producer id this partition has no state for (new, or from before a broker restart:
+// the state lives in the broker's memory) is accepted at whatever sequence it sends.
+//
+// Sequences wrap from INT32_MAX to 0, as Kafka's do.
+//
+// Thread-safety: none; the caller holds the partition's write lock across check() and
+// appended(), so that the check and the append are one step.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <unordered_map>
+
+namespace sluice::gateway {
+
+enum class SequenceVerdict : std::uint8_t { kAppend, kDuplicate, kOutOfOrder, kFencedEpoch };
+
+struct SequenceCheck {
+  SequenceVerdict verdict = SequenceVerdict::kAppend;
+  std::int64_t duplicate_of = -1;  // kDuplicate: the first offset it was appended at
+};
+
+class ProducerSequences {
+ public:
+  static constexpr int kRememberedBatches = 5;
+
+  SequenceCheck check(std::int64_t producer_id, std::int16_t epoch, std::int32_t base_sequence,
+                      std::int32_t record_count) const;
+  // Records a batch appended at first_offset (after check() said kAppend).
+  void appended(std::int64_t producer_id, std::int16_t epoch, std::int32_t base_sequence,
+                std::int32_t record_count, std::int64_t first_offset);
+  std::size_t producers() const { return state_.size(); }
+
+ private:
+  struct Batch {
+    std::int32_t first_seq = -1;
+    std::int32_t last_seq = -1;
+    std::int64_t first_offset = -1;
+  };
+  struct State {
+    std::int16_t epoch = 0;
+    std::array<Batch, kRememberedBatches> recent{};  // ring, newest at (next - 1)
+    int next = 0;
+    int count = 0;
+    const Batch& last() const {
+      return recent[static_cast<std::size_t>((next + kRememberedBatches - 1) % kRememberedBatches)];
+    }
+  };
+  static std::int32_t last_of(std::int32_t base, std::int32_t count);
+  std::unordered_map<std::int64_t, State> state_;
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,122 @@
+// RequestHandler: answers the Kafka requests of every gateway connection. Decodes the header,
+// refuses what it does not serve (an unknown API key or version closes the connection, as
+// Kafka does; ApiVersions v3+ gets the v0-format UNSUPPORTED_VERSION reply), decodes the body
+// (a malformed one closes the connection with the decoder's reason in the log), and answers:
+//
+//   ApiVersions, Metadata, FindCoordinator,            request_handler.cc, handle_admin.cc
+//   CreateTopics, DeleteTopics, DescribeConfigs,
+//   InitProducerId
+//   Produce, Fetch (long poll), ListOffsets            handle_data.cc, record_path.cc
+//   JoinGroup, SyncGroup, Heartbeat, LeaveGroup,       handle_groups.cc -> the broker's
+//   OffsetCommit, OffsetFetch                          KafkaGroupService
+//
+// Produce and Fetch touch the partition logs directly from the gateway's threads; topic
+// changes and group requests run on the broker's thread (BrokerLink).
+//
+// Thread-safety: handle() runs for one request of a connection at a time, on any gateway
+// thread; different connections' requests run in parallel.
+#pragma once
+
+#include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "broker_link.h"
+#include "connection.h"
+#include "connection_state.h"
+#include "data_dir.h"
+#include "kafka/messages.h"
+#include "partition_directory.h"
+#include "sluice/broker.h"
+
+namespace sluice::gateway {
+
+class RequestHandler {
+ public:
+  RequestHandler(const BrokerConfig& config, DataDir dir, BrokerLink& broker,
+                 boost::asio::io_context& io);
+
+  // `bound`: the listening address, advertised unless config.kafka_advertise says otherwise.
+  Status start(const std::string& bound);
+  void stop();
+  const std::string& advertised() const { return advertised_; }
+
+  void handle(ConnectionState& connection, const std::string& frame, Respond respond);
+  void connection_closed(ConnectionState& connection);
+
+ private:
+  using Header = kafka::RequestHeader;
+
+  // One handler per API, each answering through `respond` exactly once.
+  void api_versions(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void metadata(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void find_coordinator(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void create_topics(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void delete_topics(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void describe_configs(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void init_producer_id(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void produce(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void fetch(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void list_offsets(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void join_group(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void sync_group(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void heartbeat(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void leave_group(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void offset_commit(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void offset_fetch(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+
+  // Produce: after topics were (auto-)created if need be.
+  void produce_now(const Header& h, const kafka::ProduceRequest& req, const Respond& respond);
+  // Metadata: after topics were (auto-)created if need be.
+  void metadata_now(const Header& h, const kafka::MetadataRequest& req, const Respond& respond);
+  // Creates the missing topics among `names` on the broker's thread (auto-creation), then
+  // calls `then` on a gateway thread.
+  void auto_create(std::vector<std::string> names, std::function<void()> then);
+
+  struct FetchJob;
+  void fetch_attempt(const std::shared_ptr<FetchJob>& job);
+  void fetch_wait(const std::shared_ptr<FetchJob>& job);  // on the job's timer strand
+  void wake_fetchers();
+
+  BrokerConfig config_;
+  PartitionDirectory directory_;
+  BrokerLink& broker_;
+  boost::asio::io_context& io_;
+  std::string advertised_;
+  std::string advertised_host_;
+  std::int32_t advertised_port_ = 0;
+  std::string cluster_id_;
+  std::atomic<std::int64_t> next_producer_id_{0};
+
+  // Fetches waiting for data (long poll): a gateway produce wakes them at once; records from
+  // local producers are noticed by their timer's next check.
+  std::mutex waiting_mutex_;
+  std::set<std::shared_ptr<boost::asio::steady_timer>> waiting_;
+  std::atomic<bool> stopping_{false};
+};
+
+// A whole response frame: size, correlation id, the body at the request's version.
+// "close the connection: malformed <API> request: <the decoder's reason>".
+inline Outcome malformed_request(const char* api, const kafka::ByteReader& r) {
+  return {{}, true, std::string("malformed ") + api + " request: " + r.error()};
+}
+
+// `buffer`: memory to reuse (its contents are dropped).
+template <class Response>
+std::string response_frame(const kafka::RequestHeader& h, const Response& r,
+                           std::string buffer = {}) {
+  buffer.clear();
+  kafka::ByteWriter w(std::move(buffer));
+  std::size_t at = kafka::begin_response(w, h.correlation_id);
+  kafka::encode(w, h.api_version, r);
+  kafka::end_response(w, at);
+  return w.take();
+}
+
+}  // namespace sluice::gateway
