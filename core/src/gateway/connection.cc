@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "request_handler.h"
@@ -30,7 +31,7 @@ Connection::~Connection() = default;
 
 void Connection::start() {
   arm_idle_timer();
-  read_size();
+  next_request();
 }
 
 void Connection::arm_idle_timer() {
@@ -54,37 +55,60 @@ void Connection::close() {
   if (on_close_) on_close_(*this);
 }
 
-void Connection::read_size() {
-  asio::async_read(socket_, asio::buffer(size_buf_, 4),
-                   [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                     if (ec) return self->close();
-                     std::uint32_t be;
-                     std::memcpy(&be, self->size_buf_, 4);
-                     auto size = static_cast<std::int32_t>(__builtin_bswap32(be));
-                     if (size <= 0 || size > self->limits_.max_request_bytes) {
-                       spdlog::warn(
-                           "kafka gateway: closing {}: request size {} outside 1..{} bytes",
-                           self->state_.peer, size, self->limits_.max_request_bytes);
-                       return self->close();
-                     }
-                     self->read_body(static_cast<std::uint32_t>(size));
-                   });
+namespace {
+constexpr std::size_t kReadChunk = 64 * 1024;
 }
 
-void Connection::read_body(std::uint32_t size) {
-  frame_.resize(size);
-  asio::async_read(socket_, asio::buffer(frame_.data(), size),
-                   [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                     if (ec) return self->close();
-                     self->dispatch();
-                   });
+void Connection::next_request() {
+  if (closed_) return;
+  in_begin_ += in_frame_;  // the frame just answered
+  in_frame_ = 0;
+  std::size_t have = in_end_ - in_begin_;
+  if (have == 0 && in_.size() > 16 * kReadChunk) {
+    // A large request came and went: give its memory back.
+    in_ = std::vector<char>();
+    in_begin_ = in_end_ = 0;
+  }
+  if (have < 4) return read_more(4);
+  std::uint32_t be;
+  std::memcpy(&be, in_.data() + in_begin_, 4);
+  auto size = static_cast<std::int32_t>(__builtin_bswap32(be));
+  if (size <= 0 || size > limits_.max_request_bytes) {
+    spdlog::warn("kafka gateway: closing {}: request size {} outside 1..{} bytes", state_.peer,
+                 size, limits_.max_request_bytes);
+    return close();
+  }
+  if (have < 4 + static_cast<std::size_t>(size))
+    return read_more(4 + static_cast<std::size_t>(size));
+  dispatch(static_cast<std::size_t>(size));
 }
 
-void Connection::dispatch() {
+void Connection::read_more(std::size_t need) {
+  // Make room for `need` bytes from in_begin_: move what is left to the front, grow if the
+  // frame is larger than the buffer (bounded by max_request_bytes + 4, checked above).
+  if (in_begin_ > 0) {
+    std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+    in_end_ -= in_begin_;
+    in_begin_ = 0;
+  }
+  std::size_t want = std::max(need, kReadChunk);
+  if (in_.size() < want) in_.resize(want);
+  socket_.async_read_some(
+      asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
+      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+        if (ec) return self->close();
+        self->in_end_ += n;
+        self->next_request();
+      });
+}
+
+void Connection::dispatch(std::size_t size) {
   arm_idle_timer();
+  in_frame_ = 4 + size;
+  std::string_view frame(in_.data() + in_begin_ + 4, size);
   auto self = shared_from_this();
   auto executor = socket_.get_executor();
-  handler_.handle(state_, frame_, [self, executor](Outcome outcome) {
+  handler_.handle(state_, frame, [self, executor](Outcome outcome) {
     asio::dispatch(executor, [self, outcome = std::move(outcome)]() mutable {
       self->finish(std::move(outcome));
     });
@@ -97,14 +121,14 @@ void Connection::finish(Outcome outcome) {
     spdlog::warn("kafka gateway: closing {}: {}", state_.peer, outcome.reason);
     return close();
   }
-  if (outcome.frame.empty()) return read_size();
+  if (outcome.frame.empty()) return next_request();
   out_ = std::move(outcome.frame);
   asio::async_write(socket_, asio::buffer(out_),
                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                       if (ec) return self->close();
                       self->out_.clear();
                       self->state_.spare_frame.swap(self->out_);  // reused by the next response
-                      self->read_size();
+                      self->next_request();
                     });
 }
 

@@ -1,17 +1,21 @@
 // Connection: one Kafka client's TCP connection to the gateway. Splits the byte stream into
 // size-prefixed request frames, hands each to the RequestHandler and writes its response.
 //
-//   read int32 size ─> size <= 0 or > max_request_bytes: log, close
-//        │
-//   read `size` bytes ─> handler.handle(frame, respond) ─> respond(outcome) (any thread)
-//        │                                                      │
-//        └──────────── next frame <── write the response <──────┘ (or none: acks=0;
-//                                                                  or close: bad request)
+//   buffered bytes ─ a whole frame? ─ no ─> read_some into the buffer (growing it up to
+//        │                                  max_request_bytes + 4), then look again
+//        │ yes (int32 size <= 0 or > max_request_bytes: log, close)
+//        v
+//   handler.handle(frame view, respond) ─> respond(outcome) (any thread)
+//        ^                                       │
+//        └──── next frame <── write the response ┘ (or none: acks=0;
+//                                                   or close: bad request)
 //
 // One request at a time, as Kafka's own broker does (it mutes a connection until the
 // response is sent): responses go back in request order, and the handler may keep
-// per-connection state (fetch readers) without locks. A connection idle for
-// idle_timeout_ms is closed.
+// per-connection state (fetch readers) without locks. Reads are buffered: a client that
+// pipelines requests (librdkafka does) has several taken from one read system call, and a
+// request is handed over as a view into the buffer, which stays put until it is answered.
+// A connection idle for idle_timeout_ms is closed.
 //
 // Thread-safety: every handler of a connection runs on its strand; respond() may be called
 // from any thread (it posts to the strand).
@@ -24,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "connection_state.h"
 
@@ -60,9 +65,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Socket::executor_type executor() { return socket_.get_executor(); }
 
  private:
-  void read_size();
-  void read_body(std::uint32_t size);
-  void dispatch();
+  void next_request();  // dispatches a buffered frame, or reads more
+  void read_more(std::size_t need);
+  void dispatch(std::size_t size);
   void finish(Outcome outcome);
   void arm_idle_timer();
 
@@ -73,8 +78,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::function<void(Connection&)> on_close_;
   ConnectionState state_;
   std::string peer_host_;
-  char size_buf_[4] = {};
-  std::string frame_;
+  std::vector<char> in_;  // received bytes: [in_begin_, in_end_) not yet consumed
+  std::size_t in_begin_ = 0;
+  std::size_t in_end_ = 0;
+  std::size_t in_frame_ = 0;  // bytes of the frame being handled (consumed once answered)
   std::string out_;
   bool closed_ = false;
 };

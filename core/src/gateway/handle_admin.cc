@@ -77,7 +77,8 @@ void RequestHandler::metadata_now(const Header& h, const kafka::MetadataRequest&
 void RequestHandler::find_coordinator(ConnectionState&, const Header& h, ByteReader& r,
                                       Respond respond) {
   kafka::FindCoordinatorRequest req;
-  if (!kafka::decode(r, h.api_version, req)) return respond(malformed_request("FindCoordinator", r));
+  if (!kafka::decode(r, h.api_version, req))
+    return respond(malformed_request("FindCoordinator", r));
   kafka::FindCoordinatorResponse resp;
   if (req.key_type != 0) {
     // Transactions are not offered: no transaction coordinator.
@@ -194,7 +195,8 @@ void RequestHandler::delete_topics(ConnectionState&, const Header& h, ByteReader
 void RequestHandler::describe_configs(ConnectionState&, const Header& h, ByteReader& r,
                                       Respond respond) {
   kafka::DescribeConfigsRequest req;
-  if (!kafka::decode(r, h.api_version, req)) return respond(malformed_request("DescribeConfigs", r));
+  if (!kafka::decode(r, h.api_version, req))
+    return respond(malformed_request("DescribeConfigs", r));
   std::deque<std::string> strings;
   kafka::DescribeConfigsResponse resp;
   for (const auto& res : req.resources) {

@@ -1,5 +1,6 @@
 #include "record_path.h"
 
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -13,6 +14,14 @@ using kafka::ErrorCode;
 namespace {
 
 constexpr std::int64_t kNsPerMs = 1'000'000;
+
+// Kafka ms -> Sluice ns, saturating: a hostile timestamp must not overflow.
+std::int64_t ms_to_ns(std::int64_t ms) {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max() / kNsPerMs;
+  if (ms > kMax) return std::numeric_limits<std::int64_t>::max();
+  if (ms < -kMax) return std::numeric_limits<std::int64_t>::min();
+  return ms * kNsPerMs;
+}
 
 ErrorCode from_append(shm::AppendOutcome o) {
   switch (o) {
@@ -145,7 +154,7 @@ AppendOutcome append_records(PartitionDirectory& directory,
       h += r.headers.size();
       f.meta.null_value = !r.value.has_value();
       f.meta.timestamp_ns =
-          r.timestamp_ms >= 0 && !batch.timestamp_log_append ? r.timestamp_ms * kNsPerMs : -1;
+          r.timestamp_ms >= 0 && !batch.timestamp_log_append ? ms_to_ns(r.timestamp_ms) : -1;
       f.value = r.value.value_or(std::string_view{});
       std::uint64_t size = f.value.size() + f.meta.encoded_prefix_bytes();
       if (size > max_record) {
@@ -302,7 +311,7 @@ TimestampLookup offset_for_time(PartitionDirectory& directory,
     out.error = kafka_error_for(reader.status());
     return out;
   }
-  if (Status s = reader->seek_to_timestamp(timestamp_ms * kNsPerMs); !s) {
+  if (Status s = reader->seek_to_timestamp(ms_to_ns(timestamp_ms)); !s) {
     out.error = kafka_error_for(s);
     return out;
   }

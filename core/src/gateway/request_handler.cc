@@ -45,8 +45,7 @@ void RequestHandler::stop() {
   wake_fetchers();
 }
 
-void RequestHandler::handle(ConnectionState& connection, const std::string& frame,
-                            Respond respond) {
+void RequestHandler::handle(ConnectionState& connection, std::string_view frame, Respond respond) {
   ByteReader r(frame);
   Header h;
   if (!kafka::decode_request_header(r, h)) {

@@ -47,7 +47,8 @@ class RequestHandler {
   void stop();
   const std::string& advertised() const { return advertised_; }
 
-  void handle(ConnectionState& connection, const std::string& frame, Respond respond);
+  // `frame`: the request (header and body, without its size); valid until respond() is called.
+  void handle(ConnectionState& connection, std::string_view frame, Respond respond);
   void connection_closed(ConnectionState& connection);
 
  private:

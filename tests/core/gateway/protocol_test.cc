@@ -425,7 +425,8 @@ TEST_CASE("gateway: every OffsetCommit 0-7 and OffsetFetch 0-5 version stores an
   sreq.group_id = p.group;
   sreq.generation_id = j.generation;
   sreq.member_id = j.member_id;
-  sreq.assignments.push_back({j.member_id, assignment("oc", {0, 1, 2, 3, 4, 5, 6, 7})});
+  const std::string assigned = assignment("oc", {0, 1, 2, 3, 4, 5, 6, 7});  // outlives sreq's view
+  sreq.assignments.push_back({j.member_id, assigned});
   REQUIRE(c.call<kafka::SyncGroupResponse>(ApiKey::kSyncGroup, 3, sreq)->error_code ==
           ErrorCode::kNone);
   for (std::int16_t v = min_version(ApiKey::kOffsetCommit); v <= max_version(ApiKey::kOffsetCommit);
