@@ -1,5 +1,6 @@
 // The broker's control plane: one broker per data directory, a control socket that survives
-// garbage, fencing of commits from old generations, and topic administration through Admin.
+// garbage, fencing of commits from old generations, members owned by their connection,
+// all-or-nothing commits, a bounded outbox per connection, and topic administration.
 #include <map>
 #include <random>
 #include <set>
@@ -407,6 +408,166 @@ TEST_CASE("commits by a fenced member (an old generation) are refused with kFenc
     REQUIRE(shared);
     BT_REQUIRE_OK(a.commit_sync());
   }
+}
+
+// ---- ownership of members, all-or-nothing commits ---------------------------------------
+
+Result<json> leave(ControlClient& c, const std::string& member) {
+  return c.request("group.leave", {{"group", "g"}, {"member_id", member}});
+}
+
+std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& dir) {
+  auto admin = must(Admin::connect(dir));
+  auto info = must(admin.describe_group("g"));
+  std::map<std::int32_t, std::int64_t> committed{{0, -1}, {1, -1}};
+  for (const auto& o : info.offsets) committed[o.partition.partition] = o.committed;
+  return committed;
+}
+
+TEST_CASE("group.leave from a connection that does not own the member is refused with kFenced",
+          "[broker][group-ownership]") {
+  DataDirFixture dir;
+  EmbeddedBroker b(dir.path());
+  TopicConfig tc;
+  tc.partitions = 2;
+  create_topic(dir.path(), "t", tc);
+  auto x = must(ControlClient::connect(DataDir{dir.path()}, "x"));
+  auto y = must(ControlClient::connect(DataDir{dir.path()}, "y"));
+  json jx = must(join(*x, "", "t"));
+  std::string mx = jx["member_id"].get<std::string>();
+  std::int32_t g1 = jx["generation"].get<std::int32_t>();
+
+  Result<json> stolen = leave(*y, mx);
+  REQUIRE(!stolen.is_ok());
+  INFO(stolen.status().message());
+  CHECK(stolen.status().code() == ErrorCode::kFenced);
+  CHECK(stolen.status().message().find("member " + mx + " belongs to another connection") !=
+        std::string::npos);
+
+  // x is still the member, in the same generation, and may still commit.
+  auto admin = must(Admin::connect(dir.path()));
+  auto info = must(admin.describe_group("g"));
+  REQUIRE(info.members.size() == 1);
+  CHECK(info.members[0].member_id == mx);
+  CHECK(info.generation == g1);
+  BT_REQUIRE_OK(commit(*x, mx, g1, 0, 3));
+
+  // The owner itself may leave.
+  BT_REQUIRE_OK(leave(*x, mx).status());
+  CHECK(must(admin.describe_group("g")).members.empty());
+}
+
+TEST_CASE("group.commit is all or nothing: one bad entry stores nothing and is named",
+          "[broker][group-ownership]") {
+  DataDirFixture dir;
+  EmbeddedBroker b(dir.path());
+  TopicConfig tc;
+  tc.partitions = 2;
+  create_topic(dir.path(), "t", tc);
+  auto x = must(ControlClient::connect(DataDir{dir.path()}, "x"));
+  json jx = must(join(*x, "", "t"));
+  std::string mx = jx["member_id"].get<std::string>();
+  std::int32_t g1 = jx["generation"].get<std::int32_t>();
+  REQUIRE(jx["assignment"].size() == 2);  // x owns both partitions
+
+  auto commit_entries = [&](json offsets) {
+    return x
+        ->request("group.commit",
+                  {{"group", "g"}, {"member_id", mx}, {"generation", g1}, {"offsets", offsets}})
+        .status();
+  };
+  const json good = {{"topic", "t"}, {"partition", 0}, {"offset", 5}};
+
+  SECTION("a malformed entry after a good one") {
+    const std::vector<json> bad = {
+        {{"topic", "t"}, {"partition", 1}, {"offset", "6"}},
+        {{"topic", "t"}, {"partition", 1}},
+        {{"partition", 1}, {"offset", 6}},
+        {{"topic", "t"}, {"partition", "1"}, {"offset", 6}},
+        {{"topic", "t"}, {"partition", 1}, {"offset", 6}, {"metadata", 7}},
+        json(42),
+    };
+    for (const auto& entry : bad) {
+      INFO("entry: " << entry.dump());
+      Status s = commit_entries(json::array({good, entry}));
+      INFO(s.message());
+      CHECK(s.code() == ErrorCode::kProtocol);
+      CHECK(s.message().find("offsets[1]") != std::string::npos);
+      auto committed = committed_offsets(dir.path());
+      CHECK(committed[0] == -1);
+      CHECK(committed[1] == -1);
+    }
+  }
+  SECTION("a fenced entry (a partition the member does not own) after a good one") {
+    Status s =
+        commit_entries(json::array({good, {{"topic", "t"}, {"partition", 7}, {"offset", 6}}}));
+    INFO(s.message());
+    CHECK(s.code() == ErrorCode::kFenced);
+    CHECK(s.message().find("offsets[1]") != std::string::npos);
+    auto committed = committed_offsets(dir.path());
+    CHECK(committed[0] == -1);
+  }
+  SECTION("offsets that are not an array") {
+    Status s = commit_entries(json::object({{"topic", "t"}}));
+    INFO(s.message());
+    CHECK(s.code() == ErrorCode::kProtocol);
+    CHECK(committed_offsets(dir.path())[0] == -1);
+  }
+  // A whole good commit still stores every entry.
+  BT_REQUIRE_OK(commit_entries(
+      json::array({good, {{"topic", "t"}, {"partition", 1}, {"offset", 6}, {"metadata", "m"}}})));
+  auto committed = committed_offsets(dir.path());
+  CHECK(committed[0] == 5);
+  CHECK(committed[1] == 6);
+}
+
+// ---- a client that never reads its replies -------------------------------------------------
+
+TEST_CASE("a client that never reads its replies is disconnected; the broker serves others",
+          "[process][outbox]") {
+  DataDirFixture dir;
+  SluicedProcess broker(dir.path());
+  broker.start();
+  create_topic(dir.path(), "t", TopicConfig{});
+  auto bystander = must(Admin::connect(dir.path()));
+
+  // The flooding connection is also a group member: its lease ends with it.
+  RawConnection c(dir.path());
+  json join_request = {{"op", "group.join"},
+                       {"id", 1},
+                       {"group", "g"},
+                       {"client_id", "flood"},
+                       {"pid", static_cast<int>(::getpid())},
+                       {"topics", {"t"}},
+                       {"session_timeout_ms", 60000},
+                       {"rebalance_timeout_ms", 60000}};
+  REQUIRE(c.write(join_request.dump() + "\n"));
+  auto joined = c.read_line(10000);
+  REQUIRE(joined.has_value());
+  INFO(*joined);
+  REQUIRE(json::parse(*joined).value("ok", false));
+  REQUIRE(must(bystander.describe_group("g")).members.size() == 1);
+
+  // Requests in batches of 1000, never reading an answer. Far more than the outbox bound.
+  std::string batch;
+  for (int i = 0; i < 1000; ++i) batch += R"({"op":"status","id":)" + std::to_string(i) + "}\n";
+  bool disconnected = false;
+  std::int64_t sent = 0;
+  for (int round = 0; round < 200 && !disconnected; ++round) {
+    if (c.write(batch))
+      sent += 1000;
+    else
+      disconnected = true;
+  }
+  INFO("requests sent before the broker hung up: " << sent);
+  INFO(broker.log());
+  REQUIRE(disconnected);
+
+  // The broker warned, ended the member's lease, and serves everyone else.
+  CHECK(eventually([&] { return broker.log().find("not reading") != std::string::npos; }));
+  CHECK(eventually([&] { return must(bystander.describe_group("g")).members.empty(); }));
+  require_broker_serves(broker, bystander, dir.path());
+  CHECK(broker.stop() == 0);
 }
 
 // ---- topic administration -----------------------------------------------------------------

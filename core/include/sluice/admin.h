@@ -50,6 +50,9 @@ struct GroupInfo {
 // Where reset-offsets moves a group: earliest, latest, an offset, or a timestamp.
 struct OffsetReset {
   enum class Kind { kEarliest, kLatest, kOffset, kTimestamp } kind = Kind::kEarliest;
+  // kOffset: the offset (clamped to the retained range). kTimestamp: nanoseconds since the
+  // Unix epoch (the unit of record timestamps); each partition moves to its first record
+  // whose timestamp is >= value, or to its end if there is none. Unused otherwise.
   std::int64_t value = 0;
 };
 
@@ -71,6 +74,7 @@ class Admin {
   Result<std::vector<std::string>> list_groups();
   Result<GroupInfo> describe_group(const std::string& group);
   // The group must have no live members. topic "" = every topic the group committed for.
+  // A kTimestamp reset takes nanoseconds since the Unix epoch (not milliseconds).
   Status reset_offsets(const std::string& group, const std::string& topic, OffsetReset to);
   Status delete_group(const std::string& group);
 

@@ -3,16 +3,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 namespace sluice::broker {
 
 namespace asio = boost::asio;
 using control::json;
 
 void Session::send(const json& message) {
-  if (!open_) return;
+  if (!open_ || closing_) return;
   // Replace, not throw: strings that come from clients (ids, names) may hold invalid UTF-8,
   // and dump() would throw on them out of the io_context.
   outbox_.push_back(message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+  outbox_bytes_ += outbox_.back().size();
+  if (outbox_.size() > kMaxOutboxMessages || outbox_bytes_ > kMaxOutboxBytes) {
+    spdlog::warn(
+        "control connection {} (client '{}', pid {}) is not reading its replies: {} messages, "
+        "{} bytes queued (limits {} messages, {} bytes); closing it",
+        id_, client_id, pid, outbox_.size(), outbox_bytes_, kMaxOutboxMessages, kMaxOutboxBytes);
+    closing_ = true;
+    // Deferred: send() runs inside request handlers and event dispatch, and close() reports
+    // the session's members dead, which must not happen under their feet.
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close(); });
+    return;
+  }
   if (!writing_) write_next();
 }
 
@@ -28,6 +42,7 @@ void Session::write_next() {
                         self->close();
                         return;
                       }
+                      self->outbox_bytes_ -= self->outbox_.front().size();
                       self->outbox_.pop_front();
                       self->write_next();
                     });
@@ -86,7 +101,7 @@ void Session::read_next() {
             return;
           }
         }
-        if (self->open_) self->read_next();
+        if (self->open_ && !self->closing_) self->read_next();
       });
 }
 

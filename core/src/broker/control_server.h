@@ -2,6 +2,8 @@
 // JSON lines (control_protocol.h) and hands them to the broker's handler; writes responses
 // and events back in order. A line that is not a JSON object, or longer than kMaxLineBytes,
 // gets an error response and the connection is closed: client input never crashes the broker.
+// Replies wait in a per-connection outbox while the socket is full; a client that never reads
+// them is disconnected once the outbox passes kMaxOutboxMessages or kMaxOutboxBytes.
 //
 // Thread-safety: runs on the broker's io_context; the handler is called on that context.
 // Session::send may be called from the context's threads only (post to it otherwise).
@@ -10,6 +12,7 @@
 #include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
 
 #include <boost/asio.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -20,6 +23,14 @@
 #include "sluice/status.h"
 
 namespace sluice::broker {
+
+// Bounds of one connection's outbox (responses and events the client has not read yet). A
+// well-behaved client has a few in flight (its requests are answered in order, events are
+// rare); thousands mean it stopped reading, and the broker must not hold its replies without
+// bound. Past either bound the session is closed with a warning: as with any close, the
+// connection's group members lose their lease.
+inline constexpr std::size_t kMaxOutboxMessages = 4096;
+inline constexpr std::size_t kMaxOutboxBytes = std::size_t{16} << 20;  // 16 MiB
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -44,8 +55,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::uint64_t id_;
   boost::asio::streambuf buffer_{control::kMaxLineBytes};
   std::deque<std::string> outbox_;
+  std::size_t outbox_bytes_ = 0;  // sum of the outbox_ strings' sizes
   bool writing_ = false;
   bool open_ = true;
+  // The outbox overflowed: the session drops what it would send and stops reading; its close
+  // is posted (not run inside send, whose callers may be iterating the members it removes).
+  bool closing_ = false;
   std::function<void(const std::shared_ptr<Session>&, control::json&)> on_message_;
   std::function<void(const std::shared_ptr<Session>&)> on_close_;
 };

@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <cerrno>
+#include <limits>
+#include <vector>
 
 #include "broker_core.h"
 #include "kafka/consumer_protocol.h"
@@ -196,8 +198,19 @@ void GroupService::op_heartbeat(const std::shared_ptr<Session>& s, const json& r
 }
 
 void GroupService::op_leave(const std::shared_ptr<Session>& s, const json& req) {
+  std::string group = req.at("group").get<std::string>();
   std::string member = req.value("member_id", std::string());
-  auto events = coordinator_->leave(req.at("group").get<std::string>(), member, now_ns());
+  // Only the connection that joined a member may make it leave: another client must not end
+  // someone else's membership (and force a rebalance) by naming its id.
+  if (auto link = members_.find(member); link != members_.end()) {
+    auto owner = link->second.session.lock();
+    if (owner && owner != s)
+      return fail(s, req,
+                  Status(ErrorCode::kFenced, "member " + member +
+                                                 " belongs to another connection: only the "
+                                                 "connection that joined it may leave for it"));
+  }
+  auto events = coordinator_->leave(group, member, now_ns());
   if (!events) return fail(s, req, events.status());
   members_.erase(member);
   session_members_[s->id()].erase(member);
@@ -205,27 +218,79 @@ void GroupService::op_leave(const std::shared_ptr<Session>& s, const json& req) 
   reply(s, req, json::object());
 }
 
+namespace {
+
+// One entry of a group.commit, checked before anything is stored.
+struct CommitEntry {
+  TopicPartition tp;
+  std::int64_t offset = 0;
+  std::string metadata;
+};
+
+// The entry's fields, or a kProtocol status saying what is wrong with it.
+Result<CommitEntry> parse_commit_entry(const json& o) {
+  if (!o.is_object()) return Status(ErrorCode::kProtocol, "not an object");
+  auto topic = o.find("topic");
+  if (topic == o.end() || !topic->is_string())
+    return Status(ErrorCode::kProtocol, "\"topic\" must be a string");
+  auto partition = o.find("partition");
+  if (partition == o.end() || !partition->is_number_integer() ||
+      partition->get<std::int64_t>() < 0 ||
+      partition->get<std::int64_t>() > std::numeric_limits<std::int32_t>::max())
+    return Status(ErrorCode::kProtocol, "\"partition\" must be an integer from 0 to 2^31-1");
+  auto offset = o.find("offset");
+  if (offset == o.end() || !offset->is_number_integer() ||
+      (offset->is_number_unsigned() &&
+       offset->get<std::uint64_t>() >
+           static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())))
+    return Status(ErrorCode::kProtocol, "\"offset\" must be a 64-bit integer");
+  auto metadata = o.find("metadata");
+  if (metadata != o.end() && !metadata->is_string())
+    return Status(ErrorCode::kProtocol, "\"metadata\" must be a string");
+  CommitEntry e;
+  e.tp = {topic->get<std::string>(), partition->get<std::int32_t>()};
+  e.offset = offset->get<std::int64_t>();
+  if (metadata != o.end()) e.metadata = metadata->get<std::string>();
+  return e;
+}
+
+}  // namespace
+
 void GroupService::op_commit(const std::shared_ptr<Session>& s, const json& req) {
   std::string group = req.at("group").get<std::string>();
   std::string member = req.value("member_id", std::string());
   std::int32_t generation = req.value("generation", -1);
   const json& offsets = req.at("offsets");
-  for (const auto& o : offsets) {
-    TopicPartition tp{o.at("topic").get<std::string>(), o.at("partition").get<std::int32_t>()};
-    Status ok = coordinator_->can_commit(group, member, generation, tp);
+  if (!offsets.is_array())
+    return fail(s, req, Status(ErrorCode::kProtocol, "group.commit: \"offsets\" must be an array"));
+  // All or nothing: every entry is checked (its fields, then fencing) before any is stored,
+  // so that one bad entry never leaves the group with part of a commit.
+  std::vector<CommitEntry> entries;
+  entries.reserve(offsets.size());
+  for (std::size_t i = 0; i < offsets.size(); ++i) {
+    const std::string where = "group.commit offsets[" + std::to_string(i) + "]";
+    auto entry = parse_commit_entry(offsets[i]);
+    if (!entry)
+      return fail(s, req,
+                  Status(entry.status().code(),
+                         where + ": " + entry.status().message() + "; nothing was committed"));
+    Status ok = coordinator_->can_commit(group, member, generation, entry->tp);
     if (!ok) {
       auto restored = restored_generation_.find(group);
       bool carried_over = restored != restored_generation_.end() &&
                           restored->second == generation && !member.empty() &&
                           members_.count(member) == 0 &&
                           coordinator_->describe(group).generation == generation;
-      if (!carried_over) return fail(s, req, ok);
+      if (!carried_over)
+        return fail(s, req,
+                    Status(ok.code(), where + " (" + entry->tp.topic + "-" +
+                                          std::to_string(entry->tp.partition) +
+                                          "): " + ok.message() + "; nothing was committed"));
     }
+    entries.push_back(std::move(entry).value());
   }
-  for (const auto& o : offsets) {
-    Status st = table_.commit(
-        group, o.at("topic").get<std::string>(), o.at("partition").get<std::int32_t>(),
-        o.at("offset").get<std::int64_t>(), generation, o.value("metadata", std::string()));
+  for (const auto& e : entries) {
+    Status st = table_.commit(group, e.tp.topic, e.tp.partition, e.offset, generation, e.metadata);
     if (!st) return fail(s, req, st);
   }
   if (!member.empty()) coordinator_->touch(member, now_ns());
