@@ -356,8 +356,11 @@ TEST_CASE("appender: append_batch stays contiguous while other threads append",
   std::vector<std::vector<std::pair<std::int64_t, std::uint32_t>>> placed(kThreads);
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
+    // No Catch2 macro inside the threads (Catch2 is not thread-safe): failures are counted.
     threads.emplace_back([&, t] {
-      auto appender = unwrap(LogAppender::open(log));
+      auto opened = LogAppender::open(log);
+      if (!opened) return;  // its batches are missing: the size check below fails
+      auto appender = std::move(opened).value();
       std::mt19937 rng(static_cast<unsigned>(t));
       for (int b = 0; b < kBatches; ++b) {
         auto n = static_cast<std::uint32_t>(1 + rng() % 20);
