@@ -77,8 +77,8 @@ int run(const MockArgs& a) {
       rc = 2;
       break;
     }
-    rd_kafka_resp_err_t e =
-        rd_kafka_mock_topic_create(cluster, name.c_str(), partitions, a.brokers < 3 ? a.brokers : 3);
+    rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(cluster, name.c_str(), partitions,
+                                                       a.brokers < 3 ? a.brokers : 3);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
       std::fprintf(stderr, "sluice-kafka-mock: create topic %s: %s\n", name.c_str(),
                    rd_kafka_err2str(e));

@@ -120,8 +120,8 @@ void make_topic(rd_kafka_t* rk) {
   for (int i = 0; i < 100 && (n = partition_count(rk)) <= 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   if (n != kPartitions)
-    fail("topic " + g_topic + " has " + std::to_string(n) + " partitions, want 4 (CreateTopics: " +
-         note + ")");
+    fail("topic " + g_topic + " has " + std::to_string(n) +
+         " partitions, want 4 (CreateTopics: " + note + ")");
 }
 
 // ---- produce ---------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ std::set<int> g_values_seen;  // under g_mu
 std::atomic<int> g_assigned[2];
 std::atomic<int> g_a_left{0};
 std::atomic<int> g_b_gained_after_leave{0};
-std::int64_t g_ends[kPartitions];                 // high watermarks after producing
+std::int64_t g_ends[kPartitions];                    // high watermarks after producing
 std::atomic<std::int64_t> g_committed[kPartitions];  // latest acknowledged commit
 std::atomic<int> g_failed_commits{0};
 
@@ -261,13 +261,14 @@ extern "C" void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
 void run_member(int id) {
   Member m;
   m.id = id;
-  rd_kafka_conf_t* conf = conf_with({{"group.id", g_group},
-                                     {"client.id", std::string("kafka_rdkafka_test-") + char('A' + id)},
-                                     {"enable.auto.commit", "false"},
-                                     {"auto.offset.reset", "earliest"},
-                                     {"session.timeout.ms", "10000"},
-                                     {"heartbeat.interval.ms", "500"},
-                                     {"partition.assignment.strategy", "range"}});
+  rd_kafka_conf_t* conf =
+      conf_with({{"group.id", g_group},
+                 {"client.id", std::string("kafka_rdkafka_test-") + char('A' + id)},
+                 {"enable.auto.commit", "false"},
+                 {"auto.offset.reset", "earliest"},
+                 {"session.timeout.ms", "10000"},
+                 {"heartbeat.interval.ms", "500"},
+                 {"partition.assignment.strategy", "range"}});
   rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
   rd_kafka_conf_set_opaque(conf, &m);
   m.rk = new_handle(RD_KAFKA_CONSUMER, conf);
@@ -391,9 +392,10 @@ void check(rd_kafka_t* admin) {
   rd_kafka_topic_partition_list_destroy(l);
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
-  std::printf("consumed: %zu reads, %d re-reads (all at or above the committed offsets), member A "
-              "%d, %zu commits acknowledged, %d refused\n",
-              g_reads.size(), duplicates, a_reads, g_commits.size(), g_failed_commits.load());
+  std::printf(
+      "consumed: %zu reads, %d re-reads (all at or above the committed offsets), member A "
+      "%d, %zu commits acknowledged, %d refused\n",
+      g_reads.size(), duplicates, a_reads, g_commits.size(), g_failed_commits.load());
 }
 
 }  // namespace
@@ -406,7 +408,8 @@ int main(int argc, char** argv) {
   g_bootstrap = argv[1];
   g_topic = argv[2];
   g_group = g_topic + "-group-" + std::to_string(::time(nullptr));
-  rd_kafka_t* admin = new_handle(RD_KAFKA_PRODUCER, conf_with({{"client.id", "kafka_rdkafka_test"}}));
+  rd_kafka_t* admin =
+      new_handle(RD_KAFKA_PRODUCER, conf_with({{"client.id", "kafka_rdkafka_test"}}));
   make_topic(admin);
   produce_all(admin);
   for (int p = 0; p < kPartitions; ++p) {
