@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/scratch_support.h"
 #include "shm/clock.h"
 #include "sluice/admin.h"
 #include "sluice/consumer.h"
@@ -52,22 +53,10 @@ namespace sluice::broker_test {
     REQUIRE(require_ok_status.is_ok());          \
   } while (false)
 
-template <class T>
-T must(Result<T> r) {
-  INFO(r.status().message());
-  REQUIRE(r.is_ok());
-  return std::move(r).value();
-}
-
-inline std::int64_t now_ns() {
-  return shm::monotonic_ns();
-}
-inline std::int64_t now_ms() {
-  return shm::monotonic_ns() / 1'000'000;
-}
-inline void sleep_ms(std::int64_t ms) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-}
+using core_test::must;
+using core_test::now_ms;
+using core_test::now_ns;
+using core_test::sleep_ms;
 
 // True when the build has ASan (sanitized builds are slower: used for sizes, never for bounds
 // the issue states).
@@ -81,60 +70,14 @@ inline bool sanitized() {
 
 // Polls `done` every few ms until it holds or `timeout_ms` passes; returns the last answer.
 inline bool eventually(const std::function<bool()>& done, std::int64_t timeout_ms = 10000) {
-  std::int64_t deadline = now_ms() + timeout_ms;
-  for (;;) {
-    if (done()) return true;
-    if (now_ms() > deadline) return false;
-    sleep_ms(5);
-  }
+  return core_test::poll_until(done, timeout_ms);
 }
 
 // /dev/shm/sluice-bt-<pid>-<n>-<test name>: one data directory per test, removed at the end.
-// Short enough for the socket path (108 bytes) below it.
-class DataDirFixture {
+class DataDirFixture : public core_test::ScratchDataDir {
  public:
-  DataDirFixture() {
-    static std::atomic<int> counter{0};
-    static const bool swept = (remove_dead_runs(), true);
-    (void)swept;
-    std::string clean;
-    for (char c : Catch::getResultCapture().getCurrentTestName()) {
-      bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-      clean += keep ? c : '_';
-      if (clean.size() >= 40) break;
-    }
-    path_ = "/dev/shm/sluice-bt-" + std::to_string(::getpid()) + "-" +
-            std::to_string(counter.fetch_add(1)) + "-" + clean;
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~DataDirFixture() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  DataDirFixture(const DataDirFixture&) = delete;
-  DataDirFixture& operator=(const DataDirFixture&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string socket() const { return path_ + "/broker.sock"; }
-
- private:
-  // Data directories (and sluiced logs) left by test processes that crashed.
-  static void remove_dead_runs() {
-    const std::string prefix = "sluice-bt-";
-    std::vector<std::filesystem::path> dead;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
-      std::string name = e.path().filename().string();
-      if (name.compare(0, prefix.size(), prefix) != 0) continue;
-      long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
-      if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH))
-        dead.push_back(e.path());
-    }
-    for (const auto& path : dead) std::filesystem::remove_all(path, ec);
-  }
-
-  std::string path_;
+  DataDirFixture() : ScratchDataDir("sluice-bt-") {}
+  std::string socket() const { return path() + "/broker.sock"; }
 };
 
 // A connect() to the broker socket, without a client object (and so without a thread).

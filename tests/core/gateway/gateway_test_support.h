@@ -34,6 +34,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/scratch_support.h"
 #include "kafka/compression.h"
 #include "kafka/consumer_protocol.h"
 #include "kafka/messages.h"
@@ -60,79 +61,24 @@ using kafka::ErrorCode;
     REQUIRE(require_ok_status.is_ok());          \
   } while (false)
 
-template <class T>
-T must(Result<T> r) {
-  INFO(r.status().message());
-  REQUIRE(r.is_ok());
-  return std::move(r).value();
-}
-
-inline std::int64_t now_ms() {
-  return shm::monotonic_ns() / 1'000'000;
-}
+using core_test::must;
+using core_test::now_ms;
+using core_test::sleep_ms;
 inline std::int64_t wall_ms() {
   return shm::wall_clock_ns() / 1'000'000;
-}
-inline void sleep_ms(std::int64_t ms) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
 // Polls `done` every few ms until it holds or `timeout_ms` passes; returns the last answer.
 inline bool eventually(const std::function<bool()>& done, std::int64_t timeout_ms = 5000) {
-  std::int64_t deadline = now_ms() + timeout_ms;
-  for (;;) {
-    if (done()) return true;
-    if (now_ms() > deadline) return false;
-    sleep_ms(5);
-  }
+  return core_test::poll_until(done, timeout_ms);
 }
 
 // ---- the embedded broker ---------------------------------------------------------------------
 
-// /dev/shm/sluice-gw-<pid>-<n>-<test name>: one data directory per test, removed at the end
-// (and those of test processes that died, at the first use).
-class GatewayDataDir {
+// /dev/shm/sluice-gw-<pid>-<n>-<test name>: one data directory per test, removed at the end.
+class GatewayDataDir : public core_test::ScratchDataDir {
  public:
-  GatewayDataDir() {
-    static std::atomic<int> counter{0};
-    static const bool swept = (remove_dead_runs(), true);
-    (void)swept;
-    std::string clean;
-    for (char c : Catch::getResultCapture().getCurrentTestName()) {
-      bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-      clean += keep ? c : '_';
-      if (clean.size() >= 40) break;
-    }
-    path_ = "/dev/shm/sluice-gw-" + std::to_string(::getpid()) + "-" +
-            std::to_string(counter.fetch_add(1)) + "-" + clean;
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~GatewayDataDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  GatewayDataDir(const GatewayDataDir&) = delete;
-  GatewayDataDir& operator=(const GatewayDataDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  static void remove_dead_runs() {
-    const std::string prefix = "sluice-gw-";
-    std::vector<std::filesystem::path> dead;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
-      std::string name = e.path().filename().string();
-      if (name.compare(0, prefix.size(), prefix) != 0) continue;
-      long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
-      if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH))
-        dead.push_back(e.path());
-    }
-    for (const auto& path : dead) std::filesystem::remove_all(path, ec);
-  }
-
-  std::string path_;
+  GatewayDataDir() : ScratchDataDir("sluice-gw-") {}
 };
 
 // An embedded broker with the Kafka gateway on 127.0.0.1:<free port>. `tweak` adjusts the
