@@ -189,10 +189,12 @@ void RequestHandler::fetch_attempt(const std::shared_ptr<FetchJob>& job) {
             spdlog::debug("kafka gateway: fetch {}-{} at {}: {}", name, p.partition, p.fetch_offset,
                           out.message);
         } else {
-          auto range = offset_range(directory_, *topic, p.partition);
-          rp.high_watermark = range.end;
-          rp.last_stable_offset = range.end;
-          rp.log_start_offset = range.start;
+          // No room left in this response: only the partition's marks, from the log's tail
+          // word and the cached segment base (no reader, no directory listing).
+          auto log = directory_.log(*topic, p.partition);
+          rp.high_watermark = log ? (*log)->end_offset() : -1;
+          rp.last_stable_offset = rp.high_watermark;
+          rp.log_start_offset = directory_.log_start(*topic, p.partition);
         }
         total += static_cast<std::int64_t>(buf.size());
         rp.records = buf;
