@@ -205,6 +205,14 @@ struct Consumer::Impl {
                                {"rebalance_timeout_ms", config.rebalance_timeout_ms},
                                {"owned", owned}},
                               config.rebalance_timeout_ms * 3 + 5000);
+    if (!r && r.status().code() == ErrorCode::kTimedOut) {
+      // The broker may have made us a member whose id we never learned: nobody would consume
+      // its partitions until its session timed out. Closing the connection ends every
+      // member joined on it (the liveness lease); the next poll reconnects and joins afresh.
+      control.reset();
+      member_id.clear();
+      rejoin_needed = true;
+    }
     if (!r) return r.status();
     member_id = r->value("member_id", member_id);
     generation = r->value("generation", -1);

@@ -424,19 +424,31 @@ std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& dir) {
   return committed;
 }
 
-TEST_CASE("group.leave from a connection that does not own the member is refused with kFenced",
-          "[broker][group-ownership]") {
+// A broker with topic "t" (2 partitions) and two raw control connections: x has joined group
+// "g" as member mx in generation g1; y has not joined.
+struct JoinedMemberFixture {
   DataDirFixture dir;
-  EmbeddedBroker b(dir.path());
-  TopicConfig tc;
-  tc.partitions = 2;
-  create_topic(dir.path(), "t", tc);
-  auto x = must(ControlClient::connect(DataDir{dir.path()}, "x"));
-  auto y = must(ControlClient::connect(DataDir{dir.path()}, "y"));
-  json jx = must(join(*x, "", "t"));
-  std::string mx = jx["member_id"].get<std::string>();
-  std::int32_t g1 = jx["generation"].get<std::int32_t>();
+  EmbeddedBroker b{dir.path()};
+  std::unique_ptr<ControlClient> x, y;
+  std::string mx;
+  std::int32_t g1 = -1;
 
+  JoinedMemberFixture() {
+    TopicConfig tc;
+    tc.partitions = 2;
+    create_topic(dir.path(), "t", tc);
+    x = must(ControlClient::connect(DataDir{dir.path()}, "x"));
+    y = must(ControlClient::connect(DataDir{dir.path()}, "y"));
+    json jx = must(join(*x, "", "t"));
+    mx = jx["member_id"].get<std::string>();
+    g1 = jx["generation"].get<std::int32_t>();
+  }
+};
+
+TEST_CASE_METHOD(JoinedMemberFixture,
+                 "group.leave from a connection that does not own the member is refused with "
+                 "kFenced",
+                 "[broker][group-ownership]") {
   Result<json> stolen = leave(*y, mx);
   REQUIRE(!stolen.is_ok());
   INFO(stolen.status().message());
@@ -455,6 +467,89 @@ TEST_CASE("group.leave from a connection that does not own the member is refused
   // The owner itself may leave.
   BT_REQUIRE_OK(leave(*x, mx).status());
   CHECK(must(admin.describe_group("g")).members.empty());
+}
+
+TEST_CASE_METHOD(JoinedMemberFixture,
+                 "join, heartbeat and commit naming another connection's member are refused",
+                 "[broker][group-ownership]") {
+  const std::string not_yours = "member " + mx + " belongs to another connection";
+
+  // Rejoining under x's id would hand y x's assignment.
+  Result<json> taken = join(*y, mx, "t");
+  REQUIRE(!taken.is_ok());
+  INFO(taken.status().message());
+  CHECK(taken.status().code() == ErrorCode::kFenced);
+  CHECK(taken.status().message().find(not_yours) != std::string::npos);
+
+  Result<json> beat =
+      y->request("group.heartbeat", {{"group", "g"}, {"member_id", mx}, {"generation", g1}});
+  REQUIRE(!beat.is_ok());
+  CHECK(beat.status().code() == ErrorCode::kFenced);
+  CHECK(beat.status().message().find(not_yours) != std::string::npos);
+
+  Status foreign_commit = commit(*y, mx, g1, 0, 4);
+  CHECK(foreign_commit.code() == ErrorCode::kFenced);
+  CHECK(foreign_commit.message().find(not_yours) != std::string::npos);
+  CHECK(committed_offsets(dir.path())[0] == -1);
+
+  // x keeps its id, generation and both partitions, and may still heartbeat and commit.
+  auto admin = must(Admin::connect(dir.path()));
+  auto info = must(admin.describe_group("g"));
+  REQUIRE(info.members.size() == 1);
+  CHECK(info.members[0].member_id == mx);
+  CHECK(info.members[0].partitions.size() == 2);
+  CHECK(info.generation == g1);
+  BT_REQUIRE_OK(
+      x->request("group.heartbeat", {{"group", "g"}, {"member_id", mx}, {"generation", g1}})
+          .status());
+  BT_REQUIRE_OK(commit(*x, mx, g1, 0, 3));
+  CHECK(committed_offsets(dir.path())[0] == 3);
+
+  // Once x's connection is gone its member has left, and nothing blocks y any more.
+  x.reset();
+  REQUIRE(eventually([&] { return must(admin.describe_group("g")).members.empty(); }));
+  json jy = must(join(*y, "", "t"));
+  CHECK(jy["assignment"].size() == 2);
+}
+
+TEST_CASE("a Consumer whose join times out leaves no member behind, and joins again later",
+          "[broker][group-ownership]") {
+  DataDirFixture dir;
+  EmbeddedBroker b(dir.path());
+  TopicConfig tc;
+  tc.partitions = 2;
+  create_topic(dir.path(), "t", tc);
+  // x joins with a 30 s rebalance timeout and then never rejoins: the rebalance the consumer
+  // starts waits for x far longer than the consumer waits for its join (3 x 100 ms + 5 s).
+  auto x = must(ControlClient::connect(DataDir{dir.path()}, "x"));
+  json jx = must(join(*x, "", "t"));
+  std::string mx = jx["member_id"].get<std::string>();
+
+  ConsumerConfig cc;
+  cc.data_dir = dir.path();
+  cc.group_id = "g";
+  cc.client_id = "late";
+  cc.rebalance_timeout_ms = 100;
+  cc.session_timeout_ms = 30000;
+  auto c = must(Consumer::open(cc));
+  Status s = c.subscribe({"t"});
+  INFO(s.message());
+  REQUIRE(s.code() == ErrorCode::kTimedOut);
+
+  // The member the broker made for the consumer is gone at once, not after its 30 s session.
+  auto admin = must(Admin::connect(dir.path()));
+  auto only_x = [&] {
+    auto info = must(admin.describe_group("g"));
+    return info.members.size() == 1 && info.members[0].member_id == mx;
+  };
+  CHECK(eventually(only_x));
+
+  // Once x is gone, the consumer's next polls join and take both partitions.
+  x.reset();
+  CHECK(eventually([&] {
+    (void)c.poll([](const Record&) {}, 10, 10);
+    return c.assignment().size() == 2;
+  }));
 }
 
 TEST_CASE("group.commit is all or nothing: one bad entry stores nothing and is named",

@@ -78,6 +78,19 @@ void GroupService::reply(const std::shared_ptr<Session>& s, const json& req, jso
   s->send(body);
 }
 
+Status GroupService::check_owner(const std::shared_ptr<Session>& s, const std::string& member,
+                                 const char* verb) const {
+  if (member.empty()) return Status::ok();
+  auto link = members_.find(member);
+  if (link == members_.end()) return Status::ok();
+  auto owner = link->second.session.lock();
+  if (!owner || owner == s) return Status::ok();
+  return Status(ErrorCode::kFenced, "member " + member +
+                                        " belongs to another connection: only the connection "
+                                        "that joined it may " +
+                                        verb + " for it");
+}
+
 void GroupService::fail(const std::shared_ptr<Session>& s, const json& req, const Status& st) {
   if (control::no_reply(req)) return;
   s->send({{"id", control::request_id(req)}, {"ok", false}, {"error", control::error_body(st)}});
@@ -174,6 +187,8 @@ void GroupService::op_join(const std::shared_ptr<Session>& s, const json& req) {
       return fail(
           s, req,
           Status(ErrorCode::kUnknownTopic, "unknown topic " + t + " in " + core_.dir_.root));
+  // Rejoining under another connection's member id would take its assignment over.
+  if (Status st = check_owner(s, jr.member_id, "join"); !st) return fail(s, req, st);
   auto result = coordinator_->join(jr, now_ns());
   if (!result && result.status().code() == ErrorCode::kNotFound && !jr.member_id.empty()) {
     // A member id from before a broker restart, or one that was expelled: join afresh.
@@ -190,8 +205,10 @@ void GroupService::op_join(const std::shared_ptr<Session>& s, const json& req) {
 }
 
 void GroupService::op_heartbeat(const std::shared_ptr<Session>& s, const json& req) {
-  Status st = coordinator_->heartbeat(req.at("group").get<std::string>(),
-                                      req.value("member_id", std::string()),
+  std::string member = req.value("member_id", std::string());
+  // A heartbeat from elsewhere would keep a member alive whose owner stopped.
+  if (Status st = check_owner(s, member, "heartbeat"); !st) return fail(s, req, st);
+  Status st = coordinator_->heartbeat(req.at("group").get<std::string>(), member,
                                       req.value("generation", -1), now_ns());
   if (!st) return fail(s, req, st);
   reply(s, req, json::object());
@@ -200,16 +217,9 @@ void GroupService::op_heartbeat(const std::shared_ptr<Session>& s, const json& r
 void GroupService::op_leave(const std::shared_ptr<Session>& s, const json& req) {
   std::string group = req.at("group").get<std::string>();
   std::string member = req.value("member_id", std::string());
-  // Only the connection that joined a member may make it leave: another client must not end
-  // someone else's membership (and force a rebalance) by naming its id.
-  if (auto link = members_.find(member); link != members_.end()) {
-    auto owner = link->second.session.lock();
-    if (owner && owner != s)
-      return fail(s, req,
-                  Status(ErrorCode::kFenced, "member " + member +
-                                                 " belongs to another connection: only the "
-                                                 "connection that joined it may leave for it"));
-  }
+  // Another client must not end someone else's membership (and force a rebalance) by naming
+  // its id.
+  if (Status st = check_owner(s, member, "leave"); !st) return fail(s, req, st);
   auto events = coordinator_->leave(group, member, now_ns());
   if (!events) return fail(s, req, events.status());
   members_.erase(member);
@@ -261,6 +271,7 @@ void GroupService::op_commit(const std::shared_ptr<Session>& s, const json& req)
   std::string member = req.value("member_id", std::string());
   std::int32_t generation = req.value("generation", -1);
   const json& offsets = req.at("offsets");
+  if (Status st = check_owner(s, member, "commit"); !st) return fail(s, req, st);
   if (!offsets.is_array())
     return fail(s, req, Status(ErrorCode::kProtocol, "group.commit: \"offsets\" must be an array"));
   // All or nothing: every entry is checked (its fields, then fencing) before any is stored,

@@ -55,6 +55,10 @@ class GroupService {
   void op_reset(const std::shared_ptr<Session>& s, const control::json& req);
   void op_delete(const std::shared_ptr<Session>& s, const control::json& req);
 
+  // kFenced when `member` was joined by another connection that is still open: a member's
+  // joins, heartbeats, commits and leave come only from the connection that joined it.
+  Status check_owner(const std::shared_ptr<Session>& s, const std::string& member,
+                     const char* verb) const;
   void reply(const std::shared_ptr<Session>& s, const control::json& req, control::json body);
   void fail(const std::shared_ptr<Session>& s, const control::json& req, const Status& st);
   std::int64_t now_ns() const;
