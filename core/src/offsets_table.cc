@@ -253,6 +253,20 @@ Result<bool> OffsetsTable::delete_offset(std::string_view group, std::string_vie
   return table_.erase(offsets_offset_key(group, topic, partition));
 }
 
+Result<std::size_t> OffsetsTable::delete_topic_offsets(std::string_view topic) {
+  auto entries = table_.scan();
+  if (!entries) return entries.status();
+  std::size_t erased = 0;
+  for (const shm::TableEntry& e : *entries) {
+    std::string t;
+    if (!parse_offset_key(e.key, nullptr, &t, nullptr) || t != topic) continue;
+    auto gone = table_.erase(e.key);
+    if (!gone) return gone.status();
+    if (*gone) ++erased;
+  }
+  return erased;
+}
+
 Result<std::vector<std::string>> OffsetsTable::list_groups() {
   auto entries = table_.scan();
   if (!entries) return entries.status();

@@ -81,6 +81,9 @@ class OffsetsTable {
   // True if there was one.
   Result<bool> delete_offset(std::string_view group, std::string_view topic,
                              std::int32_t partition);
+  // Removes every group's committed offsets for the topic (the topic was deleted, so that a
+  // topic re-created under its name starts without them, as in Kafka). Returns how many.
+  Result<std::size_t> delete_topic_offsets(std::string_view topic);
 
   // ---- groups -------------------------------------------------------------------------------
   // Every group with a record or at least one committed offset, sorted.

@@ -618,6 +618,62 @@ TEST_CASE("group.commit is all or nothing: one bad entry stores nothing and is n
 
 // ---- a client that never reads its replies -------------------------------------------------
 
+TEST_CASE("deleting a topic removes every group's offsets for it; commits need the partition",
+          "[broker][deleted-topic]") {
+  DataDirFixture dir;
+  EmbeddedBroker b(dir.path());
+  TopicConfig tc;
+  tc.partitions = 2;
+  create_topic(dir.path(), "t", tc);
+  create_topic(dir.path(), "u", tc);
+  auto c = must(ControlClient::connect(DataDir{dir.path()}, "c"));
+  auto commit_to = [&](const std::string& group, const std::string& topic, std::int32_t p,
+                       std::int64_t offset) {
+    return c
+        ->request("group.commit",
+                  {{"group", group},
+                   {"member_id", ""},
+                   {"generation", -1},
+                   {"offsets", {{{"topic", topic}, {"partition", p}, {"offset", offset}}}}})
+        .status();
+  };
+  BT_REQUIRE_OK(commit_to("g", "t", 0, 5));
+  BT_REQUIRE_OK(commit_to("g", "t", 1, 6));
+  BT_REQUIRE_OK(commit_to("g", "u", 0, 7));
+  BT_REQUIRE_OK(commit_to("h", "t", 1, 8));
+
+  // Nothing is committed for a topic or partition the broker does not have.
+  Status unknown = commit_to("g", "nope", 0, 1);
+  INFO(unknown.message());
+  CHECK(unknown.code() == ErrorCode::kUnknownTopic);
+  CHECK(unknown.message().find("unknown topic-partition nope-0") != std::string::npos);
+  CHECK(commit_to("g", "t", 2, 1).code() == ErrorCode::kUnknownTopic);
+
+  auto admin = must(Admin::connect(dir.path()));
+  BT_REQUIRE_OK(admin.delete_topic("t"));
+  auto offsets_of = [&](const std::string& group) {
+    std::map<std::string, std::int64_t> got;
+    for (const auto& o : must(admin.describe_group(group)).offsets)
+      got[o.partition.topic + "-" + std::to_string(o.partition.partition)] = o.committed;
+    return got;
+  };
+  // t's offsets are gone in both groups; u's stay.
+  CHECK(offsets_of("g") == std::map<std::string, std::int64_t>{{"u-0", 7}});
+  // h committed only for t: nothing of it is left.
+  auto h = admin.describe_group("h");
+  CHECK((h.is_ok() ? h.value().offsets.empty() : h.status().code() == ErrorCode::kNotFound));
+  // A late commit for the deleted topic is refused rather than bringing them back.
+  CHECK(commit_to("g", "t", 0, 9).code() == ErrorCode::kUnknownTopic);
+
+  // Re-created under the same name, t starts with no committed offsets.
+  create_topic(dir.path(), "t", tc);
+  auto fetched = must(c->request(
+      "group.fetch",
+      {{"group", "g"},
+       {"partitions", {{{"topic", "t"}, {"partition", 0}}, {{"topic", "t"}, {"partition", 1}}}}}));
+  for (const auto& o : fetched["offsets"]) CHECK(o["offset"].get<std::int64_t>() == -1);
+}
+
 TEST_CASE("a client that never reads its replies is disconnected; the broker serves others",
           "[process][outbox]") {
   DataDirFixture dir;

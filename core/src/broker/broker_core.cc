@@ -58,7 +58,10 @@ Status BrokerCore::create_topic(const std::string& name, const TopicConfig& conf
 
 Status BrokerCore::delete_topic(const std::string& name) {
   if (Status st = topics_.remove(name); !st) return st;
-  if (groups_) groups_->topic_changed(name);
+  if (groups_) {
+    groups_->topic_changed(name);
+    groups_->forget_topic_offsets(name);
+  }
   info("deleted topic " + name);
   return Status::ok();
 }

@@ -285,6 +285,11 @@ void GroupService::op_commit(const std::shared_ptr<Session>& s, const json& req)
       return fail(s, req,
                   Status(entry.status().code(),
                          where + ": " + entry.status().message() + "; nothing was committed"));
+    if (!partition_exists(entry->tp))
+      return fail(s, req,
+                  Status(ErrorCode::kUnknownTopic,
+                         where + ": unknown topic-partition " + entry->tp.topic + "-" +
+                             std::to_string(entry->tp.partition) + "; nothing was committed"));
     Status ok = coordinator_->can_commit(group, member, generation, entry->tp);
     if (!ok) {
       auto restored = restored_generation_.find(group);
@@ -509,6 +514,21 @@ void GroupService::tick() {
 
 void GroupService::topic_changed(const std::string& topic) {
   dispatch(coordinator_->partitions_changed(topic, now_ns()));
+}
+
+bool GroupService::partition_exists(const TopicPartition& tp) const {
+  const TopicState* t = core_.topics_.find(tp.topic);
+  return t != nullptr && tp.partition >= 0 &&
+         static_cast<std::size_t>(tp.partition) < t->partitions.size();
+}
+
+void GroupService::forget_topic_offsets(const std::string& topic) {
+  auto erased = table_.delete_topic_offsets(topic);
+  if (!erased)
+    spdlog::warn("topic {} deleted, but its committed offsets could not be removed: {}", topic,
+                 erased.status().message());
+  else if (*erased > 0)
+    spdlog::info("topic {} deleted: removed {} committed offset(s)", topic, *erased);
 }
 
 std::optional<std::int64_t> GroupService::slowest_committed(const TopicPartition& tp) {

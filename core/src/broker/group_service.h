@@ -40,6 +40,14 @@ class GroupService {
   // True while Sluice consumers are members of the group (a Kafka member may not join it).
   bool has_members(const std::string& group) const;
 
+  // True if the broker has the topic and the partition: offsets are committed only for those.
+  bool partition_exists(const TopicPartition& tp) const;
+
+  // The topic was deleted: every group's committed offsets for it go too (Kafka does the
+  // same), so a topic re-created under the name does not start from the old positions. After
+  // topic_changed(), so that members have been told to give its partitions up.
+  void forget_topic_offsets(const std::string& topic);
+
   // The lowest offset committed by any group for a partition (backpressure retention).
   std::optional<std::int64_t> slowest_committed(const TopicPartition& tp);
 

@@ -93,7 +93,10 @@ std::vector<std::int16_t> KafkaGroupService::commit(const std::string& group,
   if (verdict != errors::kNone) return result;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const KafkaCommit& e = entries[i];
-    if (e.topic.empty() || e.topic.size() > OffsetsTable::kMaxTopicBytes || e.partition < 0) {
+    // As Kafka: offsets only for partitions that exist (a deleted topic's offsets are gone
+    // with it, and a late commit must not bring them back).
+    if (e.topic.empty() || e.topic.size() > OffsetsTable::kMaxTopicBytes || e.partition < 0 ||
+        !local_.partition_exists({e.topic, e.partition})) {
       result[i] = kUnknownTopicOrPartition;
       continue;
     }

@@ -290,5 +290,22 @@ TEST_CASE(
   CHECK(found);
 }
 
+TEST_CASE(
+    "gateway: OffsetCommit for a topic or partition the broker does not have is "
+    "UNKNOWN_TOPIC_OR_PARTITION; a deleted topic's offsets are gone",
+    "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("t", 2);
+  KafkaClient c(broker);
+  CHECK(commit_offset(c, "simple", "", -1, "nope", 0, 3) == ErrorCode::kUnknownTopicOrPartition);
+  CHECK(commit_offset(c, "simple", "", -1, "t", 2, 3) == ErrorCode::kUnknownTopicOrPartition);
+  CHECK(commit_offset(c, "simple", "", -1, "t", 1, 4) == ErrorCode::kNone);
+  CHECK(fetch_offsets(c, "simple", "t", {1}) == std::vector<std::int64_t>{4});
+  auto admin = must(Admin::connect(broker.data_dir()));
+  GT_REQUIRE_OK(admin.delete_topic("t"));
+  broker.create_topic("t", 2);
+  CHECK(fetch_offsets(c, "simple", "t", {0, 1}) == std::vector<std::int64_t>{-1, -1});
+}
+
 }  // namespace
 }  // namespace sluice::gateway_test
