@@ -16,6 +16,8 @@ const char* describe(AppendOutcome outcome) noexcept {
       return "log opened read-only";
     case AppendOutcome::kBackPressured:
       return "held back until a slow consumer group catches up";
+    case AppendOutcome::kClosed:
+      return "partition closed (its topic was deleted)";
   }
   return "unknown outcome";
 }
@@ -87,6 +89,7 @@ AppendOutcome LogAppender::reserve_slow(std::uint64_t old_tail, std::uint64_t by
         held_back_ = true;
         return AppendOutcome::kBackPressured;
       }
+      if (log.closed()) return AppendOutcome::kClosed;
       last_error_ = s;
       return AppendOutcome::kRollFailed;
     }
@@ -103,7 +106,8 @@ AppendOutcome LogAppender::reserve_slow(std::uint64_t old_tail, std::uint64_t by
       if (++spins < 64) continue;
       std::this_thread::yield();
       if (monotonic_ns() > deadline) {
-        if (!log.recover_roll(*segment_)) return AppendOutcome::kRollFailed;
+        if (!log.recover_roll(*segment_))
+          return log.closed() ? AppendOutcome::kClosed : AppendOutcome::kRollFailed;
         deadline = monotonic_ns() + log.options().abandon_timeout_ns;
       }
     }
@@ -120,6 +124,7 @@ AppendOutcome LogAppender::retry_held_roll() {
     Status s = log.retry_pending_roll(*segment_);
     if (!s) {
       if (s.code() == ErrorCode::kBackPressured) return AppendOutcome::kBackPressured;
+      if (log.closed()) return AppendOutcome::kClosed;
       if (s.code() != ErrorCode::kBusy) {
         last_error_ = s;
         return AppendOutcome::kRollFailed;

@@ -37,6 +37,7 @@ enum class AppendOutcome : std::uint8_t {
   kRollFailed,      // the next segment could not be created (disk full, permission...)
   kReadOnly,        // the log was opened read-only
   kBackPressured,   // the log may not grow until a slow consumer group catches up
+  kClosed,          // the partition was closed (PartitionLog::close: its topic was deleted)
 };
 const char* describe(AppendOutcome outcome) noexcept;
 

@@ -191,6 +191,9 @@ static_assert(sizeof(IndexSlot) == 16);
 //  +--------+--------+--------+----------------+--------+--------+------------------+
 //  | magic  |version |  size  | segment cap.   |idx_intv| flags  | boot_id (16 B)   |
 //  +--------+--------+--------+----------------+--------+--------+------------------+
+//  flags: bit 0 = closed (kControlClosed): the partition was deleted; no roll opens another
+//  segment, and appends fail. Set once, never cleared (atomic_ref, seq_cst: see
+//  PartitionLog::close).
 //  48: created_ns  56: reserved
 //  64  (line 1): active_base (i64), next_seq (u32)   — the roller publishes a new segment here
 //  128 (line 2): roll_owner (u32 pid holding the roll lock, 0 = free)
@@ -232,5 +235,6 @@ static_assert(offsetof(PartitionControl, wake_seq) == 256);
 static_assert(sizeof(PartitionControl) <= 4096);
 
 inline constexpr std::uint32_t kControlFileBytes = 4096;
+inline constexpr std::uint32_t kControlClosed = 1;  // PartitionControl::flags
 
 }  // namespace sluice::shm

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -461,7 +462,9 @@ Status PartitionLog::roll(Segment& full, std::uint64_t end_position, std::uint64
     }
     end_position = seal.end_position.load(std::memory_order_relaxed);
     next_base = seal.next_base.load(std::memory_order_relaxed);
-    if (options_.roll_gate && !options_.roll_gate(*this)) {
+    if (closed()) {
+      s = closed_status();
+    } else if (options_.roll_gate && !options_.roll_gate(*this)) {
       s = Status(ErrorCode::kBackPressured,
                  dir_ + ": a consumer group has not yet read what retention would delete");
     } else {
@@ -470,6 +473,48 @@ Status PartitionLog::roll(Segment& full, std::uint64_t end_position, std::uint64
   }
   unlock_roll();
   return s;
+}
+
+bool PartitionLog::closed() const {
+  // Acquire: pairs with close()'s store; a roller that sees the mark refuses to roll.
+  return (std::atomic_ref<std::uint32_t>(control_->flags).load(std::memory_order_acquire) &
+          kControlClosed) != 0;
+}
+
+Status PartitionLog::closed_status() const {
+  return Status(ErrorCode::kNotFound, dir_ + ": the partition was closed (its topic was deleted)");
+}
+
+Status PartitionLog::close() {
+  if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
+  // seq_cst: the mark must be visible to any roller that takes the roll lock after our
+  // overflowing reservation below, whichever process it runs in.
+  std::atomic_ref<std::uint32_t>(control_->flags)
+      .fetch_or(kControlClosed, std::memory_order_seq_cst);
+  // Reserve past the end of the active segment like a record too large for what is left: the
+  // first such reservation seals the segment (roll() records the end, then refuses to open the
+  // next one); every later one finds the seal. If a roll is in flight, it either publishes
+  // the next segment before seeing the mark (then close that one too) or refuses.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    auto seg = active_segment();
+    if (!seg) return seg.status();
+    Segment& s = **seg;
+    std::atomic<std::uint64_t>& tail = s.header()->tail_line.tail;
+    // Relaxed: the reservation only has to be one of the tail's RMWs; the roll lock orders
+    // what follows.
+    std::uint64_t old_tail =
+        tail.fetch_add(kTailCountOne | (s.usable() + 1), std::memory_order_relaxed);
+    std::uint64_t pos = tail_position(old_tail);
+    Status st = pos <= s.usable() ? roll(s, pos, tail_count(old_tail)) : retry_pending_roll(s);
+    if (control_->active.active_base.load(std::memory_order_acquire) == s.base_offset() &&
+        s.header()->seal_line.next_base.load(std::memory_order_acquire) >= 0)
+      return Status::ok();  // sealed, and no segment after it
+    if (!st && st.code() != ErrorCode::kNotFound && st.code() != ErrorCode::kBusy &&
+        st.code() != ErrorCode::kTimedOut)
+      return st;
+    std::this_thread::yield();
+  }
+  return Status(ErrorCode::kBusy, dir_ + ": could not seal the active segment to close it");
 }
 
 Status PartitionLog::retry_pending_roll(Segment& full) {
@@ -511,7 +556,9 @@ Status PartitionLog::recover_roll(Segment& full) {
       end = pos;
       next_base = last_offset + 1;
     }
-    if (options_.roll_gate && !options_.roll_gate(*this)) {
+    if (closed()) {
+      s = closed_status();
+    } else if (options_.roll_gate && !options_.roll_gate(*this)) {
       s = Status(ErrorCode::kBackPressured, dir_ + ": roll held back by a slow consumer group");
     } else {
       s = publish_roll(full, end, next_base);

@@ -101,6 +101,15 @@ class PartitionLog {
   // publishing the next segment). Called after waiting abandon_timeout for a roll.
   Status recover_roll(Segment& full);
 
+  // Closes the partition for good, before its files are deleted (topic deletion): marks
+  // partition.ctl closed, then reserves past the end of the active segment, so that every
+  // later reservation overflows and its roll, finding the mark, refuses to open another
+  // segment: appends from then on fail with kClosed, in every process, without a check on the
+  // append path. Records reserved before stay (and are deleted with the files).
+  Status close();
+  // True once close() has marked the partition.
+  bool closed() const;
+
   // Makes sure a spare segment exists, so that the next roll does not create a file on a
   // producer's hot path, and applies options().retain_segments. Anyone may call it: the
   // broker does, and so can a helper thread of an embedded application.
@@ -128,6 +137,7 @@ class PartitionLog {
   Status publish_roll(Segment& full, std::uint64_t end_position, std::int64_t next_base);
   bool lock_roll();
   void unlock_roll();
+  Status closed_status() const;
   Status apply_retention();
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
 

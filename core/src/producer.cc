@@ -43,6 +43,8 @@ Status outcome_status(shm::AppendOutcome o, const std::string& topic, std::int32
       return Status(ErrorCode::kPermissionDenied, "permission denied on topic " + topic);
     case shm::AppendOutcome::kRollFailed:
       return Status(ErrorCode::kIo, where + ": could not open the next segment (disk full?)");
+    case shm::AppendOutcome::kClosed:
+      return Status(ErrorCode::kUnknownTopic, "topic " + topic + " was deleted");
   }
   return Status(ErrorCode::kIo, where + ": append failed");
 }
@@ -184,7 +186,8 @@ struct Producer::Impl {
 
   Result<RecordId> send(std::string_view name, std::optional<std::string_view> key,
                         std::optional<std::string_view> value, std::span<const Header> headers,
-                        std::int32_t partition, std::int64_t timestamp_ns) {
+                        std::int32_t partition, std::int64_t timestamp_ns,
+                        bool after_close = false) {
     auto t = topic(name);
     if (!t) return t.status();
     Topic& topic_state = **t;
@@ -217,6 +220,12 @@ struct Producer::Impl {
           std::this_thread::sleep_for(std::chrono::microseconds(200));
           continue;
         }
+      }
+      if (r.outcome == shm::AppendOutcome::kClosed && !after_close) {
+        // The topic was deleted under our cached appenders (maybe created again since):
+        // forget them and look it up afresh, once.
+        topics.erase(topics.find(name));
+        return send(name, key, value, headers, partition, timestamp_ns, true);
       }
       if (r.outcome == shm::AppendOutcome::kRollFailed && !(*a)->last_error().is_ok())
         return topic_status(std::string(name), (*a)->last_error());

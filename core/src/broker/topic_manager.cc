@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <spdlog/spdlog.h>
+
 #include "shm/log_verifier.h"
 #include "shm/segment.h"
 
@@ -73,6 +75,13 @@ Status TopicManager::alter(const std::string& name, const TopicConfig& config) {
 }
 
 Status TopicManager::remove(const std::string& name) {
+  // Close every partition first: producers that still have it mapped then get "deleted"
+  // on their next append instead of writing records nobody will read.
+  if (auto it = topics_.find(name); it != topics_.end())
+    for (std::size_t p = 0; p < it->second.partitions.size(); ++p)
+      if (Status s = it->second.partitions[p].log->close(); !s)
+        spdlog::warn("topic {} partition {}: could not close it before deleting: {}", name, p,
+                     s.message());
   if (Status s = store_.remove(name); !s) return s;
   topics_.erase(name);
   return Status::ok();

@@ -36,6 +36,8 @@ ErrorCode from_append(shm::AppendOutcome o) {
     case shm::AppendOutcome::kBackPressured:
       // Retriable for every client: they back off and send again.
       return ErrorCode::kRequestTimedOut;
+    case shm::AppendOutcome::kClosed:
+      return ErrorCode::kUnknownTopicOrPartition;  // deleted while we held its writer
   }
   return ErrorCode::kUnknownServerError;
 }
