@@ -58,7 +58,7 @@ TEST_CASE(
     c.index = i;
     c.reports = &reports;
     c.stop = &stop_consumers;
-    consumers.push_back(spawn_child([c, &stop_producers] {
+    consumers.push_back(spawn([c, &stop_producers] {
       stop_producers.child_side();
       return run_consumer_child(c);
     }));
@@ -71,7 +71,7 @@ TEST_CASE(
     p.reports = &reports;
     p.stop = &stop_producers;
     p.burst = sanitized() ? 4 : 10;
-    producers.push_back(spawn_child([p, &stop_consumers] {
+    producers.push_back(spawn([p, &stop_consumers] {
       stop_consumers.child_side();
       return run_producer_child(p);
     }));

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "core/scratch_support.h"
+#include "process_support.h"
 #include "shm/clock.h"
 #include "sluice/admin.h"
 #include "sluice/consumer.h"
@@ -207,24 +208,7 @@ class SluicedProcess {
   pid_t pid_ = -1;
 };
 
-// Runs fn in a child process that exits with fn's result (99 on an exception) through _exit.
-inline pid_t spawn_child(const std::function<int()>& fn) {
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int code = 1;
-    try {
-      code = fn();
-    } catch (...) {
-      code = 99;
-    }
-    ::_exit(code);
-  }
-  return pid;
-}
+using test_process::spawn;
 
 // Exit code of a child (128 + signal), killing it after timeout_ms; -1 on timeout.
 inline int reap(pid_t pid, std::int64_t timeout_ms = 15000) {

@@ -110,7 +110,7 @@ struct GroupFixture {
       c.reports = &reports;
       c.stop = &stop;
       if (i == 0) c.commit_until_received = victim_commits_until;
-      children.push_back(spawn_child([c] { return run_consumer_child(c); }));
+      children.push_back(spawn([c] { return run_consumer_child(c); }));
     }
     reports.close_write();
   }

@@ -22,6 +22,7 @@
 #include <thread>
 #include <utility>
 
+#include "process_support.h"
 #include "shm/clock.h"
 #include "sluice/status.h"
 
@@ -75,46 +76,8 @@ class ScratchDir {
   std::string path_;
 };
 
-// Runs fn in a child process that exits with fn's result through _exit (no destructors, no
-// Catch reporting in the child).
-inline pid_t spawn(const std::function<int()>& fn) {
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int code = 1;
-    try {
-      code = fn();
-    } catch (...) {
-      code = 99;
-    }
-    ::_exit(code);
-  }
-  return pid;
-}
-
-// The child's exit code, or 128 + signal. Kills it (and fails) after `timeout_ns`.
-inline int wait_child(pid_t pid, std::int64_t timeout_ns = 120'000'000'000) {
-  const std::int64_t deadline = shm::monotonic_ns() + timeout_ns;
-  for (;;) {
-    int status = 0;
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    REQUIRE(r >= 0);
-    if (r == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-      return -1;
-    }
-    if (shm::monotonic_ns() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      FAIL("child " << pid << " did not finish in time");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
+using test_process::spawn;
+using test_process::wait_child;
 
 // pwrite/pread at a byte position of a file, REQUIREing success.
 inline void poke(const std::string& path, std::uint64_t position, const void* data,

@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "process_support.h"
 #include "shm/clock.h"
 #include "shm/log_appender.h"
 #include "shm/log_reader.h"
@@ -343,47 +344,8 @@ inline std::string partition_damage(const std::string& dir) {
 
 // ---- processes -----------------------------------------------------------------------------
 
-// Runs fn in a child process, which exits with fn's result (1 on an exception) through
-// _exit: no destructors, no Catch reporting in the child.
-inline pid_t spawn(const std::function<int()>& fn) {
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int code = 1;
-    try {
-      code = fn();
-    } catch (...) {
-      code = 99;
-    }
-    ::_exit(code);
-  }
-  return pid;
-}
-
-// Waits for a child; returns its exit code, or 128 + signal. Kills it (and fails) after
-// `timeout_ns`.
-inline int wait_child(pid_t pid, std::int64_t timeout_ns = 120'000'000'000) {
-  std::int64_t deadline = monotonic_ns() + timeout_ns;
-  for (;;) {
-    int status = 0;
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    REQUIRE(r >= 0);
-    if (r == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-      return -1;
-    }
-    if (monotonic_ns() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      FAIL("child " << pid << " did not finish in time");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-}
+using test_process::spawn;
+using test_process::wait_child;
 
 // A pipe for one-byte messages between a parent and its children.
 class Pipe {
