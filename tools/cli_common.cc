@@ -2,8 +2,10 @@
 
 #include <time.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "sluice/types.h"
@@ -157,6 +159,39 @@ bool parse_int64(std::string_view text, std::int64_t& out) {
   const char* end = text.data() + text.size();
   auto [p, ec] = std::from_chars(text.data(), end, out);
   return ec == std::errc() && p == end;
+}
+
+void add_list_subcommand(CLI::App* parent, const std::string& noun,
+                         std::function<int(const std::string&, bool)> run, int& exit_code) {
+  struct Args {
+    std::string data_dir;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = parent->add_subcommand("list", "List " + noun + "s, one a line");
+  cmd->add_flag("--json", a->json, "Print a JSON array");
+  add_data_dir_option(cmd, a->data_dir);
+  cmd->callback([a, run = std::move(run), &exit_code] { exit_code = run(a->data_dir, a->json); });
+}
+
+void add_describe_subcommand(
+    CLI::App* parent, const std::string& noun, const std::string& help,
+    std::function<int(const std::string&, const std::vector<std::string>&, bool)> run,
+    int& exit_code) {
+  struct Args {
+    std::string data_dir;
+    std::vector<std::string> names;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = parent->add_subcommand("describe", help);
+  std::string names_help = noun + " names (default: every " + noun + ")";
+  names_help[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(names_help[0])));
+  cmd->add_option(noun + "s", a->names, names_help);
+  cmd->add_flag("--json", a->json, "Print JSON (an object for one " + noun + ", else an array)");
+  add_data_dir_option(cmd, a->data_dir);
+  cmd->callback(
+      [a, run = std::move(run), &exit_code] { exit_code = run(a->data_dir, a->names, a->json); });
 }
 
 }  // namespace sluice::tools

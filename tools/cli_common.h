@@ -10,8 +10,10 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sluice/status.h"
 
@@ -24,6 +26,17 @@ inline constexpr int kExitUsage = 2;
 // Adds --data-dir DIR to a subcommand; `dir` starts as default_data_dir() (SLUICE_DATA_DIR,
 // else /dev/shm/sluice).
 void add_data_dir_option(CLI::App* cmd, std::string& dir);
+
+// `<parent> list [--json] [--data-dir DIR]` for things called `noun`s ("topic", "group"):
+// names one a line, or a JSON array. run(data_dir, json) returns the exit code.
+void add_list_subcommand(CLI::App* parent, const std::string& noun,
+                         std::function<int(const std::string&, bool)> run, int& exit_code);
+// `<parent> describe [NAMES...] [--json] [--data-dir DIR]`: run(data_dir, names, json), where
+// no names means every one.
+void add_describe_subcommand(
+    CLI::App* parent, const std::string& noun, const std::string& help,
+    std::function<int(const std::string&, const std::vector<std::string>&, bool)> run,
+    int& exit_code);
 
 // Prints "sluice: <message>[: <hint>]" as one line on stderr. Returns the exit code for the
 // status: 2 for kInvalidArgument (a bad argument the broker or the library caught), else 1.

@@ -249,33 +249,12 @@ int run_delete(const std::string& data_dir, const std::string& group) {
 void add_group_command(CLI::App& app, int& exit_code) {
   CLI::App* group = app.add_subcommand("group", "List, describe, reset and delete consumer groups");
   group->require_subcommand(1);
-  {
-    struct Args {
-      std::string data_dir;
-      bool json = false;
-    };
-    auto a = std::make_shared<Args>();
-    CLI::App* cmd = group->add_subcommand("list", "List consumer groups, one a line");
-    cmd->add_flag("--json", a->json, "Print a JSON array");
-    add_data_dir_option(cmd, a->data_dir);
-    cmd->callback([a, &exit_code] { exit_code = run_list(a->data_dir, a->json); });
-  }
-  {
-    struct Args {
-      std::string data_dir;
-      std::vector<std::string> names;
-      bool json = false;
-    };
-    auto a = std::make_shared<Args>();
-    CLI::App* cmd = group->add_subcommand(
-        "describe",
-        "Show a group's state, members and their assignment, and per partition the committed "
-        "offset, end offset and lag");
-    cmd->add_option("groups", a->names, "Group names (default: every group)");
-    cmd->add_flag("--json", a->json, "Print JSON (an object for one group, else an array)");
-    add_data_dir_option(cmd, a->data_dir);
-    cmd->callback([a, &exit_code] { exit_code = run_describe(a->data_dir, a->names, a->json); });
-  }
+  add_list_subcommand(group, "group", run_list, exit_code);
+  add_describe_subcommand(
+      group, "group",
+      "Show a group's state, members and their assignment, and per partition the committed "
+      "offset, end offset and lag",
+      run_describe, exit_code);
   {
     auto a = std::make_shared<ResetArgs>();
     CLI::App* cmd = group->add_subcommand(

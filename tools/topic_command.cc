@@ -208,32 +208,11 @@ void add_topic_command(CLI::App& app, int& exit_code) {
     add_data_dir_option(cmd, t->data_dir);
     cmd->callback([t, &exit_code] { exit_code = run_alter(*t); });
   }
-  {
-    struct Args {
-      std::string data_dir;
-      bool json = false;
-    };
-    auto a = std::make_shared<Args>();
-    CLI::App* cmd = topic->add_subcommand("list", "List topics, one a line");
-    cmd->add_flag("--json", a->json, "Print a JSON array");
-    add_data_dir_option(cmd, a->data_dir);
-    cmd->callback([a, &exit_code] { exit_code = run_list(a->data_dir, a->json); });
-  }
-  {
-    struct Args {
-      std::string data_dir;
-      std::vector<std::string> names;
-      bool json = false;
-    };
-    auto a = std::make_shared<Args>();
-    CLI::App* cmd = topic->add_subcommand(
-        "describe",
-        "Show topics' settings and, per partition, start and end offsets, bytes and segments");
-    cmd->add_option("topics", a->names, "Topic names (default: every topic)");
-    cmd->add_flag("--json", a->json, "Print JSON (an object for one topic, else an array)");
-    add_data_dir_option(cmd, a->data_dir);
-    cmd->callback([a, &exit_code] { exit_code = run_describe(a->data_dir, a->names, a->json); });
-  }
+  add_list_subcommand(topic, "topic", run_list, exit_code);
+  add_describe_subcommand(
+      topic, "topic",
+      "Show topics' settings and, per partition, start and end offsets, bytes and segments",
+      run_describe, exit_code);
   {
     struct Args {
       std::string data_dir;
