@@ -103,6 +103,13 @@ AppendOutcome LogAppender::reserve_slow(std::uint64_t old_tail, std::uint64_t by
     std::int64_t deadline = monotonic_ns() + log.options().abandon_timeout_ns;
     std::uint32_t spins = 0;
     while (log.control()->active.active_base.load(std::memory_order_acquire) == base_) {
+      // Acquire: pairs with the roller's release of the seal words. Sealed but not rolled:
+      // the roll was held back (backpressure) or refused (closed); take the held-roll path
+      // rather than wait for a segment that may never come.
+      if (segment_->header()->seal_line.next_base.load(std::memory_order_acquire) >= 0) {
+        held_back_ = true;
+        return retry_held_roll();
+      }
       if (++spins < 64) continue;
       std::this_thread::yield();
       if (monotonic_ns() > deadline) {

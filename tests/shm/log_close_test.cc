@@ -2,6 +2,7 @@
 // has them mapped, while every record acknowledged before stays readable.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -138,6 +139,36 @@ TEST_CASE("close while producer threads append: each ack is readable, and none a
   CHECK(seen == expected);
   CHECK(next == acked);
   CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+// A producer that finds another producer's roll under way waits for it; if that roll is then
+// held back (backpressure) or refused (closed), it must stop waiting at once and report it,
+// not wait out the abandon timeout for a segment that will not come.
+TEST_CASE("a producer waiting on a roll that is then held back returns kBackPressured",
+          "[close][concurrency]") {
+  TempDir tmp;
+  LogOptions options = test::patient_options();
+  options.abandon_timeout_ns = 5'000'000'000;
+  options.roll_gate = [](PartitionLog&) { return false; };
+  auto log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
+  auto a = unwrap(LogAppender::open(log));
+  append_ok(a, test::make_value(0, 0));
+  // Reserve past the end as the first roller would, and stop there (no seal yet).
+  auto seg = unwrap(log->active_segment());
+  std::uint64_t old_tail = seg->header()->tail_line.tail.fetch_add(
+      kTailCountOne | (seg->usable() + 1), std::memory_order_relaxed);
+  std::atomic<int> outcome{-1};
+  std::thread waiter([&] {
+    auto b = LogAppender::open(log);
+    if (b) outcome = static_cast<int>(b->append(test::make_value(1, 0)).outcome);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it start waiting
+  // The roller goes on: it seals the segment, and the gate holds the roll back.
+  Status rolled = log->roll(*seg, tail_position(old_tail), tail_count(old_tail));
+  waiter.join();
+  CHECK(rolled.code() == ErrorCode::kBackPressured);
+  INFO("outcome " << outcome.load());
+  CHECK(outcome.load() == static_cast<int>(AppendOutcome::kBackPressured));
 }
 
 }  // namespace
