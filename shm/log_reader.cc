@@ -179,19 +179,122 @@ bool LogReader::block_until_ready(std::int64_t deadline_ns) {
 
 // ---- seeking --------------------------------------------------------------------------------
 
-std::uint64_t LogReader::index_position_for_offset(std::int64_t target) const {
-  // The last filled slot that names a frame at or before the target. Slots are hints: filled
-  // out of order by concurrent producers, possibly never by one that died.
-  std::uint64_t best = 0;
-  std::int64_t base = segment_->base_offset();
-  for (std::uint32_t k = 0; k < segment_->index_slots(); ++k) {
-    const IndexSlot& slot = segment_->index()[k];
-    std::uint32_t idx1 = slot.index_plus1.load(std::memory_order_acquire);
-    if (idx1 == 0) continue;
-    if (base + static_cast<std::int64_t>(idx1 - 1) > target) break;
-    best = slot.position;
+bool LogReader::slot_confirmed(std::uint32_t k, std::int64_t target) const {
+  const IndexSlot& slot = segment_->index()[k];
+  // Acquire: pairs with the producer's release of index_plus1 (LogAppender::note_index_slow),
+  // so the position it names is the one that producer wrote.
+  std::uint32_t idx1 = slot.index_plus1.load(std::memory_order_acquire);
+  if (idx1 == 0) return false;
+  std::uint64_t position = slot.position;
+  if (position % kFrameAlignment != 0 || position >= segment_->usable()) return false;
+  // Slots are hints (after a torn-tail recovery, one may be stale until a producer crosses
+  // its boundary again): use one only if a committed data frame with its offset is there.
+  if (check_frame(data_, capacity_, seq_, position, false).problem != FrameProblem::kNone)
+    return false;
+  const FrameHeader* f = segment_->frame_at(position);
+  return f->type == kFrameData &&
+         f->offset == segment_->base_offset() + static_cast<std::int64_t>(idx1 - 1) &&
+         f->offset <= target;
+}
+
+void LogReader::start_from_index(std::int64_t target) {
+  const std::int64_t base = segment_->base_offset();
+  const IndexSlot* index = segment_->index();
+  const std::uint32_t slots = segment_->index_slots();
+  // No slot past the one the reserved tail reaches can be filled: the producer whose
+  // reservation crosses boundary k fills slot k. Relaxed: the tail only bounds the search
+  // (the slots and frames found are acquired and confirmed). A tail past the usable end
+  // means the segment is full: its valid reservations end at the sealed end position
+  // (acquire, for symmetry with the roller's release; 0 while not sealed: search it all).
+  std::uint64_t reach =
+      tail_position(segment_->header()->tail_line.tail.load(std::memory_order_relaxed));
+  if (reach > segment_->usable()) {
+    reach = segment_->header()->seal_line.end_position.load(std::memory_order_acquire);
+    if (reach == 0) reach = capacity_;
   }
-  return best;
+  const auto shift = static_cast<unsigned>(__builtin_ctz(segment_->index_interval()));
+  const std::uint64_t top = std::min<std::uint64_t>(slots - 1, reach >> shift);
+  // Acquire, both: pairs with the producer's release of index_plus1 (note_index_slow).
+  auto filled = [&](std::uint64_t k) {
+    return index[k].index_plus1.load(std::memory_order_acquire) != 0;
+  };
+  auto slot_offset = [&](std::uint64_t k) {
+    return base + static_cast<std::int64_t>(index[k].index_plus1.load(std::memory_order_acquire)) -
+           1;
+  };
+  // Binary search for the last filled slot naming an offset <= target. Filled slots name
+  // increasing offsets; unfilled ones (claims in flight, producers that died, the segment's
+  // last bytes) are stepped over downwards, so they cannot hide the filled slots above them.
+  std::int64_t best = -1;
+  std::uint64_t lo = 0, hi = top + 1;  // candidates in [lo, hi)
+  while (lo < hi) {
+    std::uint64_t mid = lo + (hi - lo) / 2;
+    std::uint64_t j = mid;
+    while (j > lo && !filled(j)) --j;
+    if (!filled(j)) {
+      lo = mid + 1;  // none filled in [lo, mid]
+    } else if (slot_offset(j) <= target) {
+      best = static_cast<std::int64_t>(j);  // and none filled in (j, mid]
+      lo = mid + 1;
+    } else {
+      hi = j;
+    }
+  }
+  // Confirm it against its frame; an unconfirmed slot (typically one naming the frame after
+  // the newest claim, not written yet) gives way to the one before.
+  for (; best >= 0; --best) {
+    if (slot_confirmed(static_cast<std::uint32_t>(best), target)) {
+      pos_ = index[best].position;
+      next_offset_ = segment_->frame_at(pos_)->offset;
+      return;
+    }
+  }
+  pos_ = 0;
+  next_offset_ = base;
+}
+
+Result<std::int64_t> LogReader::reserved_end() {
+  if (!segment_->still_current())
+    return Status(ErrorCode::kOutOfRange,
+                  segment_->path() + ": segment was removed by retention while seeking");
+  const std::atomic<std::int64_t>& active_word = log_->control()->active.active_base;
+  // What the reader's own segment shows is a lower bound if the tail cannot be known.
+  std::int64_t lower = segment_->base_offset();
+  const std::int64_t deadline = monotonic_ns() + kMaxParkNs;
+  for (bool first = true;; first = false) {
+    if (!first) {
+      // A roll under way: wait for it (briefly; the end stays a lower bound otherwise).
+      if (monotonic_ns() > deadline) return lower;
+      sched_yield();
+    }
+    // Acquire: pairs with the roller's release of the active base (PartitionLog::publish_roll),
+    // after which the active segment's file has its name and its header is complete.
+    const std::int64_t active = active_word.load(std::memory_order_acquire);
+    std::shared_ptr<Segment> seg = segment_;
+    if (active != segment_->base_offset()) {
+      auto s = log_->segment(active);
+      if (!s) return s.status();
+      seg = std::move(s).value();
+    }
+    const SegmentHeader* h = seg->header();
+    // Acquire: pairs with the roller's release of the seal words (PartitionLog::roll).
+    const std::int64_t sealed = h->seal_line.next_base.load(std::memory_order_acquire);
+    if (sealed >= 0) {
+      // The roll is pending (held back, closed) or under way: the segment ends there, and
+      // nothing is reserved after it until the next segment is published.
+      if (active_word.load(std::memory_order_acquire) == active) return sealed;
+      continue;
+    }
+    // Acquire: a tail reopened for another segment (recycling) was released after that
+    // segment's seq was stored, so the seq check below then sees the change.
+    const std::uint64_t tail = h->tail_line.tail.load(std::memory_order_acquire);
+    if (!seg->still_current()) continue;  // recycled under us: look at the active base again
+    if (tail_position(tail) <= seg->usable())
+      return seg->base_offset() + static_cast<std::int64_t>(tail_count(tail));
+    // A reservation crossed the end and its roller has not sealed the segment yet: the end is
+    // the count of that first crossing reservation, known once sealed.
+    lower = std::max(lower, seg->base_offset());
+  }
 }
 
 Status LogReader::walk_to_offset(std::int64_t target) {
@@ -245,18 +348,21 @@ Status LogReader::seek(std::int64_t offset) {
   if (active <= offset && active > base) base = active;
   auto seg = log_->segment(base);
   if (!seg) return seg.status();
+  skip_below_ = kNoSkip;
   (void)enter_segment(std::move(seg).value(), 0);
-  next_offset_ = base;
-  pos_ = index_position_for_offset(offset);
-  if (check_frame(data_, capacity_, seq_, pos_, false).problem != FrameProblem::kNone) pos_ = 0;
+  start_from_index(offset);
   if (Status s = walk_to_offset(offset); !s) return s;
   if (next_offset_ < offset) {
-    // The target lies beyond the committed end.
-    std::int64_t end = next_offset_;
-    if (offset > end)
+    // The walk stopped at a frame not committed yet (or not written) before the target. The
+    // target is valid if it has been reserved: wait here, and skip what commits below it.
+    auto end = reserved_end();
+    if (!end) return end.status();
+    if (offset > *end)
       return Status(ErrorCode::kOutOfRange, "offset " + std::to_string(offset) +
-                                                " is after the end offset " + std::to_string(end) +
+                                                " is after the end offset " + std::to_string(*end) +
                                                 " of " + log_->dir());
+    next_offset_ = offset;
+    skip_below_ = offset;
   }
   return Status::ok();
 }
@@ -272,6 +378,7 @@ Status LogReader::seek_to_beginning() {
       return seg.status();
     }
     next_offset_ = bases->front();
+    skip_below_ = kNoSkip;
     return enter_segment(std::move(seg).value(), 0);
   }
   return Status(ErrorCode::kBusy, log_->dir() + ": segments keep disappearing");
@@ -280,10 +387,9 @@ Status LogReader::seek_to_beginning() {
 Status LogReader::seek_to_end() {
   auto seg = log_->active_segment();
   if (!seg) return seg.status();
+  skip_below_ = kNoSkip;
   (void)enter_segment(std::move(seg).value(), 0);
-  next_offset_ = segment_->base_offset();
-  pos_ = index_position_for_offset(std::numeric_limits<std::int64_t>::max());
-  if (check_frame(data_, capacity_, seq_, pos_, false).problem != FrameProblem::kNone) pos_ = 0;
+  start_from_index(std::numeric_limits<std::int64_t>::max());
   return walk_to_offset(std::numeric_limits<std::int64_t>::max());
 }
 
@@ -311,15 +417,26 @@ Status LogReader::seek_to_timestamp(std::int64_t ns) {
   }
   auto seg = log_->segment((*bases)[lo]);
   if (!seg) return seg.status();
+  skip_below_ = kNoSkip;
   (void)enter_segment(std::move(seg).value(), 0);
   next_offset_ = segment_->base_offset();
-  // The last index slot written by a record older than ns.
+  // The last index slot written by a record older than ns, confirmed against its frame (or
+  // the one before it, as in start_from_index).
+  std::int64_t last = -1;
   for (std::uint32_t k = 0; k < segment_->index_slots(); ++k) {
     const IndexSlot& slot = segment_->index()[k];
+    // Acquire: pairs with the producer's release of index_plus1; the timestamp is then its.
     if (slot.index_plus1.load(std::memory_order_acquire) == 0) continue;
     if (slot.timestamp_ns >= ns) break;
-    if (check_frame(data_, capacity_, seq_, slot.position, false).problem == FrameProblem::kNone)
-      pos_ = slot.position;
+    last = k;
+  }
+  for (; last >= 0; --last) {
+    if (slot_confirmed(static_cast<std::uint32_t>(last),
+                       std::numeric_limits<std::int64_t>::max())) {
+      pos_ = segment_->index()[last].position;
+      next_offset_ = segment_->frame_at(pos_)->offset;
+      break;
+    }
   }
   for (;;) {
     FrameCheck fc = check_frame(data_, capacity_, seq_, pos_, false);

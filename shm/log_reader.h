@@ -10,6 +10,10 @@
 // timeout turns it into padding (if it may write to the log), so a producer killed mid-claim
 // stalls nobody for ever.
 //
+// Seeking is lazy, as a Kafka consumer's is: seek(offset) accepts any offset up to the log end
+// offset (the next offset reserved), even when a claim below it is not yet committed. The
+// reader then waits at that claim and skips the records below the target once they commit.
+//
 // Thread-safety: one LogReader per thread.
 #pragma once
 
@@ -75,6 +79,10 @@ class LogReader {
       }
       std::uint8_t type = frame->type;
       if (type == kFrameData) [[likely]] {
+        if (frame->offset < skip_below_) [[unlikely]] {
+          pos_ = next;  // below a lazy seek's target: committed after the seek, not wanted
+          continue;
+        }
         if (options_.verify_crc && frame_crc(frame, len) != frame->crc32c) [[unlikely]] {
           result.outcome = on_corrupt(FrameProblem::kBadCrc);
           return result;
@@ -102,7 +110,8 @@ class LogReader {
     return result;
   }
 
-  // True when a frame is committed at the read position (poll will make progress).
+  // True when a frame is committed at the read position (poll will make progress; after a
+  // lazy seek that progress may be skipping records below the target).
   bool ready() const {
     std::uint64_t word =
         reinterpret_cast<const FrameHeader*>(data_ + pos_)->commit.load(std::memory_order_acquire);
@@ -113,13 +122,21 @@ class LogReader {
   bool wait(WaitStrategy strategy, std::int64_t timeout_ns);
 
   // Positions at the first record with offset >= `offset`. kOutOfRange if it is before the
-  // earliest retained record or after the end.
+  // earliest retained record or after the log end offset (the next offset reserved). An
+  // offset reserved by a claim not committed yet, or after one, is not out of range: the
+  // reader waits at the first uncommitted claim on the way, position() reports `offset`, and
+  // poll() skips what commits below it, so the first record delivered is the first one with
+  // offset >= `offset` (later, once the claims before it commit or are padded).
   Status seek(std::int64_t offset);
   // Positions at the first record whose timestamp is >= ns (at the end if none). Exact when
   // timestamps do not decrease along the partition (they are taken at append); otherwise it
   // is the first such record after the sparse index point found for ns.
   Status seek_to_timestamp(std::int64_t ns);
   Status seek_to_beginning();
+  // Positions after the last committed record found walking from the last confirmed index
+  // slot of the active segment: cheap (a binary search of the index up to the tail, then a
+  // walk of the frames after that slot, about one index interval), but claims before that
+  // slot may still be uncommitted: records below position() may still commit after it.
   Status seek_to_end();
 
   // The offset of the next record poll() would deliver, or the seek target.
@@ -148,7 +165,13 @@ class LogReader {
   Status enter_segment(std::shared_ptr<Segment> seg, std::uint64_t position);
   // Walks frames from pos_ until a data frame whose offset >= target, or the committed end.
   Status walk_to_offset(std::int64_t target);
-  std::uint64_t index_position_for_offset(std::int64_t target) const;
+  // Positions (pos_, next_offset_) at the last confirmed index slot of the current segment
+  // that names a record with offset <= target, or at the segment start.
+  void start_from_index(std::int64_t target);
+  bool slot_confirmed(std::uint32_t k, std::int64_t target) const;
+  // The log end offset: the next offset a producer reserves, or the sealed end of an active
+  // segment whose roll is pending. kOutOfRange when retention took the reader's segment.
+  Result<std::int64_t> reserved_end();
 
   std::shared_ptr<PartitionLog> log_;
   std::shared_ptr<Segment> segment_;
@@ -158,6 +181,10 @@ class LogReader {
   std::uint64_t capacity_ = 0;
   std::uint32_t seq_ = 0;
   std::int64_t next_offset_ = 0;
+  // After a lazy seek: data frames with a lower offset are skipped, not delivered. The
+  // smallest value (no skip) otherwise; offsets only grow, so it needs no clearing once met.
+  std::int64_t skip_below_ = kNoSkip;
+  static constexpr std::int64_t kNoSkip = std::numeric_limits<std::int64_t>::min();
   RecordView view_;
   Status error_;
 

@@ -162,6 +162,152 @@ TEST_CASE("reader: seek_to_beginning and seek_to_end across segments", "[reader]
   CHECK(reader.position() == 2001);
 }
 
+// Two producers: the first holds a claim while the second appends after it. Each frame is
+// 48 bytes, the index interval 512: the claim (offset 0) sits before the first index slot the
+// second producer fills.
+TEST_CASE("reader: a seek past a claim not yet committed waits there for its target", "[reader]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  auto first = unwrap(LogAppender::open(log));
+  auto second = unwrap(LogAppender::open(log));
+  Claim held;
+  REQUIRE(first.claim(15, held) == AppendOutcome::kOk);
+  REQUIRE(held.offset() == 0);
+  std::memcpy(held.value().data(), "held held held.", 15);
+  for (std::int64_t i = 1; i <= 60; ++i) REQUIRE(append_ok(second, "after the claim") == i);
+
+  auto reader = unwrap(LogReader::open(log));
+  // seek_to_end walks from the last index slot: its end lies past the open claim.
+  REQUIRE_OK(reader.seek_to_end());
+  CHECK(reader.position() == 61);
+  // The second producer's first record: the seek succeeds (lazily) and waits at the claim.
+  REQUIRE_OK(reader.seek(1));
+  CHECK(reader.position() == 1);
+  CHECK(reader.poll([](const RecordView&) {}).records == 0);
+  CHECK_FALSE(reader.ready());
+  CHECK(reader.position() == 1);
+
+  SECTION("the target is delivered first once the claim commits") {
+    first.commit(held);
+    auto got = read_records(reader, 3);
+    REQUIRE(got.size() == 3);
+    CHECK(got[0].offset == 1);  // not the record just committed at offset 0
+    CHECK(got[0].value == "after the claim");
+    CHECK(got[1].offset == 2);
+    CHECK(got[2].offset == 3);
+    CHECK(reader.position() == 4);
+  }
+  SECTION("the target is delivered first once the claim is aborted") {
+    first.abort(held);
+    CHECK(next_offset(reader) == 1);
+    CHECK(reader.position() == 2);
+  }
+  SECTION("the claim's own offset and the end are valid targets; past the end is not") {
+    REQUIRE_OK(reader.seek(0));
+    CHECK(reader.position() == 0);
+    REQUIRE_OK(reader.seek(61));
+    CHECK(reader.position() == 61);
+    Status past = reader.seek(62);
+    CHECK(past.code() == ErrorCode::kOutOfRange);
+    CHECK_THAT(past.message(), Catch::Contains("after the end offset 61"));
+    REQUIRE_OK(reader.seek(0));
+    first.commit(held);
+    CHECK(next_offset(reader) == 0);
+  }
+  SECTION("a record after an index slot past the claim is read at once") {
+    REQUIRE_OK(reader.seek(30));
+    CHECK(next_offset(reader) == 30);
+  }
+  SECTION("a later seek forgets the skip") {
+    REQUIRE_OK(reader.seek(0));
+    first.commit(held);
+    CHECK(next_offset(reader) == 0);
+  }
+  SECTION("seek_to_beginning forgets the skip") {
+    REQUIRE_OK(reader.seek_to_beginning());
+    CHECK(reader.position() == 0);
+    first.commit(held);
+    CHECK(next_offset(reader) == 0);
+  }
+  SECTION("seek_to_timestamp forgets the skip") {
+    REQUIRE_OK(reader.seek_to_timestamp(0));
+    first.commit(held);
+    CHECK(next_offset(reader) == 0);
+  }
+}
+
+TEST_CASE("reader: a lazy seek into a full segment whose roll is held back", "[reader]") {
+  TempDir tmp;
+  LogOptions options = test::patient_options();
+  options.roll_gate = [](PartitionLog&) { return false; };  // the segment stays sealed, active
+  auto log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
+  auto first = unwrap(LogAppender::open(log));
+  auto second = unwrap(LogAppender::open(log));
+  Claim held;
+  REQUIRE(first.claim(15, held) == AppendOutcome::kOk);
+  std::memcpy(held.value().data(), "held held held.", 15);
+  std::int64_t last = 0;
+  for (;;) {
+    AppendResult r = second.append("after the claim");
+    if (r.outcome == AppendOutcome::kBackPressured) break;
+    REQUIRE(r.outcome == AppendOutcome::kOk);
+    last = r.offset;
+  }
+  REQUIRE(last > 100);
+  auto reader = unwrap(LogReader::open(log));
+  REQUIRE_OK(reader.seek_to_end());
+  CHECK(reader.position() == last + 1);
+  // The end is the sealed end of the segment, not its base (nothing is reserved after it).
+  REQUIRE_OK(reader.seek(last + 1));
+  Status past = reader.seek(last + 2);
+  CHECK(past.code() == ErrorCode::kOutOfRange);
+  CHECK_THAT(past.message(), Catch::Contains("after the end offset " + std::to_string(last + 1)));
+  REQUIRE_OK(reader.seek(5));
+  CHECK(reader.poll([](const RecordView&) {}).records == 0);
+  first.commit(held);
+  CHECK(next_offset(reader) == 5);
+}
+
+TEST_CASE("reader: seek_to_end finds the end after every append, over pads and large frames",
+          "[reader]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  auto appender = unwrap(LogAppender::open(log));
+  auto reader = unwrap(LogReader::open(log));
+  std::int64_t last_record = -1;
+  std::int64_t next = 0;
+  for (int i = 0; i < 3000; ++i) {
+    INFO("append " << i << ", next offset " << next);
+    bool pad = i % 97 == 5;
+    if (pad) {
+      // An aborted claim: padding, and an offset never delivered.
+      Claim c;
+      REQUIRE(appender.claim(static_cast<std::uint32_t>(i % 700), c) == AppendOutcome::kOk);
+      appender.abort(c);
+      ++next;
+    } else {
+      // Values up to 2 KiB: some frames span several 512-byte index slots.
+      std::string v(static_cast<std::size_t>(i % 13 == 0 ? 2000 : i % 40), 'x');
+      last_record = append_ok(appender, v);
+      next = last_record + 1;
+    }
+    // The reader left at the previous end reads exactly what was appended since.
+    std::int64_t got = -1;
+    reader.poll([&](const RecordView& v) { got = v.offset; });
+    CHECK(got == (pad ? -1 : last_record));
+    // After padding, the walk cannot tell which offsets the pad held: the end it finds
+    // may be before them.
+    REQUIRE_OK(reader.seek_to_end());
+    REQUIRE(reader.position() <= next);
+    REQUIRE(reader.position() >= last_record + 1);
+    if (!pad) REQUIRE(reader.position() == next);
+    CHECK_FALSE(reader.ready());
+  }
+  CHECK(unwrap(log->segment_bases()).size() > 3);
+}
+
 TEST_CASE("reader: seek before the earliest retained offset is out of range", "[reader]") {
   TempDir tmp;
   LogOptions options = test::patient_options();

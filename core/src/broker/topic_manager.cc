@@ -11,6 +11,12 @@ namespace sluice::broker {
 
 namespace {
 
+// How many records the abandoned-claim watcher of a partition steps over per housekeeping
+// tick before it jumps to the end: at the default 100 ms tick, partitions appending up to
+// about 160,000 records/s are followed frame by frame, for at most about 0.5 ms of work a
+// tick (some 30 ns a record when the frames are no longer in cache).
+constexpr std::uint32_t kWatcherStepRecords = 1u << 14;
+
 shm::LogOptions broker_log_options(std::int64_t abandon_timeout_ms) {
   shm::LogOptions o;
   o.access = shm::Access::kReadWrite;
@@ -109,13 +115,20 @@ void TopicManager::housekeeping(const std::function<void(const std::string&)>& w
       if (Status s = ps.log->prepare_next(); !s && warn)
         warn("topic " + name + " partition " + std::to_string(p) + ": " + s.message());
       if (!ps.watcher) continue;
-      // Follow the committed end; where the watcher stays stuck on a claim that is never
-      // committed, it pads it after the abandon timeout.
-      if (ps.watcher->ready()) {
-        (void)ps.watcher->seek_to_end();
+      // Follow the committed end frame by frame: a claim left uncommitted behind later
+      // records (its producer died) stops the watcher, which pads it after the abandon
+      // timeout (readers of a read-only mapping cannot). That reads one frame header per
+      // record appended since the last tick; a watcher that many records behind jumps to the
+      // end instead (seek_to_end: a binary search of the sparse index and a short walk), and
+      // leaves the claims it jumps over to the readers with write access that meet them.
+      shm::LogReader& w = *ps.watcher;
+      if (w.ready()) {
+        shm::PollResult r = w.poll([](const shm::RecordView&) {}, kWatcherStepRecords);
+        if (r.outcome != shm::ReadOutcome::kOk || (r.records == kWatcherStepRecords && w.ready()))
+          (void)w.seek_to_end();
       } else {
-        ps.watcher->check_abandoned();
-        if (!ps.watcher->segment_current()) (void)ps.watcher->seek_to_end();
+        w.check_abandoned();
+        if (!w.segment_current()) (void)w.seek_to_end();
       }
     }
   }
