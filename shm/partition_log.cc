@@ -295,7 +295,13 @@ std::int64_t PartitionLog::end_offset() {
     const Segment& s = **seg;
     // Acquire: the seal words are released by the roller.
     std::int64_t sealed = s.header()->seal_line.next_base.load(std::memory_order_acquire);
-    if (sealed >= 0) continue;  // rolled meanwhile: look at the new segment
+    if (sealed >= 0) {
+      // Sealed and still active: the roll is held back (backpressure) or refused (closed),
+      // or its roller is about to publish; either way nothing is reserved past the seal.
+      if (control_->active.active_base.load(std::memory_order_acquire) == s.base_offset())
+        return sealed;
+      continue;  // rolled meanwhile: look at the new segment
+    }
     std::uint64_t tail = s.header()->tail_line.tail.load(std::memory_order_acquire);
     if (!s.still_current()) continue;
     if (tail_position(tail) <= s.usable())

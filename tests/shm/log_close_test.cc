@@ -48,6 +48,7 @@ TEST_CASE("close: later appends, claims and batches fail with kClosed; earlier r
   auto late = unwrap(LogAppender::open(other_log));
   CHECK(late.append(test::make_value(2, 0)).outcome == AppendOutcome::kClosed);
 
+  CHECK(log->end_offset() == 10);  // the sealed end, not the segment's base
   auto reader = unwrap(LogReader::open(log));
   ReadOutcome outcome;
   auto got = read_records(reader, 11, &outcome, 200'000'000);
@@ -167,6 +168,8 @@ TEST_CASE("a producer waiting on a roll that is then held back returns kBackPres
   Status rolled = log->roll(*seg, tail_position(old_tail), tail_count(old_tail));
   waiter.join();
   CHECK(rolled.code() == ErrorCode::kBackPressured);
+  // While held back, the end is the seal: the appended record and the first roller's.
+  CHECK(log->end_offset() == static_cast<std::int64_t>(tail_count(old_tail)));
   INFO("outcome " << outcome.load());
   CHECK(outcome.load() == static_cast<int>(AppendOutcome::kBackPressured));
 }
