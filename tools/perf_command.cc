@@ -1,7 +1,16 @@
-// `sluice perf`: a produce/consume run over a temporary partition. Producer and consumer
-// processes (fork; --threads for threads) attach to the partition as any application would;
-// the parent only orchestrates, prints a progress line once a second, and reports records/s,
-// MB/s and one-way latency percentiles.
+// `sluice perf`: a produce/consume run over temporary partitions. Producer and consumer
+// processes (fork; --threads for threads) attach to the partition logs as any application
+// would; the parent only orchestrates, prints a progress line once a second, and reports
+// records/s, MB/s and one-way latency percentiles.
+//
+// Partitions and groups (--partitions, --groups): producers spread keyless records as Kafka's
+// sticky partitioner does: 64 records (or one --batch claim) to one partition, then the next,
+// round-robin; producer i starts on partition i. Consumers form groups (tools/perf_topology.h):
+// within a group the partitions are dealt once, before the run, by the group coordinator's
+// range assignor, and every group reads every record once. No broker takes part: the data
+// path is the same as with one (the client library maps the same logs), but there are no
+// rebalances or commits. Each consumer checks that every partition's offsets arrive in
+// sequence (none missing, none twice); the parent checks each group's count per partition.
 //
 // Latency is measured per record, from its timestamp (CLOCK_REALTIME, shared by all the
 // processes) to the consumer's clock when the record is handed to it. With --rate the
@@ -13,16 +22,17 @@
 // overestimate at high rates, exact when records arrive one at a time.
 //
 // Retention keeps the partition's footprint bounded (--retain segments, recycled), so the
-// producers do not outrun the slowest consumer by more than (retain - 2) segments: they wait
-// (flow control, counted in the report) rather than have a consumer's segment recycled under
-// it. Consumer 0 calls prepare_next() once per segment it has read (half a segment out of
-// phase with the rolls), as a broker would.
+// producers do not outrun the slowest reader of a partition by more than (retain - 2) segments:
+// they wait (flow control, counted in the report) rather than have a consumer's segment
+// recycled under it. Group 0's reader of each partition calls prepare_next() once per segment
+// it has read there (half a segment out of phase with the rolls), as a broker would.
 #include <fmt/format.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +55,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "shm/clock.h"
@@ -54,6 +65,7 @@
 #include "tools/commands.h"
 #include "tools/histogram.h"
 #include "tools/perf_format.h"
+#include "tools/perf_topology.h"
 
 namespace sluice::tools {
 namespace {
@@ -62,6 +74,8 @@ using namespace sluice::shm;
 
 constexpr int kMaxProducers = 16;
 constexpr int kMaxConsumers = 16;
+constexpr int kMaxPartitions = 64;
+constexpr std::int64_t kStickyRecords = 64;      // records to one partition before the next
 constexpr std::uint32_t kPollLimit = 64;         // records per poll() call
 constexpr std::int64_t kCopyChunk = 64;          // appends between clock / stop checks
 constexpr std::int64_t kSleepAboveNs = 200'000;  // pacing: sleep when the next send is later
@@ -75,6 +89,9 @@ struct PerfConfig {
   double rate = 1'000'000;  // records/s over all producers; 0: as fast as possible
   int producers = 1;
   int consumers = 1;
+  int partitions = 1;
+  int groups = 0;         // 0: every consumer is a group of its own
+  PerfTopology topology;  // from partitions, consumers and groups (run_perf)
   std::string wait = "adaptive";
   std::uint32_t batch = 0;  // 0: append() (copy); N: claim_batch of up to N records
   std::string data_dir = "/dev/shm/sluice";
@@ -90,13 +107,14 @@ struct PerfConfig {
   std::int64_t records_per_segment() const {
     return static_cast<std::int64_t>((segment_bytes() - kFrameHeaderBytes) / stride());
   }
-  // How far (in offsets) producers may run ahead of the slowest consumer.
+  // How far (in offsets) producers may run ahead of the slowest reader of a partition.
   std::int64_t window() const {
     return static_cast<std::int64_t>(retain - 2) * records_per_segment() -
            static_cast<std::int64_t>(std::max<std::uint32_t>(batch, 1)) * producers;
   }
   bool value_stamped() const { return batch > 0 && rate > 0 && size >= 8; }
-  // Consumer 0 applies retention (prepare_next() recycles the oldest segment into the spare).
+  // Group 0's reader of each partition applies retention to it (prepare_next() recycles the
+  // oldest segment into the spare).
   // Producers' handles have none: their rolls take the spare. (A roll that recycled in place
   // could race with prepare_next() on another handle.)
   LogOptions retention_options() const {
@@ -125,15 +143,24 @@ struct alignas(64) ProducerSlot {
   std::atomic<int> done{0};
   std::atomic<int> failed{0};
   char error[512] = {};
+  std::atomic<std::int64_t> sent_to[kMaxPartitions] = {};  // per partition, once done
+};
+
+// A consumer's read position in one partition (flow control): on a cache line of its own,
+// written by the consumer only, read by the producers.
+struct alignas(64) ReadPosition {
+  std::atomic<std::int64_t> next_offset{0};
 };
 
 struct alignas(64) ConsumerSlot {
-  std::atomic<std::int64_t> next_offset{0};  // flow control; on a line of its own
-  char pad[56] = {};
+  ReadPosition positions[kMaxPartitions];  // only its partitions' move
   std::atomic<std::int64_t> received{0};
   std::atomic<std::int64_t> bytes{0};
   std::atomic<std::int64_t> last_ns{0};  // CLOCK_REALTIME of the last receipt
   std::atomic<std::int64_t> prepare_failures{0};
+  // Records whose offset was not the next one of their partition (one missing or repeated).
+  std::atomic<std::int64_t> out_of_sequence{0};
+  std::atomic<std::int64_t> received_from[kMaxPartitions] = {};  // per partition, once done
   std::atomic<int> ready{0};
   std::atomic<int> done{0};
   std::atomic<int> failed{0};
@@ -146,6 +173,8 @@ struct PerfShared {
   std::atomic<int> go{0};
   std::atomic<std::int64_t> start_ns{0};  // CLOCK_REALTIME of the first scheduled send
   std::atomic<std::int64_t> target{-1};   // records sent in all, once every producer is done
+  // Records sent to each partition; written before `target` (release), read after it.
+  std::atomic<std::int64_t> partition_target[kMaxPartitions] = {};
   ProducerSlot producers[kMaxProducers];
   ConsumerSlot consumers[kMaxConsumers];
 };
@@ -250,21 +279,27 @@ class Worker {
 
 class FlowControl {
  public:
-  FlowControl(PerfShared& sh, int consumers, std::int64_t window)
-      : sh_(sh), consumers_(consumers), window_(window), limit_(window) {}
+  FlowControl(const PerfConfig& cfg, PerfShared& sh)
+      : sh_(sh),
+        readers_(cfg.topology.partition_readers),
+        window_(cfg.window()),
+        limit_(static_cast<std::size_t>(cfg.partitions), cfg.window()) {}
 
-  // Returns once `offset` is within the window ahead of the slowest consumer; false if the
-  // run is stopping.
-  bool admit(std::int64_t offset, ProducerSlot& slot) {
-    if (offset < limit_) [[likely]]
+  // Returns once `offset` of `partition` is within the window ahead of the slowest reader of
+  // that partition (one per group); false if the run is stopping.
+  bool admit(int partition, std::int64_t offset, ProducerSlot& slot) {
+    auto p = static_cast<std::size_t>(partition);
+    if (offset < limit_[p]) [[likely]]
       return true;
     bool counted = false;
     for (std::uint32_t spins = 0;; ++spins) {
       std::int64_t slowest = std::numeric_limits<std::int64_t>::max();
-      for (int c = 0; c < consumers_; ++c)
-        slowest = std::min(slowest, sh_.consumers[c].next_offset.load(std::memory_order_acquire));
-      limit_ = slowest + window_;
-      if (offset < limit_) return true;
+      // Acquire: paired with the consumer's release store of its position.
+      for (int c : readers_[p])
+        slowest = std::min(
+            slowest, sh_.consumers[c].positions[p].next_offset.load(std::memory_order_acquire));
+      limit_[p] = slowest + window_;
+      if (offset < limit_[p]) return true;
       if (sh_.stop.load(std::memory_order_relaxed) != 0) return false;
       if (!counted) {
         slot.flow_waits.fetch_add(1, std::memory_order_relaxed);
@@ -280,21 +315,23 @@ class FlowControl {
 
  private:
   PerfShared& sh_;
-  int consumers_;
+  const std::vector<std::vector<int>>& readers_;
   std::int64_t window_;
-  std::int64_t limit_;
+  std::vector<std::int64_t> limit_;  // per partition
 };
 
 class Producer {
  public:
-  Producer(const PerfConfig& cfg, PerfShared& sh, int id, LogAppender app)
+  Producer(const PerfConfig& cfg, PerfShared& sh, int id, std::vector<LogAppender> apps)
       : cfg_(cfg),
         sh_(sh),
         slot_(sh.producers[id]),
         id_(id),
-        app_(std::move(app)),
-        flow_(sh, cfg.consumers, cfg.window()),
-        payload_(std::max<std::uint32_t>(cfg.size, 8), std::byte{0x5a}) {
+        apps_(std::move(apps)),
+        flow_(cfg, sh),
+        payload_(std::max<std::uint32_t>(cfg.size, 8), std::byte{0x5a}),
+        sent_to_(apps_.size(), 0),
+        partition_(id % cfg.partitions) {
     std::int64_t share = cfg.count / cfg.producers;
     quota_ = cfg.count == 0 ? std::numeric_limits<std::int64_t>::max()
                             : share + (id < cfg.count % cfg.producers ? 1 : 0);
@@ -321,6 +358,8 @@ class Producer {
   bool stopping() const { return sh_.stop.load(std::memory_order_relaxed) != 0; }
 
   void finish() {
+    for (std::size_t p = 0; p < sent_to_.size(); ++p)
+      slot_.sent_to[p].store(sent_to_[p], std::memory_order_relaxed);
     slot_.sent.store(sent_, std::memory_order_relaxed);
     slot_.bytes.store(sent_ * cfg_.size, std::memory_order_relaxed);
     slot_.end_ns.store(wall_clock_ns(), std::memory_order_relaxed);
@@ -344,6 +383,12 @@ class Producer {
     return false;
   }
 
+  // Sticky partitioning: after kStickyRecords records (or one batch) on a partition, the next.
+  void next_partition() {
+    on_partition_ = 0;
+    if (++partition_ == static_cast<int>(apps_.size())) partition_ = 0;
+  }
+
   // Appends one record (timestamp < 0: the appender's clock). False when stopping.
   bool append_one(std::int64_t timestamp_ns) {
     if (cfg_.size >= 8) {
@@ -353,11 +398,14 @@ class Producer {
     RecordMeta meta;
     meta.timestamp_ns = timestamp_ns;
     std::string_view value(reinterpret_cast<const char*>(payload_.data()), cfg_.size);
+    const int p = partition_;
     for (;;) {
-      AppendResult r = app_.append(value, meta);
+      AppendResult r = apps_[static_cast<std::size_t>(p)].append(value, meta);
       if (r.outcome == AppendOutcome::kOk) {
         ++sent_;
-        return flow_.admit(r.offset, slot_);
+        ++sent_to_[static_cast<std::size_t>(p)];
+        if (++on_partition_ == kStickyRecords) next_partition();
+        return flow_.admit(p, r.offset, slot_);
       }
       if (!retry(r.outcome)) return false;
     }
@@ -366,9 +414,11 @@ class Producer {
   // Appends n records with one claim_batch; scheduled[i] (if given) goes into value i's first
   // 8 bytes. False when stopping.
   bool append_batch(std::uint32_t n, const std::int64_t* scheduled) {
+    const int p = partition_;
+    LogAppender& app = apps_[static_cast<std::size_t>(p)];
     BatchClaim b;
     for (;;) {
-      AppendOutcome o = app_.claim_batch(n, cfg_.size, b);
+      AppendOutcome o = app.claim_batch(n, cfg_.size, b);
       if (o == AppendOutcome::kOk) break;
       if (!retry(o)) return false;
     }
@@ -377,9 +427,11 @@ class Producer {
       std::memcpy(v, payload_.data(), cfg_.size);
       if (scheduled != nullptr) std::memcpy(v, &scheduled[i], 8);
     }
-    app_.commit(b);
+    app.commit(b);
     sent_ += n;
-    return flow_.admit(b.first_offset() + n - 1, slot_);
+    sent_to_[static_cast<std::size_t>(p)] += n;
+    next_partition();
+    return flow_.admit(p, b.first_offset() + n - 1, slot_);
   }
 
   void closed_loop() {
@@ -442,57 +494,83 @@ class Producer {
   PerfShared& sh_;
   ProducerSlot& slot_;
   int id_;
-  LogAppender app_;
+  std::vector<LogAppender> apps_;  // one per partition
   FlowControl flow_;
   std::vector<std::byte> payload_;
+  std::vector<std::int64_t> sent_to_;  // per partition
+  int partition_ = 0;                  // where the next record goes
+  std::int64_t on_partition_ = 0;      // records sent there since it became the sticky one
   std::int64_t quota_ = 0;
   std::int64_t sent_ = 0;
   std::int64_t start_ = 0;
   std::int64_t end_ = 0;
 };
 
-void run_producer(const PerfConfig& cfg, const std::string& dir, PerfShared& sh, int id, int cpu) {
+void run_producer(const PerfConfig& cfg, const std::vector<std::string>& dirs, PerfShared& sh,
+                  int id, int cpu) {
   ProducerSlot& slot = sh.producers[id];
   if (cpu >= 0) pin_to_cpu(cpu);
   ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);  // precise pacing sleeps
-  auto log = PartitionLog::open(dir, LogOptions{});
-  if (!log) {
-    fail(slot, "producer: " + log.status().message());
-    slot.done.store(1);
-    return;
-  }
   AppenderOptions ao;
   ao.timestamp_mode = cfg.batch > 0 ? TimestampMode::kPerBatch : TimestampMode::kWallClock;
-  auto app = LogAppender::open(*log, ao);
-  if (!app) {
-    fail(slot, "producer: " + app.status().message());
-    slot.done.store(1);
-    return;
+  std::vector<LogAppender> apps;
+  for (const std::string& dir : dirs) {
+    auto log = PartitionLog::open(dir, LogOptions{});
+    if (!log) {
+      fail(slot, "producer: " + log.status().message());
+      slot.done.store(1);
+      return;
+    }
+    auto app = LogAppender::open(*log, ao);
+    if (!app) {
+      fail(slot, "producer: " + app.status().message());
+      slot.done.store(1);
+      return;
+    }
+    apps.push_back(std::move(app).value());
   }
-  Producer p(cfg, sh, id, std::move(app).value());
+  Producer p(cfg, sh, id, std::move(apps));
   p.run();
 }
 
 // ---- consumer ------------------------------------------------------------------------------
 
-void run_consumer(const PerfConfig& cfg, const std::string& dir, PerfShared& sh, int id, int cpu) {
+// One partition a consumer reads.
+struct AssignedPartition {
+  int partition = 0;
+  std::shared_ptr<PartitionLog> log;
+  LogReader reader;
+  bool retention = false;  // this consumer applies retention to it (group 0's reader)
+  std::int64_t received = 0;
+  std::int64_t next_offset = 0;   // expected next (offsets start at 0 and have no gaps)
+  std::int64_t next_prepare = 0;  // prepare_next() once `received` reaches this
+};
+
+void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, PerfShared& sh,
+                  int id, int cpu) {
   ConsumerSlot& slot = sh.consumers[id];
   auto finish = [&] {
     slot.done.store(1, std::memory_order_release);
     slot.ready.store(1, std::memory_order_release);
   };
   if (cpu >= 0) pin_to_cpu(cpu);
-  auto log = PartitionLog::open(dir, id == 0 ? cfg.retention_options() : LogOptions{});
-  if (!log) {
-    fail(slot, "consumer: " + log.status().message());
-    return finish();
+  std::int64_t per_segment = cfg.records_per_segment();
+  std::vector<AssignedPartition> parts;
+  for (int p : cfg.topology.consumer_partitions[static_cast<std::size_t>(id)]) {
+    bool retention = cfg.topology.retention_owner(p) == id;
+    auto log = PartitionLog::open(dirs[static_cast<std::size_t>(p)],
+                                  retention ? cfg.retention_options() : LogOptions{});
+    if (!log) {
+      fail(slot, "consumer: " + log.status().message());
+      return finish();
+    }
+    auto opened = LogReader::open(*log);
+    if (!opened) {
+      fail(slot, "consumer: " + opened.status().message());
+      return finish();
+    }
+    parts.push_back({p, *log, std::move(opened).value(), retention, 0, 0, per_segment / 2});
   }
-  auto opened = LogReader::open(*log);
-  if (!opened) {
-    fail(slot, "consumer: " + opened.status().message());
-    return finish();
-  }
-  LogReader reader = std::move(opened).value();
   slot.ready.store(1, std::memory_order_release);
 
   WaitStrategy strategy = cfg.wait_strategy();
@@ -500,48 +578,114 @@ void run_consumer(const PerfConfig& cfg, const std::string& dir, PerfShared& sh,
   std::int64_t stamps[kPollLimit];
   std::uint32_t n = 0;
   std::int64_t bytes = 0;
+  std::int64_t expected = 0;  // the next offset of the partition being polled
+  std::int64_t out_of_sequence = 0;
   auto handler = [&](const RecordView& r) {
     std::string_view v = r.value.value_or(std::string_view{});
     std::int64_t t = r.timestamp_ns;
     if (stamped && v.size() >= 8) std::memcpy(&t, v.data(), 8);
     stamps[n++] = t;
     bytes += static_cast<std::int64_t>(v.size());
+    if (r.offset != expected) [[unlikely]]
+      ++out_of_sequence;
+    expected = r.offset + 1;
   };
   std::int64_t received = 0;
-  std::int64_t per_segment = cfg.records_per_segment();
-  std::int64_t next_prepare = per_segment / 2;
+  std::int64_t idle_since = 0;  // several partitions, adaptive wait: when the looks found none
+  std::size_t turn = 0;         // several partitions, blocking wait: whose futex to park on
   for (;;) {
-    n = 0;
-    PollResult pr = reader.poll(handler, kPollLimit);
-    if (pr.records != 0) {
-      std::int64_t now = wall_clock_ns();
-      for (std::uint32_t i = 0; i < n; ++i)
-        slot.histogram.record(now > stamps[i] ? static_cast<std::uint64_t>(now - stamps[i]) : 0);
-      received += pr.records;
-      slot.next_offset.store(reader.position(), std::memory_order_release);
-      slot.received.store(received, std::memory_order_relaxed);
-      slot.bytes.store(bytes, std::memory_order_relaxed);
-      slot.last_ns.store(now, std::memory_order_relaxed);
-      if (id == 0 && received >= next_prepare) {
-        if (!(*log)->prepare_next()) slot.prepare_failures.fetch_add(1, std::memory_order_relaxed);
-        next_prepare = received + per_segment;
+    bool any = false;
+    for (AssignedPartition& a : parts) {
+      n = 0;
+      expected = a.next_offset;
+      PollResult pr = a.reader.poll(handler, kPollLimit);
+      a.next_offset = expected;
+      if (pr.records != 0) {
+        any = true;
+        std::int64_t now = wall_clock_ns();
+        for (std::uint32_t i = 0; i < n; ++i)
+          slot.histogram.record(now > stamps[i] ? static_cast<std::uint64_t>(now - stamps[i]) : 0);
+        received += pr.records;
+        a.received += pr.records;
+        // Release: paired with the producers' acquire in FlowControl::admit.
+        slot.positions[a.partition].next_offset.store(a.reader.position(),
+                                                      std::memory_order_release);
+        slot.received.store(received, std::memory_order_relaxed);
+        slot.bytes.store(bytes, std::memory_order_relaxed);
+        slot.last_ns.store(now, std::memory_order_relaxed);
+        if (a.retention && a.received >= a.next_prepare) {
+          if (!a.log->prepare_next()) slot.prepare_failures.fetch_add(1, std::memory_order_relaxed);
+          a.next_prepare = a.received + per_segment;
+        }
+        continue;
       }
+      if (pr.outcome != ReadOutcome::kOk) {
+        fail(slot, fmt::format("consumer {}: partition {}: {}", id, a.partition,
+                               a.reader.error().message()));
+        sh.stop.store(1, std::memory_order_relaxed);
+        slot.out_of_sequence.store(out_of_sequence, std::memory_order_relaxed);
+        return finish();
+      }
+    }
+    if (any) {
+      idle_since = 0;
       continue;
     }
-    if (pr.outcome != ReadOutcome::kOk) {
-      fail(slot, fmt::format("consumer {}: {}", id, reader.error().message()));
-      sh.stop.store(1, std::memory_order_relaxed);
-      break;
-    }
     if (sh.stop.load(std::memory_order_relaxed) != 0) break;
-    std::int64_t target = sh.target.load(std::memory_order_acquire);
-    if (target >= 0 && received >= target) break;
-    (void)reader.wait(strategy, 100'000'000);
+    // Acquire: paired with the parent's release store of target, after partition_target.
+    if (sh.target.load(std::memory_order_acquire) >= 0) {
+      bool all = true;
+      for (const AssignedPartition& a : parts)
+        all = all && a.received >= sh.partition_target[a.partition].load(std::memory_order_relaxed);
+      if (all) break;
+    }
+    if (parts.size() == 1) {
+      (void)parts[0].reader.wait(strategy, 100'000'000);
+    } else if (parts.empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // an idle member
+    } else {
+      // Several partitions, as the client library's Consumer::poll waits: spin (or yield)
+      // over all of them; block and adaptive (after 50 us of spinning) park on one
+      // partition's futex for at most 1 ms, taking turns. A record in another partition
+      // waits out that millisecond: low-rate latency with block or adaptive shows it.
+      bool park = strategy == WaitStrategy::kBlock;
+      if (strategy == WaitStrategy::kAdaptive) {
+        std::int64_t now = wall_clock_ns();
+        if (idle_since == 0) idle_since = now;
+        park = now - idle_since > 50'000;
+      }
+      if (park) {
+        (void)parts[turn].reader.wait(WaitStrategy::kBlock, 1'000'000);
+        turn = (turn + 1) % parts.size();
+      } else if (strategy == WaitStrategy::kYield) {
+        sched_yield();
+      } else {
+        _mm_pause();
+      }
+    }
   }
+  for (const AssignedPartition& a : parts)
+    slot.received_from[a.partition].store(a.received, std::memory_order_relaxed);
+  slot.out_of_sequence.store(out_of_sequence, std::memory_order_relaxed);
   finish();
 }
 
 // ---- the run -------------------------------------------------------------------------------
+
+// Runs a worker's body; an exception ends the run with the worker's error instead of escaping
+// (from a thread: std::terminate; in a forked child: into the parent's code, leaving the
+// parent waiting for a worker that never reports).
+template <class Slot, class Fn>
+void guarded(PerfShared& sh, Slot& slot, Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    fail(slot, std::string("unexpected error: ") + e.what());
+    sh.stop.store(1, std::memory_order_relaxed);
+    if constexpr (std::is_same_v<Slot, ConsumerSlot>) slot.ready.store(1);
+    slot.done.store(1, std::memory_order_release);
+  }
+}
 
 struct Totals {
   std::int64_t sent = 0;
@@ -556,13 +700,18 @@ Totals totals(const PerfShared& sh, const PerfConfig& cfg) {
     t.sent += sh.producers[p].sent.load(std::memory_order_relaxed);
     t.sent_bytes += sh.producers[p].bytes.load(std::memory_order_relaxed);
   }
+  // A group receives what its members do; the slowest group is the run's received figure.
   t.min_received = std::numeric_limits<std::int64_t>::max();
   t.min_received_bytes = std::numeric_limits<std::int64_t>::max();
-  for (int c = 0; c < cfg.consumers; ++c) {
-    t.min_received =
-        std::min(t.min_received, sh.consumers[c].received.load(std::memory_order_relaxed));
-    t.min_received_bytes =
-        std::min(t.min_received_bytes, sh.consumers[c].bytes.load(std::memory_order_relaxed));
+  for (const PerfTopology::Group& g : cfg.topology.groups) {
+    std::int64_t records = 0;
+    std::int64_t bytes = 0;
+    for (int c = g.first; c < g.first + g.members; ++c) {
+      records += sh.consumers[c].received.load(std::memory_order_relaxed);
+      bytes += sh.consumers[c].bytes.load(std::memory_order_relaxed);
+    }
+    t.min_received = std::min(t.min_received, records);
+    t.min_received_bytes = std::min(t.min_received_bytes, bytes);
   }
   return t;
 }
@@ -573,8 +722,12 @@ std::string describe_setup(const PerfConfig& cfg) {
         cfg.threads ? (n > 1 ? "threads" : "thread") : (n > 1 ? "processes" : "process");
     return fmt::format("{} {} {}", n, role, kind);
   };
-  std::string s = fmt::format("{} -> {}, {}-byte values, ", workers(cfg.producers, "producer"),
-                              workers(cfg.consumers, "consumer"), cfg.size);
+  std::string s = fmt::format("{} -> {}", workers(cfg.producers, "producer"),
+                              workers(cfg.consumers, "consumer"));
+  if (cfg.groups != 0 && cfg.groups != cfg.consumers)
+    s += fmt::format(" in {} group{}", cfg.groups, cfg.groups > 1 ? "s" : "");
+  if (cfg.partitions > 1) s += fmt::format(", {} partitions", cfg.partitions);
+  s += fmt::format(", {}-byte values, ", cfg.size);
   s += cfg.batch > 0 ? fmt::format("claim_batch of up to {}", cfg.batch) : "append (copy)";
   s += cfg.rate > 0 ? fmt::format(", open loop at {} records/s",
                                   group_digits(static_cast<std::int64_t>(cfg.rate)))
@@ -607,12 +760,40 @@ int run_perf(PerfConfig cfg) {
     fmt::print(stderr, "sluice perf: --duration must be positive\n");
     return 2;
   }
+  if (cfg.partitions < 1 || cfg.partitions > kMaxPartitions) {
+    fmt::print(stderr, "sluice perf: --partitions must be 1..{} for a local run (got {})\n",
+               kMaxPartitions, cfg.partitions);
+    return 2;
+  }
+  {
+    std::string error;
+    cfg.topology = PerfTopology::make(cfg.partitions, cfg.consumers, cfg.groups, &error);
+    if (!cfg.topology.valid()) {
+      fmt::print(stderr, "sluice perf: {}\n", error);
+      return 2;
+    }
+  }
+  // Each partition holds up to --retain segments and a spare: refuse what cannot fit.
+  if (struct statvfs fs{}; ::statvfs(cfg.data_dir.c_str(), &fs) == 0) {
+    std::uint64_t need = std::uint64_t(cfg.partitions) * (cfg.retain + 1) * cfg.segment_bytes();
+    std::uint64_t avail = std::uint64_t{fs.f_bavail} * fs.f_frsize;
+    if (need > avail) {
+      fmt::print(stderr,
+                 "sluice perf: {} partitions x {} segments of {} MiB need {} MiB, {} has {} MiB "
+                 "free: lower --partitions, --retain or --segment-mib\n",
+                 cfg.partitions, cfg.retain + 1, cfg.segment_mib, need >> 20, cfg.data_dir,
+                 avail >> 20);
+      return 2;
+    }
+  }
 
-  // ---- the partition
+  // ---- the partitions: RUN_DIR/partition-P, each a partition log as a topic's (docs/format.md)
   static int run_counter = 0;
   std::string run_dir = fmt::format("{}/perf-{}-{}-{}", cfg.data_dir, ::getpid(),
                                     wall_clock_ns() / 1000, run_counter++);
-  std::string part_dir = run_dir + "/partition-0";
+  std::vector<std::string> part_dirs;
+  for (int p = 0; p < cfg.partitions; ++p)
+    part_dirs.push_back(fmt::format("{}/partition-{}", run_dir, p));
   std::error_code ec;
   std::filesystem::create_directories(run_dir, ec);
   if (ec) {
@@ -626,7 +807,7 @@ int run_perf(PerfConfig cfg) {
       std::filesystem::remove_all(dir, e);
     }
   } cleanup{run_dir};
-  {
+  for (const std::string& part_dir : part_dirs) {
     LogConfig lc;
     lc.segment_bytes = cfg.segment_bytes();
     auto log = PartitionLog::create(part_dir, lc, cfg.retention_options());
@@ -676,8 +857,9 @@ int run_perf(PerfConfig cfg) {
   try {
     for (int i = 0; i < cfg.consumers; ++i) {
       int cpu = pin ? cfg.producers + i : -1;
-      workers.emplace_back(!cfg.threads,
-                           [&c, &part_dir, sh, i, cpu] { run_consumer(c, part_dir, *sh, i, cpu); });
+      workers.emplace_back(!cfg.threads, [&c, &part_dirs, sh, i, cpu] {
+        guarded(*sh, sh->consumers[i], [&] { run_consumer(c, part_dirs, *sh, i, cpu); });
+      });
     }
     for (int i = 0; i < cfg.consumers; ++i) {
       while (sh->consumers[i].ready.load(std::memory_order_acquire) == 0)
@@ -685,8 +867,9 @@ int run_perf(PerfConfig cfg) {
     }
     for (int i = 0; i < cfg.producers; ++i) {
       int cpu = pin ? i : -1;
-      workers.emplace_back(!cfg.threads,
-                           [&c, &part_dir, sh, i, cpu] { run_producer(c, part_dir, *sh, i, cpu); });
+      workers.emplace_back(!cfg.threads, [&c, &part_dirs, sh, i, cpu] {
+        guarded(*sh, sh->producers[i], [&] { run_producer(c, part_dirs, *sh, i, cpu); });
+      });
     }
   } catch (const std::exception& e) {
     fmt::print(stderr, "sluice perf: {}\n", e.what());
@@ -739,6 +922,12 @@ int run_perf(PerfConfig cfg) {
     }
     std::int64_t now = wall_clock_ns();
     if (producers_done && sh->target.load() < 0) {
+      for (int p = 0; p < cfg.partitions; ++p) {
+        std::int64_t n = 0;
+        for (int i = 0; i < cfg.producers; ++i) n += sh->producers[i].sent_to[p].load();
+        sh->partition_target[p].store(n, std::memory_order_relaxed);
+      }
+      // Release: publishes partition_target; paired with the consumers' acquire of target.
       sh->target.store(totals(*sh, cfg).sent, std::memory_order_release);
       drain_deadline = now + kDrainTimeoutNs;
     }
@@ -804,13 +993,47 @@ int run_perf(PerfConfig cfg) {
   }
   if (crashed) errors.emplace_back("a worker process died");
   if (!drained) errors.emplace_back("consumers did not catch up within 10 s of the end");
+
+  // Each group against what was sent to each partition: exactly those records, each once.
+  std::vector<std::int64_t> sent_to(static_cast<std::size_t>(cfg.partitions), 0);
+  for (int p = 0; p < cfg.partitions; ++p)
+    for (int i = 0; i < cfg.producers; ++i)
+      sent_to[static_cast<std::size_t>(p)] += sh->producers[i].sent_to[p].load();
+  struct GroupResult {
+    std::int64_t records = 0;
+    std::int64_t out_of_sequence = 0;
+    bool exact = true;
+  };
+  std::vector<GroupResult> groups;
+  bool all_exact = true;
+  for (std::size_t g = 0; g < cfg.topology.groups.size(); ++g) {
+    const PerfTopology::Group& grp = cfg.topology.groups[g];
+    GroupResult r;
+    for (int m = grp.first; m < grp.first + grp.members; ++m) {
+      const ConsumerSlot& s = sh->consumers[m];
+      r.records += s.received.load();
+      r.out_of_sequence += s.out_of_sequence.load();
+      for (int p : cfg.topology.consumer_partitions[static_cast<std::size_t>(m)])
+        r.exact = r.exact && s.received_from[p].load() == sent_to[static_cast<std::size_t>(p)];
+    }
+    r.exact = r.exact && r.out_of_sequence == 0 && r.records == t.sent;
+    if (r.out_of_sequence > 0)
+      errors.push_back(fmt::format("group {}: {} records out of offset sequence (missing or twice)",
+                                   g, group_digits(r.out_of_sequence)));
+    else if (!r.exact && !interrupted)
+      errors.push_back(fmt::format("group {} received {} records of {} sent", g,
+                                   group_digits(r.records), group_digits(t.sent)));
+    all_exact = all_exact && r.exact;
+    groups.push_back(r);
+  }
+  const bool grouped = cfg.groups != 0 && cfg.groups != cfg.consumers;
   double send_s = std::max(1e-9, static_cast<double>(send_end - start) / 1e9);
   double recv_s = std::max(1e-9, static_cast<double>(recv_end - start) / 1e9);
   double sent_rate = static_cast<double>(t.sent) / send_s;
   double recv_rate = static_cast<double>(t.min_received) / recv_s;
   double recv_mb = static_cast<double>(t.min_received_bytes) / recv_s / 1e6;
   double sent_mb = static_cast<double>(t.sent_bytes) / send_s / 1e6;
-  bool complete = t.min_received == t.sent && errors.empty() && !interrupted;
+  bool complete = all_exact && t.min_received == t.sent && errors.empty() && !interrupted;
 
   struct Pct {
     const char* name;
@@ -827,6 +1050,10 @@ int run_perf(PerfConfig cfg) {
                    {"rate", cfg.rate},
                    {"producers", cfg.producers},
                    {"consumers", cfg.consumers},
+                   {"partitions", cfg.partitions},
+                   {"groups", cfg.topology.groups.size()},
+                   {"partitioner", "sticky: 64 records or one batch per partition, round-robin"},
+                   {"assignment", "static range assignment per group (no broker)"},
                    {"wait", cfg.wait},
                    {"batch", cfg.batch},
                    {"mode", cfg.threads ? "threads" : "processes"},
@@ -834,12 +1061,28 @@ int run_perf(PerfConfig cfg) {
                    {"retain_segments", cfg.retain},
                    {"pinned", pin},
                    {"data_dir", cfg.data_dir}};
-    j["sent"] = {{"records", t.sent},
-                 {"value_bytes", t.sent_bytes},
-                 {"seconds", send_s},
-                 {"records_per_s", sent_rate},
-                 {"mb_per_s", sent_mb}};
+    j["sent"] = {{"records", t.sent},           {"records_per_partition", sent_to},
+                 {"value_bytes", t.sent_bytes}, {"seconds", send_s},
+                 {"records_per_s", sent_rate},  {"mb_per_s", sent_mb}};
+    nlohmann::json jgroups = nlohmann::json::array();
+    std::vector<std::int64_t> per_group;
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      const PerfTopology::Group& grp = cfg.topology.groups[g];
+      nlohmann::json members = nlohmann::json::array();
+      for (int m = grp.first; m < grp.first + grp.members; ++m)
+        members.push_back({{"consumer", m},
+                           {"partitions", cfg.topology.consumer_partitions[std::size_t(m)]},
+                           {"records", per_consumer[std::size_t(m)]}});
+      jgroups.push_back({{"group", g},
+                         {"members", members},
+                         {"records", groups[g].records},
+                         {"out_of_sequence", groups[g].out_of_sequence},
+                         {"exactly_once", groups[g].exact}});
+      per_group.push_back(groups[g].records);
+    }
     j["received"] = {{"records_per_consumer", per_consumer},
+                     {"records_per_group", per_group},
+                     {"groups", jgroups},
                      {"min_records", t.min_received},
                      {"seconds", recv_s},
                      {"records_per_s", recv_rate},
@@ -863,13 +1106,34 @@ int run_perf(PerfConfig cfg) {
     fmt::print("{}\n", j.dump(2));
   } else {
     fmt::print("sluice perf: {}\n", describe_setup(cfg));
-    fmt::print("  partition {}: {} MiB segments, {} retained and recycled (removed afterwards)\n",
-               part_dir, cfg.segment_mib, cfg.retain);
+    if (cfg.partitions == 1)
+      fmt::print("  partition {}: {} MiB segments, {} retained and recycled (removed afterwards)\n",
+                 part_dirs[0], cfg.segment_mib, cfg.retain);
+    else
+      fmt::print(
+          "  partitions {}/partition-{{0..{}}}: {} MiB segments, {} retained and recycled "
+          "each (removed afterwards)\n",
+          run_dir, cfg.partitions - 1, cfg.segment_mib, cfg.retain);
+    if (cfg.partitions > 1 || grouped) {
+      std::string line;
+      for (std::size_t g = 0; g < groups.size(); ++g) {
+        const PerfTopology::Group& grp = cfg.topology.groups[g];
+        line += fmt::format("{}group {}:", g == 0 ? "" : "; ", g);
+        for (int m = grp.first; m < grp.first + grp.members; ++m)
+          line += fmt::format(" c{} [{}]", m, cfg.topology.describe_partitions(m));
+      }
+      fmt::print("  groups    {}\n", line);
+      fmt::print(
+          "            consumer [partitions], by the range assignor, fixed for the run (no "
+          "broker); records spread sticky, 64 (or a batch) per partition in turn\n");
+    }
     fmt::print("  sent      {:>14} records in {:.3f} s: {} records/s, {:.1f} MB/s\n",
                group_digits(t.sent), send_s, format_rate(sent_rate), sent_mb);
     fmt::print("  received  {:>14} records in {:.3f} s: {} records/s, {:.1f} MB/s{}\n",
                group_digits(t.min_received), recv_s, format_rate(recv_rate), recv_mb,
-               cfg.consumers > 1 ? " (each consumer)" : "");
+               grouped             ? (groups.size() > 1 ? " (each group)" : "")
+               : cfg.consumers > 1 ? " (each consumer)"
+                                   : "");
     std::string lat;
     for (const Pct& p : pcts)
       lat += fmt::format("{} {}  ", p.name, format_ns(static_cast<double>(merged.percentile(p.q))));
@@ -904,9 +1168,9 @@ int run_perf(PerfConfig cfg) {
 struct KafkaPerfOptions;
 std::shared_ptr<KafkaPerfOptions> add_perf_kafka_options(CLI::App* perf);
 bool perf_kafka_selected(const KafkaPerfOptions& k);
-int run_perf_kafka(const KafkaPerfOptions& k, std::uint32_t size, std::int64_t count,
-                   double duration_s, double rate, int producers, int consumers, bool json,
-                   bool no_progress);
+int run_perf_kafka(const KafkaPerfOptions& k, int partitions, std::uint32_t size,
+                   std::int64_t count, double duration_s, double rate, int producers, int consumers,
+                   bool json, bool no_progress);
 
 void add_perf_command(CLI::App& app, int& exit_code) {
   auto cfg = std::make_shared<PerfConfig>();
@@ -914,9 +1178,15 @@ void add_perf_command(CLI::App& app, int& exit_code) {
     cfg->data_dir = env;
   CLI::App* cmd = app.add_subcommand(
       "perf",
-      "Produce/consume run over a temporary partition: records/s, MB/s, one-way latency.\n"
-      "Without options: 10 s, 1 producer process -> 1 consumer process, 32-byte values at\n"
-      "1,000,000 records/s (open loop), adaptive wait.");
+      "Produce/consume run over temporary partitions: records/s, MB/s, one-way latency.\n"
+      "Without options: 10 s, 1 producer process -> 1 consumer process, 1 partition, 32-byte\n"
+      "values at 1,000,000 records/s (open loop), adaptive wait.\n"
+      "With --partitions N, producers spread keyless records as Kafka's sticky partitioner\n"
+      "does: 64 records (or one --batch claim) to a partition, then the next in turn (producer\n"
+      "i starts at partition i). With --groups G, the consumers form G groups of consecutive\n"
+      "consumers; each group reads every record once, its partitions dealt among its members\n"
+      "by the range assignor before the run (a static assignment over the partition logs: no\n"
+      "broker, no rebalance, no commit). --json reports each group's records per member.");
   cmd->add_option("--size", cfg->size, "Value bytes")->capture_default_str();
   auto* count =
       cmd->add_option("--count", cfg->count, "Records to send in all (instead of --duration)");
@@ -932,9 +1202,19 @@ void add_perf_command(CLI::App& app, int& exit_code) {
       ->capture_default_str()
       ->check(CLI::Range(1, kMaxProducers));
   cmd->add_option("--consumers", cfg->consumers,
-                  "Consumer processes (threads); each reads every record")
+                  "Consumer processes (threads); each reads every record unless --groups")
       ->capture_default_str()
       ->check(CLI::Range(1, kMaxConsumers));
+  cmd->add_option("--partitions", cfg->partitions,
+                  "Partitions (local: 1..64, each with --retain segments; with --kafka: of a new "
+                  "topic, 1..1024)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  auto* groups = cmd->add_option(
+      "--groups", cfg->groups,
+      "Consumer groups, 1..--consumers: each group reads every record once, its members "
+      "sharing the partitions (default: each consumer is a group of its own)");
+  groups->check(CLI::Range(1, kMaxConsumers));
   cmd->add_option("--wait", cfg->wait, "How consumers wait for records")
       ->capture_default_str()
       ->check(CLI::IsMember({"spin", "yield", "block", "adaptive"}));
@@ -943,7 +1223,7 @@ void add_perf_command(CLI::App& app, int& exit_code) {
                   "append() one record at a time (copy)")
       ->capture_default_str();
   cmd->add_option("--data-dir", cfg->data_dir,
-                  "Directory for the temporary partition (env SLUICE_DATA_DIR)")
+                  "Directory for the temporary partitions (env SLUICE_DATA_DIR)")
       ->capture_default_str();
   cmd->add_flag("--json", cfg->json, "Print the results as JSON on stdout");
   cmd->add_flag("--threads", cfg->threads, "Run producers and consumers as threads, not processes");
@@ -954,11 +1234,19 @@ void add_perf_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--no-pin", cfg->no_pin, "Do not pin workers to CPUs");
   cmd->add_flag("--no-progress", cfg->no_progress, "No progress line on stderr");
   auto kafka = add_perf_kafka_options(cmd);
-  cmd->callback([cfg, kafka, &exit_code] {
-    exit_code = perf_kafka_selected(*kafka)
-                    ? run_perf_kafka(*kafka, cfg->size, cfg->count, cfg->duration_s, cfg->rate,
-                                     cfg->producers, cfg->consumers, cfg->json, cfg->no_progress)
-                    : run_perf(*cfg);
+  cmd->callback([cfg, kafka, groups, &exit_code] {
+    if (perf_kafka_selected(*kafka)) {
+      if (groups->count() > 0) {
+        fmt::print(stderr, "sluice perf: --groups applies to local runs, not with --kafka\n");
+        exit_code = 2;
+        return;
+      }
+      exit_code =
+          run_perf_kafka(*kafka, cfg->partitions, cfg->size, cfg->count, cfg->duration_s, cfg->rate,
+                         cfg->producers, cfg->consumers, cfg->json, cfg->no_progress);
+    } else {
+      exit_code = run_perf(*cfg);
+    }
   });
 }
 

@@ -66,7 +66,7 @@ namespace sluice::tools {
 struct KafkaPerfOptions {
   std::string bootstrap;  // --kafka; empty: local perf
   std::string topic;      // empty: sluice-perf-PID-MS, created and deleted
-  int partitions = 1;
+  int partitions = 1;     // --partitions (an option of perf_command.cc), for a new topic
   std::string acks = "1";
   std::string compression = "none";
   double linger_ms = 5;
@@ -947,13 +947,11 @@ std::shared_ptr<KafkaPerfOptions> add_perf_kafka_options(CLI::App* perf) {
   auto k = std::make_shared<KafkaPerfOptions>();
   perf->add_option("--kafka", k->bootstrap,
                    "Drive a Kafka endpoint (bootstrap HOST:PORT[,...]) through librdkafka instead "
-                   "of a local partition; producers and consumers are threads; --wait, --batch, "
-                   "--threads, --segment-mib, --retain, --no-pin and --data-dir do not apply");
+                   "of local partitions; producers and consumers are threads; --wait, --batch, "
+                   "--groups, --threads, --segment-mib, --retain, --no-pin and --data-dir do "
+                   "not apply");
   perf->add_option("--topic", k->topic,
                    "With --kafka: topic to use (default: a new one, created and deleted)");
-  perf->add_option("--partitions", k->partitions, "With --kafka: partitions of a new topic")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
   perf->add_option("--acks", k->acks, "With --kafka: 0, 1 or all")->capture_default_str();
   perf->add_option("--compression", k->compression, "With --kafka: compression.type")
       ->capture_default_str()
@@ -985,10 +983,13 @@ bool perf_kafka_selected(const KafkaPerfOptions& k) {
   return !k.bootstrap.empty();
 }
 
-int run_perf_kafka(const KafkaPerfOptions& k, std::uint32_t size, std::int64_t count,
-                   double duration_s, double rate, int producers, int consumers, bool json,
-                   bool no_progress) {
-  return run(k, Settings{size, count, duration_s, rate, producers, consumers, json, no_progress});
+int run_perf_kafka(const KafkaPerfOptions& k, int partitions, std::uint32_t size,
+                   std::int64_t count, double duration_s, double rate, int producers, int consumers,
+                   bool json, bool no_progress) {
+  KafkaPerfOptions with_partitions = k;
+  with_partitions.partitions = partitions;
+  return run(with_partitions,
+             Settings{size, count, duration_s, rate, producers, consumers, json, no_progress});
 }
 
 }  // namespace sluice::tools

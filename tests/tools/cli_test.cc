@@ -94,7 +94,8 @@ TEST_CASE("cli: every subcommand has --help and bad arguments get one line and e
                                                           {"group", "delete"},
                                                           {"dump"},
                                                           {"verify"},
-                                                          {"status"}};
+                                                          {"status"},
+                                                          {"perf"}};
   for (auto args : commands) {
     args.emplace_back("--help");
     auto r = run(sluice_args(args, ""));
@@ -127,6 +128,9 @@ TEST_CASE("cli: every subcommand has --help and bad arguments get one line and e
       {{"group", "reset-offsets", "g"}, "give exactly one of"},
       {{"group", "reset-offsets", "g", "--to-datetime", "yesterday"}, "--to-datetime takes"},
       {{"consume", "t", "--unknown-option"}, "--unknown-option"},
+      {{"perf", "--consumers", "2", "--groups", "3"}, "--groups must be 1..2"},
+      {{"perf", "--partitions", "65"}, "--partitions must be 1..64 for a local run"},
+      {{"perf", "--kafka", "localhost:9", "--groups", "1"}, "--groups applies to local runs"},
   };
   for (const auto& b : bad) {
     auto r = run(sluice_args(b.args, ""));  // all refused before any data directory is used
@@ -685,4 +689,58 @@ TEST_CASE("cli: status shows the broker pid uptime topics partitions bytes and r
   CHECK(j["uptime_ms"].get<std::int64_t>() >= 0);
   CHECK(j["records_per_second"].get<double>() >= 0);
   CHECK(broker.stop() == 0);
+}
+
+TEST_CASE("cli: perf over 4 partitions with 2 groups delivers every record to each group once",
+          "[cli][process]") {
+  TestDir dir("perf");
+  auto r = cli(
+      dir, {"perf", "--partitions", "4", "--producers", "2", "--consumers", "4", "--groups", "2",
+            "--count", "20000", "--rate", "0", "--segment-mib", "1", "--no-pin", "--json"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  json j = json::parse(r.out);
+  INFO(r.out);
+  CHECK(j["complete"] == true);
+  CHECK(j["errors"].empty());
+  CHECK(j["config"]["partitions"] == 4);
+  CHECK(j["config"]["groups"] == 2);
+  REQUIRE(j["sent"]["records"] == 20000);
+  // Sticky partitioning spreads the records over every partition.
+  std::int64_t spread = 0;
+  for (const auto& n : j["sent"]["records_per_partition"]) {
+    CHECK(n.get<std::int64_t>() > 0);
+    spread += n.get<std::int64_t>();
+  }
+  CHECK(spread == 20000);
+  CHECK(j["received"]["records_per_group"] == json::array({20000, 20000}));
+  const json& groups = j["received"]["groups"];
+  REQUIRE(groups.size() == 2);
+  for (const auto& g : groups) {
+    CHECK(g["records"] == 20000);
+    CHECK(g["exactly_once"] == true);
+    CHECK(g["out_of_sequence"] == 0);
+    // The group's members share the partitions: each partition read by exactly one member.
+    REQUIRE(g["members"].size() == 2);
+    std::vector<int> owners(4, 0);
+    std::int64_t records = 0;
+    for (const auto& m : g["members"]) {
+      CHECK(!m["partitions"].empty());
+      for (const auto& p : m["partitions"]) ++owners.at(p.get<std::size_t>());
+      records += m["records"].get<std::int64_t>();
+    }
+    CHECK(owners == std::vector<int>{1, 1, 1, 1});
+    CHECK(records == 20000);
+  }
+
+  // Without --groups each consumer is a group of its own and reads every record.
+  auto all = cli(dir, {"perf", "--partitions", "2", "--consumers", "2", "--count", "5000", "--rate",
+                       "0", "--segment-mib", "1", "--threads", "--json"});
+  INFO(all.err);
+  REQUIRE(all.exit_code == 0);
+  json a = json::parse(all.out);
+  CHECK(a["complete"] == true);
+  CHECK(a["config"]["groups"] == 2);
+  CHECK(a["received"]["records_per_consumer"] == json::array({5000, 5000}));
+  CHECK(a["received"]["min_records"] == 5000);
 }
