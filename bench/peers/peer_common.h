@@ -13,6 +13,23 @@
 // Options: --size BYTES, --records N (throughput, after a warm-up of N/10), --rounds N (latency
 // samples, after a warm-up of N/10), --only tput|lat.
 //
+// Two more shapes, for how a consumer waits (bench/compare's "wait strategies" section); each
+// replaces the two above:
+//   --stream RATE --messages N   a paced producer (CPU 0) sends N values at RATE per second,
+//               open loop (it sleeps until each send time when the gap is >= 200 µs, spins
+//               otherwise), each carrying its send time (CLOCK_MONOTONIC); the consumer (CPU 1)
+//               subtracts it from its receive time: one-way latency, not halved, after a
+//               warm-up of N/10 values. Also the consumer's CPU use over the run.
+//   --idle SECONDS              nothing is sent for SECONDS, then one value; the consumer's CPU
+//               time (CLOCK_PROCESS_CPUTIME_ID: user + system) over the wall time it waited,
+//               and its voluntary context switches (getrusage), i.e. how often it woke.
+// They print one JSON line:
+//   {"system":..,"shape":"stream","size":..,"rate":..,"messages":..,"p50_ns":..,"p99_ns":..,
+//    "p999_ns":..,"mean_ns":..,"seconds":..,"cpu_pct":..,"wakeups_per_s":..}
+//   {"system":..,"shape":"idle","size":..,"seconds":..,"cpu_pct":..,"wakeups_per_s":..}
+// cpu_pct is CPU time over wall time in % of one core; wakeups_per_s counts voluntary context
+// switches (each a sleep that ended) per second of wall time.
+//
 // A transport implements Transport: prepare() runs in the parent before the forks; open(dir,
 // sending) runs in the child that uses that end, dir 0 = A -> B (producer -> consumer), 1 = B -> A;
 // cleanup() runs in the parent after both children exited. The ping-pong side A opens its
@@ -22,13 +39,17 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -96,6 +117,11 @@ struct Options {
   std::int64_t rounds = 100'000;
   bool tput = true;
   bool lat = true;
+  // The wait shapes: "stream" (--stream RATE --messages N) or "idle" (--idle SECONDS).
+  std::string shape;
+  double rate = 0;
+  std::int64_t messages = 10'000;
+  double idle_s = 0;
 };
 
 inline Options parse(int argc, char** argv, const char* system) {
@@ -117,15 +143,26 @@ inline Options parse(int argc, char** argv, const char* system) {
       std::string w = next();
       o.tput = w == "tput";
       o.lat = w == "lat";
+    } else if (a == "--stream") {
+      o.shape = "stream";
+      o.rate = std::stod(next());
+      if (!(o.rate > 0)) die("--stream needs a rate above 0");
+    } else if (a == "--messages") {
+      o.messages = std::max<std::int64_t>(std::stoll(next()), 1);
+    } else if (a == "--idle") {
+      o.shape = "idle";
+      o.idle_s = std::stod(next());
     } else {
       std::fprintf(stderr,
                    "usage: %s [--size BYTES] [--records N] [--rounds N] [--only tput|lat]\n"
+                   "       %s [--size BYTES] --stream RATE [--messages N] | --idle SECONDS\n"
                    "prints one JSON line (see bench/peers/peer_common.h)\n",
-                   argv[0]);
+                   argv[0], argv[0]);
       std::exit(a == "--help" ? 0 : 2);
     }
   }
   if (o.size < 8) o.size = 8;
+  if (!o.shape.empty() && o.size < 16) o.size = 16;  // send time and sequence number
   return o;
 }
 
@@ -341,8 +378,220 @@ inline void run_lat(Transport& t, const Options& o, Results& r) {
   ::munmap(sh, sizeof(Shared));
 }
 
+// ---- wait shapes: --stream and --idle ------------------------------------------------------
+
+struct WaitResults {
+  double p50 = 0, p99 = 0, p999 = 0, mean = 0;  // one-way, ns (stream)
+  double seconds = 0;                           // consumer's wall time measured
+  double cpu_pct = 0;                           // its CPU time over that, % of one core
+  double wakeups_per_s = 0;                     // its voluntary context switches per second
+};
+
+// The consumer's clocks at one instant: wall, its CPU time, its voluntary context switches.
+struct CpuMark {
+  std::int64_t wall_ns = 0;
+  std::int64_t cpu_ns = 0;
+  long nvcsw = 0;
+};
+
+inline CpuMark cpu_mark() {
+  CpuMark m;
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  m.cpu_ns = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  m.nvcsw = ru.ru_nvcsw;
+  m.wall_ns = now_ns();
+  return m;
+}
+
+inline void cpu_between(const CpuMark& a, const CpuMark& b, WaitResults& r) {
+  double wall = static_cast<double>(b.wall_ns - a.wall_ns);
+  r.seconds = wall / 1e9;
+  r.cpu_pct = wall > 0 ? 100.0 * static_cast<double>(b.cpu_ns - a.cpu_ns) / wall : 0;
+  r.wakeups_per_s = wall > 0 ? static_cast<double>(b.nvcsw - a.nvcsw) / r.seconds : 0;
+}
+
+// Fills p50/p99/p99.9/mean from one-way samples in ns (not halved).
+inline void percentiles_ns(std::vector<std::int64_t>& samples, WaitResults& r) {
+  if (samples.empty()) return;
+  std::sort(samples.begin(), samples.end());
+  auto at = [&](double q) {
+    auto rank = static_cast<std::size_t>(q * static_cast<double>(samples.size()));
+    return static_cast<double>(samples[std::min(rank, samples.size() - 1)]);
+  };
+  double sum = 0;
+  for (std::int64_t s : samples) sum += static_cast<double>(s);
+  r.p50 = at(0.50);
+  r.p99 = at(0.99);
+  r.p999 = at(0.999);
+  r.mean = sum / static_cast<double>(samples.size());
+}
+
+// Calls send(i) for i in [0, n) at `rate` per second, open loop: value i is due at
+// start + i / rate whatever happened before. Gaps of 200 µs or more are slept (absolute
+// clock_nanosleep, timer slack 1 ns), so that at low rates the producer's CPU is idle between
+// sends as in an application; shorter gaps are spun. send() takes the send time itself, after
+// the wait: the measured latency starts when the value is handed over.
+template <class Send>
+void paced(double rate, std::int64_t n, Send&& send) {
+  auto period = static_cast<std::int64_t>(std::llround(1e9 / rate));
+  bool sleep = period >= 200'000;
+  if (sleep) (void)::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+  std::int64_t start = now_ns() + 1'000'000;
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::int64_t due = start + i * period;
+    if (sleep) {
+      timespec ts{};
+      ts.tv_sec = due / 1'000'000'000;
+      ts.tv_nsec = due % 1'000'000'000;
+      while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) != 0) {
+      }
+    } else {
+      while (now_ns() < due) _mm_pause();
+    }
+    send(i);
+  }
+}
+
+inline void sleep_ns(std::int64_t ns) {
+  timespec ts{};
+  ts.tv_sec = ns / 1'000'000'000;
+  ts.tv_nsec = ns % 1'000'000'000;
+  while (::nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+// The value of message i: its send time (taken now) in bytes 0-7, i in bytes 8-15.
+inline void stamp(char* value, std::int64_t i) {
+  std::int64_t t = now_ns();
+  std::memcpy(value, &t, 8);
+  std::memcpy(value + 8, &i, 8);
+}
+
+// One-way latency of a received value (now minus its send time).
+inline std::int64_t age_ns(const void* value) {
+  std::int64_t t = 0;
+  std::memcpy(&t, value, 8);
+  return now_ns() - t;
+}
+
+inline std::int64_t stream_warmup(const Options& o) {
+  return std::min<std::int64_t>(o.messages / 10, 1000);
+}
+
+struct alignas(64) WaitShared {
+  std::atomic<std::int64_t> ready{0};
+  std::atomic<std::int64_t> done{0};
+  WaitResults res;
+};
+
+inline void print_wait_json(const Options& o, const WaitResults& r) {
+  if (o.shape == "stream") {
+    std::printf(
+        "{\"system\":\"%s\",\"shape\":\"stream\",\"size\":%u,\"rate\":%.0f,\"messages\":%lld,"
+        "\"p50_ns\":%.0f,\"p99_ns\":%.0f,\"p999_ns\":%.0f,\"mean_ns\":%.0f,\"seconds\":%.3f,"
+        "\"cpu_pct\":%.3f,\"wakeups_per_s\":%.1f}\n",
+        o.system.c_str(), o.size, o.rate, static_cast<long long>(o.messages), r.p50, r.p99, r.p999,
+        r.mean, r.seconds, r.cpu_pct, r.wakeups_per_s);
+  } else {
+    std::printf(
+        "{\"system\":\"%s\",\"shape\":\"idle\",\"size\":%u,\"seconds\":%.3f,\"cpu_pct\":%.4f,"
+        "\"wakeups_per_s\":%.1f}\n",
+        o.system.c_str(), o.size, r.seconds, r.cpu_pct, r.wakeups_per_s);
+  }
+  std::fflush(stdout);
+}
+
+// --stream over a Link: the consumer blocks in recv().
+inline void run_stream(Transport& t, const Options& o, WaitResults& r) {
+  auto* sh = shared_object<WaitShared>();
+  t.prepare();
+  std::uint32_t size = o.size;
+  std::int64_t warm = stream_warmup(o);
+  std::int64_t total = warm + o.messages;
+  pid_t consumer = spawn([&] {
+    pin_to_cpu(1);
+    auto link = t.open(0, false);
+    std::vector<char> buf(size);
+    std::vector<std::int64_t> samples;
+    samples.reserve(static_cast<std::size_t>(o.messages));
+    sh->ready.store(1, std::memory_order_release);
+    CpuMark a = cpu_mark();
+    for (std::int64_t i = 0; i < total; ++i) {
+      link->recv(buf.data(), size, size);
+      std::int64_t age = age_ns(buf.data());
+      if (i >= warm) samples.push_back(age);
+    }
+    CpuMark b = cpu_mark();
+    cpu_between(a, b, sh->res);
+    percentiles_ns(samples, sh->res);
+    sh->done.store(1, std::memory_order_release);
+  });
+  pid_t producer = spawn([&] {
+    pin_to_cpu(0);
+    auto link = t.open(0, true);
+    std::vector<char> value(size, 'v');
+    while (sh->ready.load(std::memory_order_acquire) == 0) ::usleep(100);
+    paced(o.rate, total, [&](std::int64_t i) {
+      stamp(value.data(), i);
+      link->send(value.data(), size);
+    });
+    while (sh->done.load(std::memory_order_acquire) == 0) ::usleep(1000);
+  });
+  reap(consumer);
+  reap(producer);
+  t.cleanup();
+  r = sh->res;
+  ::munmap(sh, sizeof(WaitShared));
+}
+
+// --idle over a Link: the consumer blocks in recv() until the one value sent after SECONDS.
+inline void run_idle(Transport& t, const Options& o, WaitResults& r) {
+  auto* sh = shared_object<WaitShared>();
+  t.prepare();
+  std::uint32_t size = o.size;
+  pid_t consumer = spawn([&] {
+    pin_to_cpu(1);
+    auto link = t.open(0, false);
+    std::vector<char> buf(size);
+    sh->ready.store(1, std::memory_order_release);
+    CpuMark a = cpu_mark();
+    link->recv(buf.data(), size, size);
+    CpuMark b = cpu_mark();
+    cpu_between(a, b, sh->res);
+    sh->done.store(1, std::memory_order_release);
+  });
+  pid_t producer = spawn([&] {
+    pin_to_cpu(0);
+    auto link = t.open(0, true);
+    std::vector<char> value(size, 'v');
+    while (sh->ready.load(std::memory_order_acquire) == 0) ::usleep(100);
+    sleep_ns(static_cast<std::int64_t>(o.idle_s * 1e9));
+    stamp(value.data(), 0);
+    link->send(value.data(), size);
+    while (sh->done.load(std::memory_order_acquire) == 0) ::usleep(1000);
+  });
+  reap(consumer);
+  reap(producer);
+  t.cleanup();
+  r = sh->res;
+  ::munmap(sh, sizeof(WaitShared));
+}
+
 inline int run(int argc, char** argv, const char* system, Transport& t) {
   Options o = parse(argc, argv, system);
+  if (!o.shape.empty()) {
+    WaitResults w;
+    if (o.shape == "stream") {
+      run_stream(t, o, w);
+    } else {
+      run_idle(t, o, w);
+    }
+    print_wait_json(o, w);
+    return 0;
+  }
   Results r;
   if (o.tput) run_tput(t, o, r);
   if (o.lat) run_lat(t, o, r);

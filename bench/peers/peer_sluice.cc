@@ -9,15 +9,25 @@
 //               fastest configuration ("recycled-spare"). Flow control as in log_bench: the
 //               producer does not run more than 2 segments ahead of the consumer. The
 //               warm-up is at least 6 segments, so that recycling is in its steady state.
-//   latency     ping-pong over two partitions: A append()s to P1, B waits (kSpin) and polls P1
-//               and append()s the value to P2, A waits (kSpin) and polls P2; one-way = half the
-//               round trip. A, off the clock, every 4096 round trips: prepare_next() on both.
+//   latency     ping-pong over two partitions: A append()s to P1, B waits (kSpin, or --wait)
+//               and polls P1 and append()s the value to P2, A waits likewise and polls P2; one-way
+//               = half the round trip. A, off the clock, every 4096 round trips: prepare_next() on
+//               both.
+//   --stream RATE / --idle SECONDS (the wait shapes of peer_common.h): a producer process
+//               (CPU 0) append()s to one partition, a consumer process (CPU 1) polls it and,
+//               when caught up, LogReader::wait(--wait STRATEGY, 100 ms) in a loop, as
+//               sluice::Consumer::poll does for one partition. --wait spin|yield|block|adaptive
+//               (default spin; it also picks the ping-pong's wait), --spin-ns N sets
+//               ReaderOptions::spin_ns (adaptive's spin phase). The stream's partition has one
+//               segment large enough for the run (no roll in it), pre-faulted as usual.
+//               System name: sluice-STRATEGY.
 // SLUICE_DATA_DIR (default /dev/shm/sluice) holds the temporary partitions, removed after.
 #include <unistd.h>
 #include <x86intrin.h>
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "peer_common.h"
 #include "shm/log_appender.h"
@@ -28,6 +38,10 @@ namespace {
 
 using namespace sluice::shm;
 using peers::die;
+
+// --wait and --spin-ns.
+WaitStrategy g_wait = WaitStrategy::kSpin;
+ReaderOptions g_reader_options;
 
 template <class T>
 T must(sluice::Result<T> r, const char* what) {
@@ -182,8 +196,7 @@ struct alignas(64) LatShared {
 template <class Handler>
 bool receive_one(LogReader& reader, Handler&& handler, const std::atomic<std::int64_t>* stop) {
   for (;;) {
-    if (reader.wait(WaitStrategy::kSpin, 100'000'000) && reader.poll(handler, 1).records != 0)
-      return true;
+    if (reader.wait(g_wait, 100'000'000) && reader.poll(handler, 1).records != 0) return true;
     if (stop != nullptr && stop->load(std::memory_order_relaxed) != 0) return false;
   }
 }
@@ -209,7 +222,7 @@ void run_lat(const peers::Options& o, peers::Results& res) {
     // No retention on the handle B appends with: A's prepare_next() recycles P2's segments
     // into the spare and B's rolls take it.
     auto p2 = must(PartitionLog::open(dir + "/p2", LogOptions{}), "open p2");
-    LogReader reader = must(LogReader::open(p1), "open reader");
+    LogReader reader = must(LogReader::open(p1, g_reader_options), "open reader");
     LogAppender app = must(LogAppender::open(p2), "open appender");
     auto on_ping = [&](const RecordView& r) {
       if (app.append(r.value.value_or(std::string_view{})).outcome != AppendOutcome::kOk)
@@ -226,7 +239,7 @@ void run_lat(const peers::Options& o, peers::Results& res) {
     auto p1 = must(PartitionLog::open(dir + "/p1", recycling()), "open p1");
     auto p2 = must(PartitionLog::open(dir + "/p2", recycling()), "open p2");
     LogAppender app = must(LogAppender::open(p1), "open appender");
-    LogReader reader = must(LogReader::open(p2), "open reader");
+    LogReader reader = must(LogReader::open(p2, g_reader_options), "open reader");
     std::string value(size, 'p');
     std::uint64_t sink = 0;
     auto on_pong = [&](const RecordView& r) {
@@ -262,10 +275,178 @@ void run_lat(const peers::Options& o, peers::Results& res) {
   std::filesystem::remove_all(dir);
 }
 
+// Consumes until `count` records have been handled: poll, and when caught up wait with
+// g_wait for at most 100 ms at a time (sluice::Consumer::poll's loop for one partition).
+template <class Handler>
+void consume(LogReader& reader, std::int64_t count, Handler&& handler) {
+  std::int64_t got = 0;
+  while (got < count) {
+    PollResult pr = reader.poll(handler, 64);
+    if (pr.records != 0) {
+      got += pr.records;
+      continue;
+    }
+    if (pr.outcome != ReadOutcome::kOk) die("consumer: " + reader.error().message());
+    (void)reader.wait(g_wait, 100'000'000);
+  }
+}
+
+// --stream RATE --messages N (peer_common.h): paced append()s, one-way latency at the consumer.
+void run_stream(const peers::Options& o, peers::WaitResults& res) {
+  std::string dir = temp_dir("stream");
+  std::string part = dir + "/p0";
+  std::int64_t warm = peers::stream_warmup(o);
+  std::int64_t total = warm + o.messages;
+  std::uint32_t size = o.size;
+  {
+    // One segment for the whole run, rounded up to a power of two: no roll while measuring.
+    std::uint64_t need = static_cast<std::uint64_t>(total) *
+                             (align_frame(kFrameHeaderBytes + std::uint64_t{size}) + 64) +
+                         (std::uint64_t{1} << 20);
+    std::uint64_t bytes = std::uint64_t{4} << 20;
+    while (bytes < need) bytes *= 2;
+    LogConfig lc;
+    lc.segment_bytes = bytes;
+    auto log = must(PartitionLog::create(part, lc, LogOptions{}), "create");
+  }
+  auto* sh = peers::shared_object<peers::WaitShared>();
+
+  pid_t consumer = peers::spawn([&] {
+    peers::pin_to_cpu(1);
+    auto log = must(PartitionLog::open(part, LogOptions{}), "open (consumer)");
+    LogReader reader = must(LogReader::open(log, g_reader_options), "open reader");
+    std::vector<std::int64_t> samples;
+    samples.reserve(static_cast<std::size_t>(o.messages));
+    std::int64_t seen = 0;
+    auto handler = [&](const RecordView& r) {
+      std::string_view v = r.value.value_or(std::string_view{});
+      if (v.size() < 16) die("short value");
+      std::int64_t age = peers::age_ns(v.data());
+      if (seen++ >= warm) samples.push_back(age);
+    };
+    sh->ready.store(1, std::memory_order_release);
+    peers::CpuMark a = peers::cpu_mark();
+    consume(reader, total, handler);
+    peers::CpuMark b = peers::cpu_mark();
+    peers::cpu_between(a, b, sh->res);
+    peers::percentiles_ns(samples, sh->res);
+    sh->done.store(1, std::memory_order_release);
+  });
+
+  pid_t producer = peers::spawn([&] {
+    peers::pin_to_cpu(0);
+    auto log = must(PartitionLog::open(part, LogOptions{}), "open (producer)");
+    LogAppender app = must(LogAppender::open(log), "open appender");
+    std::string value(size, 'v');
+    while (sh->ready.load(std::memory_order_acquire) == 0) ::usleep(100);
+    peers::paced(o.rate, total, [&](std::int64_t i) {
+      peers::stamp(value.data(), i);
+      if (app.append(value).outcome != AppendOutcome::kOk) die("append failed");
+    });
+    while (sh->done.load(std::memory_order_acquire) == 0) ::usleep(1000);
+  });
+  peers::reap(consumer);
+  peers::reap(producer);
+  res = sh->res;
+  ::munmap(sh, sizeof(peers::WaitShared));
+  std::filesystem::remove_all(dir);
+}
+
+// --idle SECONDS (peer_common.h): the consumer waits for the one record appended after SECONDS.
+void run_idle(const peers::Options& o, peers::WaitResults& res) {
+  std::string dir = temp_dir("idle");
+  std::string part = dir + "/p0";
+  {
+    LogConfig lc;
+    lc.segment_bytes = std::uint64_t{4} << 20;
+    auto log = must(PartitionLog::create(part, lc, LogOptions{}), "create");
+  }
+  auto* sh = peers::shared_object<peers::WaitShared>();
+  std::uint32_t size = o.size;
+
+  pid_t consumer = peers::spawn([&] {
+    peers::pin_to_cpu(1);
+    auto log = must(PartitionLog::open(part, LogOptions{}), "open (consumer)");
+    LogReader reader = must(LogReader::open(log, g_reader_options), "open reader");
+    auto handler = [](const RecordView&) {};
+    sh->ready.store(1, std::memory_order_release);
+    peers::CpuMark a = peers::cpu_mark();
+    consume(reader, 1, handler);
+    peers::CpuMark b = peers::cpu_mark();
+    peers::cpu_between(a, b, sh->res);
+    sh->done.store(1, std::memory_order_release);
+  });
+
+  pid_t producer = peers::spawn([&] {
+    peers::pin_to_cpu(0);
+    auto log = must(PartitionLog::open(part, LogOptions{}), "open (producer)");
+    LogAppender app = must(LogAppender::open(log), "open appender");
+    std::string value(size, 'v');
+    while (sh->ready.load(std::memory_order_acquire) == 0) ::usleep(100);
+    peers::sleep_ns(static_cast<std::int64_t>(o.idle_s * 1e9));
+    peers::stamp(value.data(), 0);
+    if (app.append(value).outcome != AppendOutcome::kOk) die("append failed");
+    while (sh->done.load(std::memory_order_acquire) == 0) ::usleep(1000);
+  });
+  peers::reap(consumer);
+  peers::reap(producer);
+  res = sh->res;
+  ::munmap(sh, sizeof(peers::WaitShared));
+  std::filesystem::remove_all(dir);
+}
+
+const char* wait_name(WaitStrategy w) {
+  switch (w) {
+    case WaitStrategy::kSpin:
+      return "spin";
+    case WaitStrategy::kYield:
+      return "yield";
+    case WaitStrategy::kBlock:
+      return "block";
+    case WaitStrategy::kAdaptive:
+      return "adaptive";
+  }
+  return "?";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  peers::Options o = peers::parse(argc, argv, "sluice");
+  // Takes --wait and --spin-ns out; the rest goes to peers::parse.
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--wait" || a == "--spin-ns") && i + 1 < argc) {
+      std::string v = argv[++i];
+      if (a == "--spin-ns") {
+        g_reader_options.spin_ns = std::stoll(v);
+      } else if (v == "spin") {
+        g_wait = WaitStrategy::kSpin;
+      } else if (v == "yield") {
+        g_wait = WaitStrategy::kYield;
+      } else if (v == "block") {
+        g_wait = WaitStrategy::kBlock;
+      } else if (v == "adaptive") {
+        g_wait = WaitStrategy::kAdaptive;
+      } else {
+        die("--wait takes spin, yield, block or adaptive");
+      }
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  peers::Options o = peers::parse(static_cast<int>(args.size()), args.data(), "sluice");
+  if (!o.shape.empty()) {
+    o.system = std::string("sluice-") + wait_name(g_wait);
+    peers::WaitResults w;
+    if (o.shape == "stream") {
+      run_stream(o, w);
+    } else {
+      run_idle(o, w);
+    }
+    peers::print_wait_json(o, w);
+    return 0;
+  }
   peers::Results r;
   if (o.tput) run_tput(o, r);
   if (o.lat) run_lat(o, r);
