@@ -4,6 +4,7 @@
 // acks; the Fetch long poll and offset errors; ListOffsets.
 #include <zlib.h>
 
+#include <cstring>
 #include <future>
 #include <string>
 #include <vector>
@@ -590,6 +591,40 @@ TEST_CASE("gateway: a waiting fetch returns early when a local producer appends"
   REQUIRE(f.records.size() == 1);
   CHECK(f.records[0].value == std::optional<std::string>("local"));
   CHECK(took < 3000);
+}
+
+TEST_CASE(
+    "gateway: a fetch at an offset behind a local claim not yet committed is empty, not out "
+    "of range, and delivers that offset once the claim commits",
+    "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("hole", 1);
+  ProducerConfig pc;
+  pc.data_dir = broker.data_dir();
+  auto slow = must(Producer::open(pc));
+  auto fast = must(Producer::open(pc));
+  // Offset 0 is claimed and not committed; offset 1 is committed after it.
+  Reservation r = must(slow.claim("hole", std::nullopt, 5, {}, 0));
+  REQUIRE(r.id().offset == 0);
+  std::memcpy(r.value().data(), "first", 5);
+  RecordId second = must(fast.send("hole", "k", "second", {}, 0));
+  REQUIRE(second.offset == 1);
+
+  KafkaClient c(broker);
+  // A Kafka client resuming at offset 1 (say, from a commit) must not be told it is out of
+  // range: it would reset its position.
+  FetchedPartition f = fetch(c, "hole", 0, 1);
+  CHECK(f.error == ErrorCode::kNone);
+  CHECK(f.records.empty());
+  slow.commit(r);
+  f = fetch(c, "hole", 0, 1);
+  CHECK(f.error == ErrorCode::kNone);
+  REQUIRE(f.records.size() == 1);
+  CHECK(f.records[0].offset == 1);
+  CHECK(f.records[0].value == std::optional<std::string>("second"));
+  f = fetch(c, "hole", 0, 0);
+  REQUIRE(f.records.size() == 2);
+  CHECK(f.records[0].value == std::optional<std::string>("first"));
 }
 
 TEST_CASE(
