@@ -349,6 +349,22 @@ Result<std::size_t> Consumer::poll_impl(RawHandler fn, void* ctx, std::size_t ma
           },
           limit);
       delivered += r.records;
+      if (r.records == 0 && r.outcome == shm::ReadOutcome::kOk && im.subscription.empty() &&
+          a.log->closed() && a.reader->position() >= a.log->end_offset()) {
+        // Its topic was deleted and everything it held has been delivered: unassign it and
+        // say so (now, or on the next poll if this one delivered records). A group member
+        // is moved off it by the rebalance instead.
+        Status gone(ErrorCode::kUnknownTopic, "topic " + a.tp.topic + " was deleted: partition " +
+                                                  std::to_string(a.tp.partition) +
+                                                  " is no longer assigned");
+        im.parts.erase(im.parts.begin() + static_cast<std::ptrdiff_t>((im.next_part + i) % n));
+        im.next_part = 0;
+        if (delivered > 0) {
+          im.async_error = gone;
+          return delivered;
+        }
+        return gone;
+      }
       if (r.outcome == shm::ReadOutcome::kOutOfRange) {
         if (Status s = im.reset_position(a); !s) return s.with_context(a.reader->error().message());
       } else if (r.outcome == shm::ReadOutcome::kCorrupt) {

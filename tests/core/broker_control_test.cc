@@ -824,9 +824,27 @@ TEST_CASE("topics: create, describe, alter (grow, never shrink), delete through 
     return consumer.assignment().size() == 5;
   }));
 
-  // Delete.
+  // Delete, while a consumer has partition 1 assigned (no group).
   BT_REQUIRE_OK(consumer.close());
+  ConsumerConfig ac;
+  ac.data_dir = dir.path();
+  ac.auto_offset_reset = AutoOffsetReset::kEarliest;
+  auto assigned = must(Consumer::open(ac));
+  BT_REQUIRE_OK(assigned.assign({{"orders", 1}}));
+  const std::int64_t held = must(admin.describe_topic("orders")).partitions[1].end_offset;
   BT_REQUIRE_OK(admin.delete_topic("orders"));
+  // It gets what the partition held, then a clear error, and the partition is unassigned.
+  std::int64_t read = 0;
+  Status deleted = Status::ok();
+  for (int i = 0; i < 100 && deleted.is_ok(); ++i) {
+    auto n = assigned.poll([&](const Record&) { ++read; }, 100, 10);
+    if (!n) deleted = n.status();
+  }
+  CHECK(read == held);
+  INFO(deleted.message());
+  CHECK(deleted.code() == ErrorCode::kUnknownTopic);
+  CHECK(deleted.message().find("topic orders was deleted") != std::string::npos);
+  CHECK(assigned.assignment().empty());
   CHECK(must(admin.list_topics()).empty());
   CHECK(admin.describe_topic("orders").status().code() == ErrorCode::kUnknownTopic);
   CHECK(admin.delete_topic("orders").code() == ErrorCode::kUnknownTopic);
