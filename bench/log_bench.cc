@@ -899,20 +899,6 @@ const char* ts_name(TimestampMode m, bool given) {
   return "?";
 }
 
-const char* wait_name(WaitStrategy w) {
-  switch (w) {
-    case WaitStrategy::kSpin:
-      return "spin";
-    case WaitStrategy::kYield:
-      return "yield";
-    case WaitStrategy::kBlock:
-      return "block";
-    case WaitStrategy::kAdaptive:
-      return "adaptive";
-  }
-  return "?";
-}
-
 std::string tput_name(const char* group, const TputConfig& c) {
   std::string path = c.path == Path::kBatch    ? "batch" + std::to_string(c.batch)
                      : c.path == Path::kAppend ? "append"
@@ -1071,7 +1057,7 @@ void register_all() {
   // Latency: two processes, ping-pong over two partitions, 32 B.
   auto add_lat = [](const LatConfig& c, std::int64_t samples) {
     std::string name = std::string("Latency/processes/append/value:") + size_name(c.value_size) +
-                       "/wait:" + (c.poll_spin ? "poll-spin" : wait_name(c.wait)) +
+                       "/wait:" + (c.poll_spin ? "poll-spin" : wait_strategy_name(c.wait)) +
                        "/ts:" + ts_name(c.ts, false);
     if (c.gap_ns != 0) name += "/gap:" + std::to_string(c.gap_ns / 1000) + "us";
     name += c.sampled ? "/sampled" : "/loop";

@@ -177,6 +177,27 @@ bool LogReader::block_until_ready(std::int64_t deadline_ns) {
   }
 }
 
+const char* wait_strategy_name(WaitStrategy strategy) noexcept {
+  switch (strategy) {
+    case WaitStrategy::kSpin:
+      return "spin";
+    case WaitStrategy::kYield:
+      return "yield";
+    case WaitStrategy::kBlock:
+      return "block";
+    case WaitStrategy::kAdaptive:
+      return "adaptive";
+  }
+  return "?";
+}
+
+std::optional<WaitStrategy> parse_wait_strategy(std::string_view name) noexcept {
+  for (WaitStrategy w :
+       {WaitStrategy::kSpin, WaitStrategy::kYield, WaitStrategy::kBlock, WaitStrategy::kAdaptive})
+    if (name == wait_strategy_name(w)) return w;
+  return std::nullopt;
+}
+
 // ---- seeking --------------------------------------------------------------------------------
 
 bool LogReader::slot_confirmed(std::uint32_t k, std::int64_t target) const {
@@ -253,50 +274,6 @@ void LogReader::start_from_index(std::int64_t target) {
   next_offset_ = base;
 }
 
-Result<std::int64_t> LogReader::reserved_end() {
-  if (!segment_->still_current())
-    return Status(ErrorCode::kOutOfRange,
-                  segment_->path() + ": segment was removed by retention while seeking");
-  const std::atomic<std::int64_t>& active_word = log_->control()->active.active_base;
-  // What the reader's own segment shows is a lower bound if the tail cannot be known.
-  std::int64_t lower = segment_->base_offset();
-  const std::int64_t deadline = monotonic_ns() + kMaxParkNs;
-  for (bool first = true;; first = false) {
-    if (!first) {
-      // A roll under way: wait for it (briefly; the end stays a lower bound otherwise).
-      if (monotonic_ns() > deadline) return lower;
-      sched_yield();
-    }
-    // Acquire: pairs with the roller's release of the active base (PartitionLog::publish_roll),
-    // after which the active segment's file has its name and its header is complete.
-    const std::int64_t active = active_word.load(std::memory_order_acquire);
-    std::shared_ptr<Segment> seg = segment_;
-    if (active != segment_->base_offset()) {
-      auto s = log_->segment(active);
-      if (!s) return s.status();
-      seg = std::move(s).value();
-    }
-    const SegmentHeader* h = seg->header();
-    // Acquire: pairs with the roller's release of the seal words (PartitionLog::roll).
-    const std::int64_t sealed = h->seal_line.next_base.load(std::memory_order_acquire);
-    if (sealed >= 0) {
-      // The roll is pending (held back, closed) or under way: the segment ends there, and
-      // nothing is reserved after it until the next segment is published.
-      if (active_word.load(std::memory_order_acquire) == active) return sealed;
-      continue;
-    }
-    // Acquire: a tail reopened for another segment (recycling) was released after that
-    // segment's seq was stored, so the seq check below then sees the change.
-    const std::uint64_t tail = h->tail_line.tail.load(std::memory_order_acquire);
-    if (!seg->still_current()) continue;  // recycled under us: look at the active base again
-    if (tail_position(tail) <= seg->usable())
-      return seg->base_offset() + static_cast<std::int64_t>(tail_count(tail));
-    // A reservation crossed the end and its roller has not sealed the segment yet: the end is
-    // the count of that first crossing reservation, known once sealed.
-    lower = std::max(lower, seg->base_offset());
-  }
-}
-
 Status LogReader::walk_to_offset(std::int64_t target) {
   for (;;) {
     FrameCheck fc = check_frame(data_, capacity_, seq_, pos_, false);
@@ -355,11 +332,13 @@ Status LogReader::seek(std::int64_t offset) {
   if (next_offset_ < offset) {
     // The walk stopped at a frame not committed yet (or not written) before the target. The
     // target is valid if it has been reserved: wait here, and skip what commits below it.
-    auto end = reserved_end();
-    if (!end) return end.status();
-    if (offset > *end)
+    if (!segment_->still_current())
+      return Status(ErrorCode::kOutOfRange,
+                    segment_->path() + ": segment was removed by retention while seeking");
+    auto end = log_->end_offset();
+    if (offset > end)
       return Status(ErrorCode::kOutOfRange, "offset " + std::to_string(offset) +
-                                                " is after the end offset " + std::to_string(*end) +
+                                                " is after the end offset " + std::to_string(end) +
                                                 " of " + log_->dir());
     next_offset_ = offset;
     skip_below_ = offset;

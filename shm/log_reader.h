@@ -20,7 +20,9 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "shm/frame_check.h"
 #include "shm/partition_log.h"
@@ -45,6 +47,9 @@ enum class WaitStrategy : std::uint8_t {
   kBlock,     // park on the partition's futex until a producer wakes us
   kAdaptive,  // spin for ReaderOptions::spin_ns, then park
 };
+// "spin", "yield", "block", "adaptive": the names tools and benchmarks print and parse.
+const char* wait_strategy_name(WaitStrategy strategy) noexcept;
+std::optional<WaitStrategy> parse_wait_strategy(std::string_view name) noexcept;
 
 struct ReaderOptions {
   bool verify_crc = false;        // check every frame's CRC-32C on the read path
@@ -169,9 +174,6 @@ class LogReader {
   // that names a record with offset <= target, or at the segment start.
   void start_from_index(std::int64_t target);
   bool slot_confirmed(std::uint32_t k, std::int64_t target) const;
-  // The log end offset: the next offset a producer reserves, or the sealed end of an active
-  // segment whose roll is pending. kOutOfRange when retention took the reader's segment.
-  Result<std::int64_t> reserved_end();
 
   std::shared_ptr<PartitionLog> log_;
   std::shared_ptr<Segment> segment_;

@@ -124,10 +124,7 @@ struct PerfConfig {
     return o;
   }
   WaitStrategy wait_strategy() const {
-    if (wait == "spin") return WaitStrategy::kSpin;
-    if (wait == "yield") return WaitStrategy::kYield;
-    if (wait == "block") return WaitStrategy::kBlock;
-    return WaitStrategy::kAdaptive;
+    return shm::parse_wait_strategy(wait).value_or(WaitStrategy::kAdaptive);
   }
 };
 

@@ -395,20 +395,6 @@ void run_idle(const peers::Options& o, peers::WaitResults& res) {
   std::filesystem::remove_all(dir);
 }
 
-const char* wait_name(WaitStrategy w) {
-  switch (w) {
-    case WaitStrategy::kSpin:
-      return "spin";
-    case WaitStrategy::kYield:
-      return "yield";
-    case WaitStrategy::kBlock:
-      return "block";
-    case WaitStrategy::kAdaptive:
-      return "adaptive";
-  }
-  return "?";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -420,14 +406,8 @@ int main(int argc, char** argv) {
       std::string v = argv[++i];
       if (a == "--spin-ns") {
         g_reader_options.spin_ns = std::stoll(v);
-      } else if (v == "spin") {
-        g_wait = WaitStrategy::kSpin;
-      } else if (v == "yield") {
-        g_wait = WaitStrategy::kYield;
-      } else if (v == "block") {
-        g_wait = WaitStrategy::kBlock;
-      } else if (v == "adaptive") {
-        g_wait = WaitStrategy::kAdaptive;
+      } else if (auto w = parse_wait_strategy(v)) {
+        g_wait = *w;
       } else {
         die("--wait takes spin, yield, block or adaptive");
       }
@@ -437,7 +417,7 @@ int main(int argc, char** argv) {
   }
   peers::Options o = peers::parse(static_cast<int>(args.size()), args.data(), "sluice");
   if (!o.shape.empty()) {
-    o.system = std::string("sluice-") + wait_name(g_wait);
+    o.system = std::string("sluice-") + wait_strategy_name(g_wait);
     peers::WaitResults w;
     if (o.shape == "stream") {
       run_stream(o, w);
