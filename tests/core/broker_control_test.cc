@@ -430,6 +430,7 @@ struct JoinedMemberFixture {
   DataDirFixture dir;
   EmbeddedBroker b{dir.path()};
   std::unique_ptr<ControlClient> x, y;
+  json jx;  // x's join reply
   std::string mx;
   std::int32_t g1 = -1;
 
@@ -439,7 +440,7 @@ struct JoinedMemberFixture {
     create_topic(dir.path(), "t", tc);
     x = must(ControlClient::connect(DataDir{dir.path()}, "x"));
     y = must(ControlClient::connect(DataDir{dir.path()}, "y"));
-    json jx = must(join(*x, "", "t"));
+    jx = must(join(*x, "", "t"));
     mx = jx["member_id"].get<std::string>();
     g1 = jx["generation"].get<std::int32_t>();
   }
@@ -512,19 +513,11 @@ TEST_CASE_METHOD(JoinedMemberFixture,
   CHECK(jy["assignment"].size() == 2);
 }
 
-TEST_CASE("a Consumer whose join times out leaves no member behind, and joins again later",
-          "[broker][group-ownership]") {
-  DataDirFixture dir;
-  EmbeddedBroker b(dir.path());
-  TopicConfig tc;
-  tc.partitions = 2;
-  create_topic(dir.path(), "t", tc);
-  // x joins with a 30 s rebalance timeout and then never rejoins: the rebalance the consumer
-  // starts waits for x far longer than the consumer waits for its join (3 x 100 ms + 5 s).
-  auto x = must(ControlClient::connect(DataDir{dir.path()}, "x"));
-  json jx = must(join(*x, "", "t"));
-  std::string mx = jx["member_id"].get<std::string>();
-
+// x joined with a 30 s rebalance timeout and then never rejoins: the rebalance the consumer
+// starts waits for x far longer than the consumer waits for its join (3 x 100 ms + 5 s).
+TEST_CASE_METHOD(JoinedMemberFixture,
+                 "a Consumer whose join times out leaves no member behind, and joins again later",
+                 "[broker][group-ownership]") {
   ConsumerConfig cc;
   cc.data_dir = dir.path();
   cc.group_id = "g";
@@ -552,17 +545,9 @@ TEST_CASE("a Consumer whose join times out leaves no member behind, and joins ag
   }));
 }
 
-TEST_CASE("group.commit is all or nothing: one bad entry stores nothing and is named",
-          "[broker][group-ownership]") {
-  DataDirFixture dir;
-  EmbeddedBroker b(dir.path());
-  TopicConfig tc;
-  tc.partitions = 2;
-  create_topic(dir.path(), "t", tc);
-  auto x = must(ControlClient::connect(DataDir{dir.path()}, "x"));
-  json jx = must(join(*x, "", "t"));
-  std::string mx = jx["member_id"].get<std::string>();
-  std::int32_t g1 = jx["generation"].get<std::int32_t>();
+TEST_CASE_METHOD(JoinedMemberFixture,
+                 "group.commit is all or nothing: one bad entry stores nothing and is named",
+                 "[broker][group-ownership]") {
   REQUIRE(jx["assignment"].size() == 2);  // x owns both partitions
 
   auto commit_entries = [&](json offsets) {
