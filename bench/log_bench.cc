@@ -30,8 +30,10 @@
 // Flow control: the benchmark adds the one an application with bounded retention needs (the
 // log's own roll_gate works per segment and is not used here): a producer does not run more
 // than (retain - 2) segments ahead of the consumer's published position (it spins, then
-// yields). Without it a slow consumer would have its segment recycled under it. "idle:backoffN"
-// variants: a consumer that has caught up pauses N µs instead of spinning on the next frame.
+// yields). Without it retention would take segments a slow consumer has not read (the
+// consumer's pin keeps such a file from being reused, so rolls would create new files).
+// "idle:backoffN" variants: a consumer that has caught up pauses N µs instead of spinning on the
+// next frame.
 //
 // Latency: "sampled" times each round trip (p50/p90/p99/p99.9/max/mean counters); "loop" has
 // no per-sample timer and reports only the loop's mean (one_way_ns), like the "loop"

@@ -51,29 +51,13 @@ Status LogAppender::switch_to(std::shared_ptr<Segment> seg) {
   return Status::ok();
 }
 
-AppendOutcome LogAppender::reserve_slow(std::uint64_t old_tail, std::uint64_t bytes,
-                                        bool& adopted) {
+AppendOutcome LogAppender::reserve_slow(std::uint64_t old_tail) {
   PartitionLog& log = *log_;
   // Acquire: pairs with the release that gave the file its current seq.
   std::uint32_t current_seq = seq_word_->load(std::memory_order_acquire);
   if (current_seq != seq_) {
-    // The file under our mapping was recycled into another segment. A reservation that
-    // landed in the new segment is real: adopt it there.
-    if (current_seq != 0) {
-      std::int64_t new_base = segment_->header()->base_offset;
-      auto seg = log.segment(new_base);
-      if (seg && (*seg)->seq() == current_seq) {
-        (void)switch_to(*seg);
-        std::uint64_t pos = tail_position(old_tail);
-        if (pos + bytes <= usable_) {
-          adopted = true;
-          return AppendOutcome::kOk;
-        }
-        if (pos <= usable_) {
-          if (!log.roll(*segment_, pos, tail_count(old_tail))) return AppendOutcome::kRollFailed;
-        }
-      }
-    }
+    // Retention retired our segment (its seq is 0 now; the file is deleted, never reused while
+    // our handle pins it): nothing was reserved. Retry in the active segment.
     auto active = log.active_segment();
     if (!active) return AppendOutcome::kRollFailed;
     (void)switch_to(*active);

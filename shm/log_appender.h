@@ -261,8 +261,9 @@ class LogAppender {
   }
 
   // One fetch_add reserves `records` offsets and `bytes` bytes. Falls to the cold path when
-  // the reservation crosses the segment end (roll) or lands in a segment that was rolled or
-  // recycled since this appender last looked.
+  // the reservation crosses the segment end (roll), or lands in a segment that was rolled or
+  // retired since this appender last looked (its tail is past the end then, too). Our
+  // segment handle pins the file, so it is never reused as another segment under us.
   AppendOutcome reserve(std::uint64_t bytes, std::uint32_t records, std::uint64_t& position,
                         std::int64_t& offset) {
     if (held_back_) [[unlikely]] {
@@ -277,21 +278,13 @@ class LogAppender {
       std::uint64_t old =
           tail_->fetch_add(records * kTailCountOne + bytes, std::memory_order_acq_rel);
       std::uint64_t pos = tail_position(old);
-      // Relaxed: the seq shares the tail's cache line and was ordered by the acquire above.
-      if (pos + bytes <= usable_ && seq_word_->load(std::memory_order_relaxed) == seq_) [[likely]] {
+      if (pos + bytes <= usable_) [[likely]] {
         position = pos;
         offset = base_ + static_cast<std::int64_t>(tail_count(old));
         mark_claimed(pos, bytes);
         return AppendOutcome::kOk;
       }
-      bool adopted = false;
-      if (AppendOutcome o = reserve_slow(old, bytes, adopted); o != AppendOutcome::kOk) return o;
-      if (adopted) {
-        position = pos;
-        offset = base_ + static_cast<std::int64_t>(tail_count(old));
-        mark_claimed(pos, bytes);
-        return AppendOutcome::kOk;
-      }
+      if (AppendOutcome o = reserve_slow(old); o != AppendOutcome::kOk) return o;
     }
   }
 
@@ -303,10 +296,9 @@ class LogAppender {
                                           std::memory_order_relaxed);
   }
 
-  // The reservation `old_tail` did not fit the segment as this appender knew it. Rolls,
-  // waits for a roll, or moves to the segment the file now holds. Sets `adopted` when the
-  // reservation is valid in the (new) current segment.
-  AppendOutcome reserve_slow(std::uint64_t old_tail, std::uint64_t bytes, bool& adopted);
+  // The reservation `old_tail` did not fit the segment: rolls, waits for a roll, or moves
+  // on from a retired segment. kOk means "reserve again".
+  AppendOutcome reserve_slow(std::uint64_t old_tail);
   AppendOutcome retry_held_roll();
 
   static void write_header(FrameHeader* f, std::int64_t offset, std::int64_t timestamp,

@@ -121,7 +121,8 @@ constexpr std::uint32_t commit_seq(std::uint64_t word) {
 //  +--------+--------+--------+----------------+----------------+--------+--------+--------+
 //  48: created_ns (i64)  56: reserved
 //  64  (line 1, contended): tail (u64, producers' fetch_add) | seq (u32) | pad to 128
-//  128 (line 2): seal: end_position (u64), record_count (u64) — written once by the roller
+//  128 (line 2): seal: end_position (u64), next_base (i64) — written once by the roller;
+//                pins (u32, 144): handles open on this file in processes that may write
 //  192 ... 4096 reserved
 //  4096: IndexSlot[index_slots]
 //  header_bytes (a multiple of 4096): data region of `capacity` bytes
@@ -138,7 +139,14 @@ static_assert(sizeof(SegmentTailLine) == kCacheLine);
 struct alignas(kCacheLine) SegmentSealLine {
   std::atomic<std::uint64_t> end_position;  // where the END frame is; 0 while open
   std::atomic<std::int64_t> next_base;      // base offset of the next segment; -1 while open
+  // Segment handles open on this file (readers' and appenders', in processes that map it
+  // writable). Recycling reuses a file in place only when it is 0, so that a handle never sees
+  // its bytes rewritten: see Segment::attach and PartitionLog::retire_for_reuse. Touched once
+  // per handle, not per record; a process that dies leaves its pins, which only means that
+  // file is deleted rather than reused. Never written by format.
+  std::atomic<std::uint32_t> pins;
 };
+static_assert(offsetof(SegmentSealLine, pins) == 16);
 static_assert(sizeof(SegmentSealLine) == kCacheLine);
 
 struct SegmentHeader {

@@ -267,8 +267,8 @@ Result<std::shared_ptr<Segment>> PartitionLog::segment(std::int64_t base_offset)
   if (!file) return error;
   auto seg = Segment::attach(std::move(file), path);
   if (!seg) return seg.status();
-  if ((*seg)->base_offset() != base_offset || (*seg)->seq() == 0)
-    // Retention is recycling this file into another segment right now.
+  if ((*seg)->base_offset() != base_offset)
+    // Retention recycled this file into another segment after we opened it.
     return Status(ErrorCode::kNotFound, path + ": segment was removed by retention");
   segments_[base_offset] = *seg;
   // Forget segments nobody in this process uses any more.
@@ -380,7 +380,16 @@ Result<std::shared_ptr<Segment>> PartitionLog::take_spare_or_create(std::int64_t
       // process (prepare_next) may be taking the same file; whoever renames it first has it.
       std::string oldest = path_of(segment_file_name(bases->front()));
       std::string claimed = path_of("rolling-" + unique_suffix() + ".tmp");
-      if (::rename(oldest.c_str(), claimed.c_str()) == 0) source = claimed;
+      if (::rename(oldest.c_str(), claimed.c_str()) == 0) {
+        auto file = map_cached(claimed);
+        if (file && retire_for_reuse(**file)) {
+          source = claimed;
+        } else {
+          // A reader (or an idle producer) still has it open: delete it, use a spare or a new
+          // file. Unlinking is safe for the process still on it.
+          (void)remove_file(claimed);
+        }
+      }
     }
   }
   if (source.empty()) {
@@ -608,22 +617,31 @@ Status PartitionLog::apply_retention() {
       std::string tmp = path_of("recycle-" + unique_suffix() + ".tmp");
       if (::rename(path.c_str(), tmp.c_str()) != 0) continue;  // another process took it
       auto file = map_cached(tmp);
-      if (file) {
-        auto* h = reinterpret_cast<SegmentHeader*>((*file)->data());
-        // Release: a reader that acquires the seq and finds 0 knows the segment is gone.
-        h->tail_line.seq.store(0, std::memory_order_release);
+      if (file && retire_for_reuse(**file)) {
         if (link_file(tmp, path_of(kSpareName))) {
           (void)remove_file(tmp);
           continue;
         }
       }
-      (void)remove_file(tmp);
+      (void)remove_file(tmp);  // pinned, or no longer needed as the spare
       continue;
     }
     // Unlinking is safe for readers that still map the file: the pages live until unmapped.
     (void)remove_file(path);
   }
   return Status::ok();
+}
+
+bool PartitionLog::retire_for_reuse(MappedFile& file) {
+  auto* h = reinterpret_cast<SegmentHeader*>(file.data());
+  if (file.size() < kSegmentIndexOffset || h->magic != kSegmentMagic) return false;
+  // seq 0 tells every handle on the file that its segment is gone (out-of-range for readers;
+  // producers overflow the tail and reload). seq_cst, the store and the load: Dekker's
+  // handshake with Segment::attach's fetch_add of the pins and load of the seq. Either we see
+  // its pin (and the file is deleted, not reused), or it sees seq 0 and reads nothing more.
+  h->tail_line.tail.store(h->capacity, std::memory_order_relaxed);
+  h->tail_line.seq.store(0, std::memory_order_seq_cst);
+  return h->seal_line.pins.load(std::memory_order_seq_cst) == 0;
 }
 
 // ---- abandoned claims -----------------------------------------------------------------------

@@ -139,6 +139,10 @@ class PartitionLog {
   void unlock_roll();
   Status closed_status() const;
   Status apply_retention();
+  // Retires a file that retention took out of the log (under a private name) and says whether
+  // it may be reused in place: false while a segment handle somewhere pins it (then the
+  // caller deletes it instead).
+  static bool retire_for_reuse(MappedFile& file);
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
 
   std::string dir_;

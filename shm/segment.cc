@@ -56,9 +56,25 @@ Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> fil
     return Status(ErrorCode::kCorrupt, path + ": too small for a segment header (" +
                                            std::to_string(f.size()) + " bytes)");
   auto* h = reinterpret_cast<SegmentHeader*>(f.data());
-  // Acquire, before reading the rest of the header: pairs with the roller's release of the
-  // seq (PartitionLog::take_spare_or_create), which follows its writes of the header.
-  const std::uint32_t seq = h->tail_line.seq.load(std::memory_order_acquire);
+  std::uint32_t seq = 0;
+  if (f.writable()) {
+    // Pin the file before reading anything else in it, so that recycling cannot rewrite it
+    // under this handle. seq_cst, both: with the recycler's seq_cst store of seq 0 and load
+    // of the pins (PartitionLog::retire_for_reuse) this is Dekker's handshake: either the
+    // recycler sees our pin and deletes the file instead of reusing it, or we see seq 0 (or
+    // the seq of the file's next use, fully formatted: the load acquires its release) here.
+    seg->pins_ = &h->seal_line.pins;
+    seg->pins_->fetch_add(1, std::memory_order_seq_cst);
+    seq = h->tail_line.seq.load(std::memory_order_seq_cst);
+  } else {
+    // Acquire, before reading the rest of the header: pairs with the roller's release of the
+    // seq (PartitionLog::take_spare_or_create), which follows its writes of the header. A
+    // read-only mapping cannot pin: recycling is not safe for such readers (docs/format.md).
+    seq = h->tail_line.seq.load(std::memory_order_acquire);
+  }
+  if (seq == 0)
+    return Status(ErrorCode::kNotFound,
+                  path + ": segment was removed by retention (its file is being reused)");
   if (h->magic != kSegmentMagic)
     return Status(ErrorCode::kBadFormat, path + ": not a Sluice segment (bad magic)");
   if (h->version != kLogFormatVersion)
@@ -83,6 +99,12 @@ Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> fil
   seg->index_interval_ = h->index_interval;
   seg->index_slots_ = h->index_slots;
   return seg;
+}
+
+Segment::~Segment() {
+  // Release: our reads of the file happen before a recycler that acquires the pin count
+  // (retire_for_reuse) rewrites it.
+  if (pins_ != nullptr) pins_->fetch_sub(1, std::memory_order_release);
 }
 
 std::string segment_file_name(std::int64_t base_offset) {

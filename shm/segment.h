@@ -4,6 +4,7 @@
 // process through shared_ptr. The mapped bytes are shared with other processes.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,11 +17,19 @@ namespace sluice::shm {
 
 class Segment {
  public:
+  Segment() = default;
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  ~Segment();
+
   // Maps and validates a segment file: magic, version, sizes. Errors name the file.
   static Result<std::shared_ptr<Segment>> open(const std::string& path, Access access,
                                                bool populate);
   // Validates a segment in a mapping that may be shared with other handles (a recycled file
-  // keeps its mapping while it changes segment).
+  // keeps its mapping while it changes segment). On a writable mapping the handle pins the
+  // file (the header's `pins` word) until it is destroyed: recycling never reuses a pinned
+  // file in place, so the bytes a handle reads are never rewritten under it. kNotFound when
+  // the file is a spare or is being reused (seq 0).
   static Result<std::shared_ptr<Segment>> attach(std::shared_ptr<MappedFile> file,
                                                  const std::string& path);
 
@@ -56,6 +65,7 @@ class Segment {
 
  private:
   std::shared_ptr<MappedFile> file_;
+  std::atomic<std::uint32_t>* pins_ = nullptr;  // set while this handle pins the file
   std::string path_;
   SegmentHeader* header_ = nullptr;
   std::byte* data_ = nullptr;

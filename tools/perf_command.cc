@@ -23,9 +23,11 @@
 //
 // Retention keeps the partition's footprint bounded (--retain segments, recycled), so the
 // producers do not outrun the slowest reader of a partition by more than (retain - 2) segments:
-// they wait (flow control, counted in the report) rather than have a consumer's segment
-// recycled under it. Group 0's reader of each partition calls prepare_next() once per segment
-// it has read there (half a segment out of phase with the rolls), as a broker would.
+// they wait (flow control, counted in the report) rather than have retention take a segment a
+// consumer has not read yet (its handle pins the file, so the file would be deleted rather than
+// reused, but the consumer would skip to out-of-range). Group 0's reader of each partition calls
+// prepare_next() once per segment it has read there (half a segment out of phase with the rolls),
+// as a broker would.
 #include <fmt/format.h>
 #include <pthread.h>
 #include <sched.h>

@@ -280,13 +280,11 @@ TEST_CASE("reader: seeks by offset and timestamp while producer threads append",
   CHECK(test::partition_damage(tmp.partition()) == "");
 }
 
-// Known limitation, not run by default (hidden tag): a seek into the oldest segment while a
-// roll recycles that very file races with Segment::format (header writes, index memset) and
-// with the new incarnation's producers. The seek fails cleanly in practice, but ThreadSanitizer
-// reports the race: readers do not pin a segment against recycling. Run it explicitly with
-// `shm_tests "[recycling-race]"`.
+// A seek into the oldest segment while a roll recycles that very file: the reader's segment
+// handle pins the file, so the roll deletes it instead of rewriting it under the reader (which
+// ThreadSanitizer reported as a race with Segment::format before pins existed).
 TEST_CASE("reader: seeks while retention recycles segments fail cleanly or succeed",
-          "[.][recycling-race]") {
+          "[concurrency][recycling-race]") {
   TempDir tmp;
   LogOptions options = test::patient_options();
   options.retain_segments = 3;

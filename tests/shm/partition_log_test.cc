@@ -270,8 +270,9 @@ TEST_CASE("log: retention recycles segments and readers left on one get kOutOfRa
   CHECK(inodes.size() <= 5);
   CHECK(test::partition_damage(tmp.partition()) == "");
 
-  // The laggard's segment 0 was recycled and rewritten long ago: it must not read the new
-  // contents as its own. Whatever it delivers before it notices must be genuine.
+  // Retention took the laggard's segment 0 long ago, but the laggard's handle pins the file,
+  // so it was deleted instead of reused: the laggard reads the rest of segment 0 intact, then
+  // finds the next segment gone.
   std::vector<Rec> stale;
   ReadOutcome laggard_outcome = ReadOutcome::kOk;
   for (int i = 0; i < 20 && laggard_outcome == ReadOutcome::kOk; ++i) {
@@ -285,6 +286,9 @@ TEST_CASE("log: retention recycles segments and readers left on one get kOutOfRa
   INFO("laggard delivered " << stale.size() << " records and is at " << laggard.position());
   CHECK(laggard_outcome == ReadOutcome::kOutOfRange);
   CHECK_THAT(laggard.error().message(), Catch::Contains("retention"));
+  REQUIRE(stale.size() > 100);  // the rest of segment 0, in order
+  for (std::size_t i = 0; i < stale.size(); ++i)
+    REQUIRE(stale[i].offset == static_cast<std::int64_t>(i) + 1);
   for (const Rec& r : stale) {
     INFO("laggard got offset " << r.offset);
     REQUIRE(r.value);
@@ -302,7 +306,7 @@ TEST_CASE("log: retention recycles segments and readers left on one get kOutOfRa
   CHECK(again.back().offset == static_cast<std::int64_t>(kRecords) - 1);
 }
 
-TEST_CASE("log: an appender idle since its segment was recycled appends in the right place",
+TEST_CASE("log: an appender idle since retention took its segment appends in the right place",
           "[log]") {
   TempDir tmp;
   LogOptions options = test::patient_options();
@@ -315,29 +319,38 @@ TEST_CASE("log: an appender idle since its segment was recycled appends in the r
   std::uint64_t idle_seq = 0;
   REQUIRE(append_ok(idle, test::make_value(1, idle_seq++)) == 0);
 
-  // Roll until segment 0's file has been reused, and then maybe once more: when the idle
-  // appender wakes up, its file is the active segment, or a full one.
-  const int rolls_after_reuse = GENERATE(0, 1);
+  // Roll until retention has taken segment 0, and then maybe once more. The idle appender's
+  // handle pins segment 0's file: recycling must delete it rather than reuse it under the
+  // appender, so its inode never comes back as a segment.
+  const int rolls_after_removal = GENERATE(0, 1);
   struct stat first {};
   REQUIRE(::stat(test::segment_path(tmp.partition(), 0).c_str(), &first) == 0);
-  auto file_is_active = [&] {
-    struct stat st {};
-    auto active = unwrap(log->active_segment());
-    return ::stat(active->path().c_str(), &st) == 0 && st.st_ino == first.st_ino;
+  auto segment_zero_file_in_use = [&] {
+    for (std::int64_t b : unwrap(log->segment_bases())) {
+      struct stat st {};
+      if (::stat(test::segment_path(tmp.partition(), b).c_str(), &st) == 0 &&
+          st.st_ino == first.st_ino)
+        return true;
+    }
+    return false;
   };
   std::uint64_t busy_seq = 0;
   std::vector<std::string> expected_values = {test::make_value(1, 0)};
+  int reuses = 0;
   auto busy_append = [&] {
     std::string v = test::make_value(0, busy_seq++);
     append_ok(busy, v);
     expected_values.push_back(v);
     REQUIRE_OK(log->prepare_next());
   };
-  while (!file_is_active()) busy_append();
-  for (int r = 0; r < rolls_after_reuse; ++r) {
+  auto roll = [&] {
     std::int64_t active = log->control()->active.active_base.load();
     while (log->control()->active.active_base.load() == active) busy_append();
-  }
+    if (unwrap(log->segment_bases()).front() > 0 && segment_zero_file_in_use()) ++reuses;
+  };
+  while (unwrap(log->segment_bases()).front() == 0) roll();
+  for (int r = 0; r < rolls_after_removal + 3; ++r) roll();
+  CHECK(reuses == 0);
 
   // The idle appender's reservation lands in whatever its file is now; it must end up as the
   // next record of the log, not in a hole nor at a stale offset.
