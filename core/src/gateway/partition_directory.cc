@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <spdlog/spdlog.h>
+
 #include "shm/clock.h"
 
 namespace sluice::gateway {
@@ -91,8 +93,33 @@ Result<PartitionWriter*> PartitionDirectory::writer(const std::shared_ptr<TopicE
     if (!a) return topic_status(topic->name, a.status());
     w->log = *log;
     w->appender.emplace(std::move(a).value());
+    // The idempotent producers' state from before a restart. Without the file the gateway
+    // still works; only a batch resent across the next restart could be written twice.
+    struct stat ctl {};
+    const std::string dir = (*log)->dir();
+    mode_t mode =
+        ::stat((dir + "/partition.ctl").c_str(), &ctl) == 0 ? (ctl.st_mode & 07777) : 0660;
+    auto state = ProducerStateFile::open(dir, mode);
+    if (state) {
+      w->state_file.emplace(std::move(state).value());
+      w->state_file->load_into(w->sequences);
+    } else {
+      spdlog::warn(
+          "kafka gateway: idempotent producers' state of {} will not outlive a restart: {}", dir,
+          state.status().message());
+    }
   }
   return w;
+}
+
+void PartitionWriter::appended(std::int64_t producer_id, std::int16_t epoch,
+                               std::int32_t base_sequence, std::int32_t record_count,
+                               std::int64_t first_offset) {
+  sequences.appended(producer_id, epoch, base_sequence, record_count, first_offset);
+  if (state_file) {
+    if (const ProducerState* s = sequences.find(producer_id))
+      state_file->save(producer_id, *s, shm::wall_clock_ns() / 1'000'000);
+  }
 }
 
 Result<std::shared_ptr<shm::PartitionLog>> PartitionDirectory::log(

@@ -1,7 +1,8 @@
 // PartitionDirectory: the gateway's view of the data directory's topics, shared by its
 // threads: each topic's config (re-read at most once a second, and at once when its
 // directory's inode changes: deleted and created again), and per partition one writer, the
-// log appender plus the idempotent producers' sequences, behind a mutex.
+// log appender plus the idempotent producers' sequences (kept in the partition's
+// producers.state file, so that they outlive a restart), behind a mutex.
 //
 // Kafka appends of one partition are serialised by that mutex (the sequence check and the
 // append are one step); other processes append concurrently through the log's lock-free
@@ -23,6 +24,7 @@
 #include "backpressure_gate.h"
 #include "data_dir.h"
 #include "producer_sequences.h"
+#include "producer_state_file.h"
 #include "shm/log_appender.h"
 #include "shm/partition_log.h"
 #include "sluice/status.h"
@@ -36,6 +38,12 @@ struct PartitionWriter {
   std::shared_ptr<shm::PartitionLog> log;
   std::optional<shm::LogAppender> appender;
   ProducerSequences sequences;
+  std::optional<ProducerStateFile> state_file;  // the sequences, kept across broker restarts
+
+  // Records an idempotent producer's batch, appended at first_offset, in `sequences` and in
+  // the state file.
+  void appended(std::int64_t producer_id, std::int16_t epoch, std::int32_t base_sequence,
+                std::int32_t record_count, std::int64_t first_offset);
 };
 
 struct TopicEntry {

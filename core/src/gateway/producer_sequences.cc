@@ -15,7 +15,7 @@ SequenceCheck ProducerSequences::check(std::int64_t producer_id, std::int16_t ep
                                        std::int32_t record_count) const {
   auto it = state_.find(producer_id);
   if (it == state_.end()) return {};
-  const State& s = it->second;
+  const ProducerState& s = it->second;
   if (epoch < s.epoch) return {SequenceVerdict::kFencedEpoch, -1};
   if (epoch > s.epoch) {
     // A bumped epoch starts its sequences again at 0.
@@ -23,7 +23,7 @@ SequenceCheck ProducerSequences::check(std::int64_t producer_id, std::int16_t ep
   }
   std::int32_t last = last_of(base_sequence, record_count);
   for (int i = 0; i < s.count; ++i) {
-    const Batch& b = s.recent[static_cast<std::size_t>(i)];
+    const ProducerState::Batch& b = s.recent[static_cast<std::size_t>(i)];
     if (b.first_seq == base_sequence && b.last_seq == last)
       return {SequenceVerdict::kDuplicate, b.first_offset};
   }
@@ -36,15 +36,24 @@ SequenceCheck ProducerSequences::check(std::int64_t producer_id, std::int16_t ep
 void ProducerSequences::appended(std::int64_t producer_id, std::int16_t epoch,
                                  std::int32_t base_sequence, std::int32_t record_count,
                                  std::int64_t first_offset) {
-  State& s = state_[producer_id];
+  ProducerState& s = state_[producer_id];
   if (epoch != s.epoch || s.count == 0) {
-    s = State{};
+    s = ProducerState{};
     s.epoch = epoch;
   }
   s.recent[static_cast<std::size_t>(s.next)] =
-      Batch{base_sequence, last_of(base_sequence, record_count), first_offset};
+      ProducerState::Batch{base_sequence, last_of(base_sequence, record_count), first_offset};
   s.next = (s.next + 1) % kRememberedBatches;
   if (s.count < kRememberedBatches) ++s.count;
+}
+
+const ProducerState* ProducerSequences::find(std::int64_t producer_id) const {
+  auto it = state_.find(producer_id);
+  return it == state_.end() ? nullptr : &it->second;
+}
+
+void ProducerSequences::restore(std::int64_t producer_id, const ProducerState& state) {
+  state_[producer_id] = state;
 }
 
 }  // namespace sluice::gateway

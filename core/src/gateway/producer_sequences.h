@@ -6,8 +6,8 @@
 //     and not written twice (kDuplicate);
 //   - a batch that skips ahead gets OUT_OF_ORDER_SEQUENCE_NUMBER (kOutOfOrder);
 //   - an older epoch gets INVALID_PRODUCER_EPOCH (kFencedEpoch); a newer one starts over at 0.
-// A producer id this partition has no state for (new, or from before a broker restart:
-// the state lives in the broker's memory) is accepted at whatever sequence it sends.
+// A producer id this partition has no state for (new, or forgotten: see ProducerStateFile,
+// which keeps the state across broker restarts) is accepted at whatever sequence it sends.
 //
 // Sequences wrap from INT32_MAX to 0, as Kafka's do.
 //
@@ -28,9 +28,26 @@ struct SequenceCheck {
   std::int64_t duplicate_of = -1;  // kDuplicate: the first offset it was appended at
 };
 
+// What a partition remembers of one producer: its epoch and its last batches.
+struct ProducerState {
+  static constexpr int kRememberedBatches = 5;
+  struct Batch {
+    std::int32_t first_seq = -1;
+    std::int32_t last_seq = -1;
+    std::int64_t first_offset = -1;
+  };
+  std::int16_t epoch = 0;
+  std::array<Batch, kRememberedBatches> recent{};  // ring, newest at (next - 1)
+  int next = 0;
+  int count = 0;
+  const Batch& last() const {
+    return recent[static_cast<std::size_t>((next + kRememberedBatches - 1) % kRememberedBatches)];
+  }
+};
+
 class ProducerSequences {
  public:
-  static constexpr int kRememberedBatches = 5;
+  static constexpr int kRememberedBatches = ProducerState::kRememberedBatches;
 
   SequenceCheck check(std::int64_t producer_id, std::int16_t epoch, std::int32_t base_sequence,
                       std::int32_t record_count) const;
@@ -39,23 +56,13 @@ class ProducerSequences {
                 std::int32_t record_count, std::int64_t first_offset);
   std::size_t producers() const { return state_.size(); }
 
+  // The state kept for a producer (nullptr if none), and its restoration (after a restart).
+  const ProducerState* find(std::int64_t producer_id) const;
+  void restore(std::int64_t producer_id, const ProducerState& state);
+
  private:
-  struct Batch {
-    std::int32_t first_seq = -1;
-    std::int32_t last_seq = -1;
-    std::int64_t first_offset = -1;
-  };
-  struct State {
-    std::int16_t epoch = 0;
-    std::array<Batch, kRememberedBatches> recent{};  // ring, newest at (next - 1)
-    int next = 0;
-    int count = 0;
-    const Batch& last() const {
-      return recent[static_cast<std::size_t>((next + kRememberedBatches - 1) % kRememberedBatches)];
-    }
-  };
   static std::int32_t last_of(std::int32_t base, std::int32_t count);
-  std::unordered_map<std::int64_t, State> state_;
+  std::unordered_map<std::int64_t, ProducerState> state_;
 };
 
 }  // namespace sluice::gateway

@@ -187,8 +187,8 @@ AppendOutcome append_records(PartitionDirectory& directory,
       return out;
     }
     if (batch.producer_id >= 0 && batch.base_sequence >= 0)
-      writer.sequences.appended(batch.producer_id, batch.producer_epoch, batch.base_sequence,
-                                static_cast<std::int32_t>(batch.records.size()), r.offset);
+      writer.appended(batch.producer_id, batch.producer_epoch, batch.base_sequence,
+                      static_cast<std::int32_t>(batch.records.size()), r.offset);
     if (out.base_offset < 0) out.base_offset = r.offset;
   }
   out.log_start_offset = directory.log_start(topic, partition);

@@ -87,21 +87,13 @@ class GatewayDataDir : public core_test::ScratchDataDir {
 class GatewayBroker {
  public:
   explicit GatewayBroker(const std::function<void(BrokerConfig&)>& tweak = {}) {
-    BrokerConfig bc;
-    bc.data_dir = dir_.path();
-    bc.kafka_listen = "127.0.0.1:0";
-    bc.kafka_threads = 2;
-    bc.initial_rebalance_delay_ms = 50;
-    bc.housekeeping_ms = 20;
-    if (tweak) tweak(bc);
-    broker_ = must(Broker::start(bc));
-    address_ = broker_->kafka_address();
-    REQUIRE(!address_.empty());
-    auto colon = address_.rfind(':');
-    REQUIRE(colon != std::string::npos);
-    host_ = address_.substr(0, colon);
-    port_ = static_cast<std::uint16_t>(std::stoi(address_.substr(colon + 1)));
-    REQUIRE(port_ != 0);
+    config_.data_dir = dir_.path();
+    config_.kafka_listen = "127.0.0.1:0";
+    config_.kafka_threads = 2;
+    config_.initial_rebalance_delay_ms = 50;
+    config_.housekeeping_ms = 20;
+    if (tweak) tweak(config_);
+    start();
   }
   ~GatewayBroker() {
     if (broker_) broker_->stop();
@@ -109,6 +101,14 @@ class GatewayBroker {
   }
   GatewayBroker(const GatewayBroker&) = delete;
   GatewayBroker& operator=(const GatewayBroker&) = delete;
+
+  // Stops the broker and starts another on the same data directory (a new port: clients
+  // connect again).
+  void restart() {
+    broker_->stop();
+    broker_.reset();
+    start();
+  }
 
   const std::string& data_dir() const { return dir_.path(); }
   const std::string& address() const { return address_; }
@@ -138,7 +138,19 @@ class GatewayBroker {
   }
 
  private:
+  void start() {
+    broker_ = must(Broker::start(config_));
+    address_ = broker_->kafka_address();
+    REQUIRE(!address_.empty());
+    auto colon = address_.rfind(':');
+    REQUIRE(colon != std::string::npos);
+    host_ = address_.substr(0, colon);
+    port_ = static_cast<std::uint16_t>(std::stoi(address_.substr(colon + 1)));
+    REQUIRE(port_ != 0);
+  }
+
   GatewayDataDir dir_;  // outlives the broker (declared first, destroyed last)
+  BrokerConfig config_;
   std::unique_ptr<Broker> broker_;
   std::string address_;
   std::string host_;
