@@ -123,10 +123,21 @@ void Connection::finish(Outcome outcome) {
   }
   if (outcome.frame.empty()) return next_request();
   out_ = std::move(outcome.frame);
-  asio::async_write(socket_, asio::buffer(out_),
+  out_gathered_ = std::move(outcome.gathered);
+  // One gathering write: the frame's pieces interleaved with the bytes sent from elsewhere.
+  out_buffers_.clear();
+  std::size_t from = 0;
+  for (const kafka::GatheredBytes& g : out_gathered_) {
+    out_buffers_.push_back(asio::buffer(out_.data() + from, g.at - from));
+    out_buffers_.push_back(asio::buffer(g.bytes.data(), g.bytes.size()));
+    from = g.at;
+  }
+  out_buffers_.push_back(asio::buffer(out_.data() + from, out_.size() - from));
+  asio::async_write(socket_, out_buffers_,
                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                       if (ec) return self->close();
                       self->out_.clear();
+                      self->out_gathered_.clear();
                       self->state_.spare_frame.swap(self->out_);  // reused by the next response
                       self->next_request();
                     });

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "connection_state.h"
+#include "kafka/messages.h"
 
 namespace sluice::gateway {
 
@@ -40,6 +41,10 @@ struct Outcome {
   std::string frame;  // empty: no response
   bool close = false;
   std::string reason;  // why it closes, for the log
+  // Bytes sent inside the frame from buffers of their own, in order: each goes after frame
+  // byte `at` (Fetch's record batches, kafka::encode_gathered). The buffers must stay put
+  // until the connection's next request is handled: ConnectionState::record_buffers do.
+  std::vector<kafka::GatheredBytes> gathered = {};
 };
 
 using Respond = std::function<void(Outcome)>;
@@ -83,6 +88,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t in_end_ = 0;
   std::size_t in_frame_ = 0;  // bytes of the frame being handled (consumed once answered)
   std::string out_;
+  std::vector<kafka::GatheredBytes> out_gathered_;      // out_'s pieces sent from elsewhere
+  std::vector<boost::asio::const_buffer> out_buffers_;  // out_ and those pieces, in order
   bool closed_ = false;
 };
 

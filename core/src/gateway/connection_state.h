@@ -35,8 +35,10 @@ struct ConnectionState {
 
   // Buffers kept between requests so that their memory is reused: a Fetch response can be
   // many megabytes, and a fresh allocation of that size costs a page fault per 4 KiB.
-  std::string spare_frame;                  // the last response frame, once written
-  std::vector<std::string> record_buffers;  // Fetch: one per partition
+  std::string spare_frame;  // the last response frame, once written
+  // Fetch: one per partition. A Fetch response is written straight from them (Outcome::
+  // gathered), so they change only when the connection's next request is handled.
+  std::vector<std::string> record_buffers;
 
   // A Kafka group member whose JoinGroup or SyncGroup answer is pending on this connection:
   // if the connection closes first, the coordinator forgets the pending answer.

@@ -211,8 +211,8 @@ void RequestHandler::fetch_attempt(const std::shared_ptr<FetchJob>& job) {
       std::lock_guard<std::mutex> lock(waiting_mutex_);
       waiting_.erase(job->timer);
     }
-    job->respond(
-        {response_frame(job->header, resp, std::move(job->connection->spare_frame)), false, {}});
+    // The records stay in the connection's buffers until the response is written.
+    job->respond(gathered_response(job->header, resp, std::move(job->connection->spare_frame)));
     return;
   }
   // Wait: a gateway produce cancels the timer at once; local producers' records are seen at

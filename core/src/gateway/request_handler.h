@@ -120,4 +120,20 @@ std::string response_frame(const kafka::RequestHeader& h, const Response& r,
   return w.take();
 }
 
+// A Fetch response whose record batches (views into `connection.record_buffers`) are sent
+// from those buffers rather than copied into the frame (kafka::encode_gathered).
+inline Outcome gathered_response(const kafka::RequestHeader& h, const kafka::FetchResponse& r,
+                                 std::string buffer = {}) {
+  buffer.clear();
+  Outcome out;
+  kafka::ByteWriter w(std::move(buffer));
+  std::size_t at = kafka::begin_response(w, h.correlation_id);
+  kafka::encode_gathered(w, h.api_version, r, out.gathered);
+  std::size_t gathered_bytes = 0;
+  for (const kafka::GatheredBytes& g : out.gathered) gathered_bytes += g.bytes.size();
+  kafka::end_response(w, at, gathered_bytes);
+  out.frame = w.take();
+  return out;
+}
+
 }  // namespace sluice::gateway

@@ -34,8 +34,8 @@ std::size_t begin_response(ByteWriter& w, std::int32_t correlation_id) {
   return at;
 }
 
-void end_response(ByteWriter& w, std::size_t at) {
-  w.patch_i32(at, static_cast<std::int32_t>(w.size() - at - 4));
+void end_response(ByteWriter& w, std::size_t at, std::size_t gathered_bytes) {
+  w.patch_i32(at, static_cast<std::int32_t>(w.size() + gathered_bytes - at - 4));
 }
 
 std::size_t begin_request(ByteWriter& w, const RequestHeader& h) {

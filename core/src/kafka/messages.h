@@ -66,7 +66,9 @@ void encode_request_header(ByteWriter& w, const RequestHeader& h);
 // begin_response writes the size placeholder and the correlation id and returns the size's
 // position; end_response patches the size once the body is written.
 std::size_t begin_response(ByteWriter& w, std::int32_t correlation_id);
-void end_response(ByteWriter& w, std::size_t at);
+// `gathered_bytes`: body bytes sent from buffers of their own (encode_gathered), counted in
+// the size but not in `w`.
+void end_response(ByteWriter& w, std::size_t at, std::size_t gathered_bytes = 0);
 
 // Client side: a request frame (size placeholder + header), patched by end_request.
 std::size_t begin_request(ByteWriter& w, const RequestHeader& h);
@@ -282,6 +284,22 @@ bool decode(ByteReader& r, std::int16_t version, FetchRequest& m);
 void encode(ByteWriter& w, std::int16_t version, const FetchRequest& m);
 void encode(ByteWriter& w, std::int16_t version, const FetchResponse& m);
 bool decode(ByteReader& r, std::int16_t version, FetchResponse& m);
+
+// Bytes of a message that go on the wire right after byte `at` of the encoded frame but are
+// not copied into it: they are sent from their own buffer by a gathering write.
+struct GatheredBytes {
+  std::size_t at = 0;
+  std::string_view bytes;
+};
+
+// The same bytes on the wire as encode(), but every records field of at least
+// kMinGatheredBytes is left out of `w` (its size is written) and listed in `gathered`, in
+// order: a Fetch response carries megabytes of record batches, already encoded in buffers of
+// their own, and copying them into the frame would be a second copy of every byte fetched
+// before the kernel's own. Smaller fields are copied (an iovec costs more than that).
+inline constexpr std::size_t kMinGatheredBytes = 1024;
+void encode_gathered(ByteWriter& w, std::int16_t version, const FetchResponse& m,
+                     std::vector<GatheredBytes>& gathered);
 
 // ---------------------------------------------------------------------------------------------
 // ListOffsets (2): v0-5

@@ -149,7 +149,29 @@ void fields(IO& io, std::int16_t v, M& m) {
   });
 }
 
+// The Writer of encode_gathered: large records fields are listed rather than copied. fields()
+// is a template over its IO, so this nullable_bytes hides Writer's (no virtual call).
+class GatheringWriter : public codec::Writer {
+ public:
+  GatheringWriter(ByteWriter& w, std::vector<GatheredBytes>& gathered)
+      : Writer(w), gathered_(gathered) {}
+  void nullable_bytes(const NullableBytes& x) {
+    if (!x || x->size() < kMinGatheredBytes) return Writer::nullable_bytes(x);
+    writer().i32(static_cast<std::int32_t>(x->size()));
+    gathered_.push_back({writer().size(), *x});
+  }
+
+ private:
+  std::vector<GatheredBytes>& gathered_;
+};
+
 }  // namespace
+
+void encode_gathered(ByteWriter& w, std::int16_t version, const FetchResponse& m,
+                     std::vector<GatheredBytes>& gathered) {
+  GatheringWriter io(w, gathered);
+  fields(io, version, m);
+}
 
 SLUICE_KAFKA_CODEC(ProduceRequest)
 SLUICE_KAFKA_CODEC(ProduceResponse)

@@ -255,14 +255,20 @@ DecodeResult decode(std::string_view records, std::size_t max_decompressed_bytes
   return out;
 }
 
-// Bytes of a zig-zag varint / varlong.
+// Zig-zag encoding of record fields; small magnitudes of either sign get short varints.
+std::uint64_t zigzag32(std::int32_t v) {
+  auto u = static_cast<std::uint32_t>(v);
+  return (u << 1) ^ static_cast<std::uint32_t>(v >> 31);
+}
+std::uint64_t zigzag64(std::int64_t v) {
+  auto u = static_cast<std::uint64_t>(v);
+  return (u << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+// Bytes of an unsigned varint, 7 bits a byte: (floor(log2) * 9 + 73) / 64 is ceil(bits / 7)
+// without a loop or a division (protobuf's VarintSize); this runs for every field of a Fetch.
 std::size_t uvarint_size(std::uint64_t u) {
-  std::size_t n = 1;
-  while (u >= 0x80) {
-    u >>= 7;
-    ++n;
-  }
-  return n;
+  auto log2 = static_cast<std::uint32_t>(63 ^ __builtin_clzll(u | 1));
+  return (log2 * 9 + 73) / 64;
 }
 char* put_uvarint(char* p, std::uint64_t u) {
   while (u >= 0x80) {
@@ -272,26 +278,16 @@ char* put_uvarint(char* p, std::uint64_t u) {
   *p++ = static_cast<char>(u);
   return p;
 }
-char* put_varint(char* p, std::int32_t v) {
-  auto u = static_cast<std::uint32_t>(v);
-  return put_uvarint(p, (u << 1) ^ static_cast<std::uint32_t>(v >> 31));
-}
-char* put_varlong(char* p, std::int64_t v) {
-  auto u = static_cast<std::uint64_t>(v);
-  return put_uvarint(p, (u << 1) ^ static_cast<std::uint64_t>(v >> 63));
-}
-
-std::size_t varint_size(std::int32_t v) {
-  auto u = static_cast<std::uint32_t>(v);
-  return uvarint_size((u << 1) ^ static_cast<std::uint32_t>(v >> 31));
-}
-std::size_t varlong_size(std::int64_t v) {
-  auto u = static_cast<std::uint64_t>(v);
-  return uvarint_size((u << 1) ^ static_cast<std::uint64_t>(v >> 63));
-}
+// A varint length (-1: null) and the bytes: keys, values and header values.
 std::size_t varbytes_size(const std::optional<std::string_view>& b) {
   if (!b) return 1;
-  return varint_size(static_cast<std::int32_t>(b->size())) + b->size();
+  return uvarint_size(zigzag32(static_cast<std::int32_t>(b->size()))) + b->size();
+}
+char* put_varbytes(char* p, const std::optional<std::string_view>& b) {
+  if (!b) return put_uvarint(p, zigzag32(-1));
+  p = put_uvarint(p, zigzag32(static_cast<std::int32_t>(b->size())));
+  if (!b->empty()) std::memcpy(p, b->data(), b->size());  // an empty view's data may be null
+  return p + b->size();
 }
 
 }  // namespace
@@ -313,6 +309,7 @@ void BatchEncoder::begin(ByteWriter& w, std::int64_t base_offset, std::int64_t b
                          const BatchOptions& options) {
   w_ = &w;
   start_ = w.size();
+  end_ = start_ + kBatchHeaderSize;
   base_offset_ = base_offset;
   base_timestamp_ = base_timestamp_ms;
   max_timestamp_ = std::numeric_limits<std::int64_t>::min();
@@ -340,35 +337,34 @@ bool BatchEncoder::add(const RecordOut& record) {
   std::int64_t delta64 = record.offset - base_offset_;
   if (delta64 <= last_delta_ || delta64 > std::numeric_limits<std::int32_t>::max()) return false;
   auto delta = static_cast<std::int32_t>(delta64);
-  std::int64_t ts_delta = detail::add_wrapping(record.timestamp_ms, -base_timestamp_);
-  std::size_t body = 1 + varlong_size(ts_delta) + varint_size(delta) + varbytes_size(record.key) +
-                     varbytes_size(record.value) +
-                     varint_size(static_cast<std::int32_t>(record.headers.size()));
+  const std::uint64_t ts_delta =
+      zigzag64(detail::add_wrapping(record.timestamp_ms, -base_timestamp_));
+  const std::uint64_t header_count = zigzag32(static_cast<std::int32_t>(record.headers.size()));
+  std::size_t body = 1 + uvarint_size(ts_delta) + uvarint_size(zigzag32(delta)) +
+                     varbytes_size(record.key) + varbytes_size(record.value) +
+                     uvarint_size(header_count);
   for (const RecordHeaderView& h : record.headers)
-    body += varint_size(static_cast<std::int32_t>(h.key.size())) + h.key.size() +
-            varbytes_size(h.value);
-  // The small fields go through a stack buffer, so that a record costs a few appends to the
-  // batch rather than one per field (this is the Fetch path's inner loop).
+    body += varbytes_size(h.key) + varbytes_size(h.value);
+  const std::uint64_t length = zigzag32(static_cast<std::int32_t>(body));
+  // The record's size is known, so its fields are plain stores into room made beforehand:
+  // appending field by field costs a capacity check and a call per field, and this is the
+  // Fetch path's inner loop. The buffer grows (zero-filled: std::string has no uninitialised
+  // growth) kGrowBytes at a time, not per record; finish() trims what is left over.
   std::string& out = w_->buffer();
-  char head[5 + 1 + 10 + 5 + 5];
-  char* p = head;
-  p = put_varint(p, static_cast<std::int32_t>(body));
+  std::size_t n = uvarint_size(length) + body;
+  if (out.size() - end_ < n) out.resize(std::max(end_ + n, out.size() + kGrowBytes));
+  char* p = out.data() + end_;
+  end_ += n;
+  p = put_uvarint(p, length);
   *p++ = 0;  // attributes
-  p = put_varlong(p, ts_delta);
-  p = put_varint(p, delta);
-  p = put_varint(p, record.key ? static_cast<std::int32_t>(record.key->size()) : -1);
-  out.append(head, static_cast<std::size_t>(p - head));
-  if (record.key) out.append(*record.key);
-  p = put_varint(head, record.value ? static_cast<std::int32_t>(record.value->size()) : -1);
-  out.append(head, static_cast<std::size_t>(p - head));
-  if (record.value) out.append(*record.value);
-  p = put_varint(head, static_cast<std::int32_t>(record.headers.size()));
-  out.append(head, static_cast<std::size_t>(p - head));
+  p = put_uvarint(p, ts_delta);
+  p = put_uvarint(p, zigzag32(delta));
+  p = put_varbytes(p, record.key);
+  p = put_varbytes(p, record.value);
+  p = put_uvarint(p, header_count);
   for (const RecordHeaderView& h : record.headers) {
-    ByteWriter& w = *w_;
-    w.varint(static_cast<std::int32_t>(h.key.size()));
-    w.raw(h.key);
-    w.varint_bytes(h.value);
+    p = put_varbytes(p, h.key);  // never null
+    p = put_varbytes(p, h.value);
   }
   last_delta_ = delta64;
   max_timestamp_ = std::max(max_timestamp_, record.timestamp_ms);
@@ -383,7 +379,8 @@ std::size_t BatchEncoder::finish() {
     w.buffer().resize(start_);
     return 0;
   }
-  std::size_t total = w.size() - start_;
+  w.buffer().resize(end_);
+  std::size_t total = end_ - start_;
   char* p = w.buffer().data() + start_;
   auto put32 = [p](std::size_t at, std::uint32_t v) {
     std::uint32_t be = __builtin_bswap32(v);

@@ -177,7 +177,9 @@ struct BatchOptions {
 
 // Appends one uncompressed magic-2 batch to a ByteWriter: begin(), add() per record in
 // increasing offset order (gaps allowed: the deltas say where each record is), finish(), which
-// patches batchLength, lastOffsetDelta, maxTimestamp, recordCount and the CRC-32C.
+// patches batchLength, lastOffsetDelta, maxTimestamp, recordCount and the CRC-32C. Until
+// finish(), the writer may hold spare bytes after the batch (add() makes room in steps of
+// kGrowBytes): write nothing else to it meanwhile, and ask size() for the batch's size.
 //
 //   BatchEncoder enc;
 //   enc.begin(w, first_offset, first_timestamp);
@@ -204,11 +206,14 @@ class BatchEncoder {
 
   std::int32_t record_count() const { return count_; }
   // Bytes of the batch so far (header included); 0 outside begin/finish.
-  std::size_t size() const { return w_ != nullptr ? w_->size() - start_ : 0; }
+  std::size_t size() const { return w_ != nullptr ? end_ - start_ : 0; }
 
  private:
+  static constexpr std::size_t kGrowBytes = 16 * 1024;  // well inside L1: filled, then written
+
   ByteWriter* w_ = nullptr;
   std::size_t start_ = 0;
+  std::size_t end_ = 0;  // of the batch so far; the writer's bytes after it are spare
   std::int64_t base_offset_ = 0;
   std::int64_t base_timestamp_ = 0;
   std::int64_t max_timestamp_ = 0;

@@ -289,6 +289,51 @@ TEST_CASE(
   CHECK(h.records.size() <= 6);
 }
 
+// A Fetch response is written with the larger records fields sent from the connection's own
+// buffers (a gathering write) and the smaller ones copied into the frame; a client must see
+// one ordinary response either way, request after request on the same connection.
+TEST_CASE(
+    "gateway: one Fetch of several partitions, large, small and empty, returns each "
+    "partition's records, again and again on one connection",
+    "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("multi", 4);
+  KafkaClient c(broker);
+  std::vector<TestRecord> big = mixed_records(60);
+  for (TestRecord& r : big)
+    if (r.value) *r.value += std::string(900, 'v');
+  std::vector<TestRecord> small = mixed_records(2);
+  std::vector<TestRecord> large = {{"k", std::string(70'000, 'L'), {{"h", "x"}}, kBaseTs, -1}};
+  REQUIRE(produce(c, "multi", 0, encode_batch(big, 0)).error_code == ErrorCode::kNone);
+  REQUIRE(produce(c, "multi", 1, encode_batch(small, 0)).error_code == ErrorCode::kNone);
+  REQUIRE(produce(c, "multi", 3, encode_batch(large, 0)).error_code == ErrorCode::kNone);
+  const std::vector<std::vector<TestRecord>> expected = {
+      with_offsets(big, 0), with_offsets(small, 0), {}, with_offsets(large, 0)};
+
+  for (int v : {4, 7, 11}) {
+    const auto version = static_cast<std::int16_t>(v);
+    for (int round = 0; round < 3; ++round) {
+      INFO("version " << version << ", round " << round);
+      kafka::FetchRequest req = fetch_request("multi", 0, 0);
+      for (std::int32_t p = 1; p < 4; ++p) {
+        req.topics[0].partitions.push_back(req.topics[0].partitions[0]);
+        req.topics[0].partitions.back().partition = p;
+      }
+      auto reply = c.call<kafka::FetchResponse>(ApiKey::kFetch, version, req);
+      REQUIRE(reply->responses.size() == 1);
+      const auto& parts = reply->responses[0].partitions;
+      REQUIRE(parts.size() == 4);
+      for (std::size_t p = 0; p < 4; ++p) {
+        INFO("partition " << p);
+        CHECK(parts[p].partition_index == static_cast<std::int32_t>(p));
+        CHECK(parts[p].error_code == ErrorCode::kNone);
+        CHECK(parts[p].high_watermark == static_cast<std::int64_t>(expected[p].size()));
+        CHECK(records_of(parts[p].records) == expected[p]);
+      }
+    }
+  }
+}
+
 // ---- compression, CRC, old formats
 // ----------------------------------------------------------------
 

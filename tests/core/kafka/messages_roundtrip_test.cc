@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "kafka/messages.h"
 #include "kafka/protocol.h"
@@ -226,6 +227,55 @@ TEST_CASE("messages: Fetch round-trips v4-11 (and v0-3)", "[kafka][messages]") {
         }
       },
       0);
+}
+
+TEST_CASE(
+    "messages: a gathered Fetch response, its pieces spliced in, is the bytes encode() writes",
+    "[kafka][messages]") {
+  const std::string big_a(kMinGatheredBytes, 'a');
+  const std::string big_b(100'000, 'b');
+  const std::string small(kMinGatheredBytes - 1, 's');
+  FetchResponse resp;
+  resp.throttle_time_ms = 3;
+  resp.session_id = 0;
+  resp.responses = {
+      {"orders",
+       {{0, ErrorCode::kNone, 200, 190, 10, std::nullopt, -1, big_a},
+        {1, ErrorCode::kOffsetOutOfRange, 5, 5, 0, std::nullopt, -1, std::nullopt},
+        {2, ErrorCode::kNone, 9, 9, 0, std::nullopt, -1, small}}},
+      {"payments", {{0, ErrorCode::kNone, 7, 7, 0, std::nullopt, -1, big_b}}},
+      {"empty", {{3, ErrorCode::kNone, 0, 0, 0, std::nullopt, -1, std::string_view()}}},
+  };
+  for (std::int16_t v = 0; v <= 11; ++v) {
+    INFO("version " << v);
+    ByteWriter plain;
+    std::size_t at = begin_response(plain, 42);
+    encode(plain, v, resp);
+    end_response(plain, at);
+
+    ByteWriter frame;
+    std::vector<GatheredBytes> gathered;
+    at = begin_response(frame, 42);
+    encode_gathered(frame, v, resp, gathered);
+    std::size_t gathered_bytes = 0;
+    for (const GatheredBytes& g : gathered) gathered_bytes += g.bytes.size();
+    end_response(frame, at, gathered_bytes);
+
+    // Only the fields of at least kMinGatheredBytes are left out, in order.
+    REQUIRE(gathered.size() == 2);
+    CHECK(gathered[0].bytes.data() == big_a.data());
+    CHECK(gathered[1].bytes.data() == big_b.data());
+    CHECK(frame.size() + gathered_bytes == plain.size());
+    std::string spliced;
+    std::size_t from = 0;
+    for (const GatheredBytes& g : gathered) {
+      spliced.append(frame.buffer(), from, g.at - from);
+      spliced.append(g.bytes);
+      from = g.at;
+    }
+    spliced.append(frame.buffer(), from);
+    CHECK(spliced == plain.buffer());
+  }
 }
 
 TEST_CASE("messages: ListOffsets round-trips v0-5", "[kafka][messages]") {

@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <iterator>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -270,6 +272,77 @@ TEST_CASE("record batch: encoder refuses out-of-order offsets and writes no empt
   CHECK(n == w.size() - 6);
   auto r = decode_produce_records(std::string_view(w.buffer()).substr(6), kLimit);
   CHECK(batches_of(r)[0].records.size() == 1);
+}
+
+TEST_CASE(
+    "record batch: a batch larger than the encoder's growth steps decodes to the records added, "
+    "and the writer holds exactly the batch after finish",
+    "[kafka][record_batch]") {
+  // Field sizes on varint boundaries (1/2/3-byte lengths, 10-byte timestamp deltas), empty and
+  // null fields, headers, and values larger than the encoder's 16 KiB growth step.
+  const std::size_t sizes[] = {0, 1, 63, 64, 127, 128, 8191, 8192, 16383, 16384, 40000};
+  const std::int64_t base_ts = 1000;
+  const std::int64_t timestamps[] = {base_ts,
+                                     base_ts - 1,
+                                     base_ts + 63,
+                                     base_ts - 65,
+                                     std::numeric_limits<std::int64_t>::min() + 5,
+                                     std::numeric_limits<std::int64_t>::max()};
+  std::vector<Rec> recs;
+  std::int64_t offset = 7;
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t i = 0; i < std::size(sizes); ++i) {
+      Rec r{offset,
+            timestamps[(i + static_cast<std::size_t>(round)) % std::size(timestamps)],
+            std::string(sizes[(i + 3) % std::size(sizes)] % 300, 'k'),
+            std::string(sizes[i], static_cast<char>('a' + i)),
+            {}};
+      if (i % 4 == 0) r.key.reset();
+      if (i % 5 == 1) r.value.reset();
+      if (i % 3 == 2)
+        r.headers = {{"", ""}, {"trace", std::string(sizes[i] % 200, 't')}, {"none", std::nullopt}};
+      recs.push_back(std::move(r));
+      offset += 1 + static_cast<std::int64_t>(i % 2);  // gaps too
+    }
+  }
+
+  ByteWriter w;
+  w.raw("prefix");
+  BatchEncoder enc;
+  enc.begin(w, 7, base_ts);
+  CHECK(enc.size() == kBatchHeaderSize);
+  std::size_t last = enc.size();
+  for (const Rec& r : recs) {
+    std::vector<RecordHeaderView> hs;
+    for (const auto& [k, v] : r.headers)
+      hs.push_back({k, v ? std::optional<std::string_view>(*v) : std::nullopt});
+    RecordOut out{r.offset, r.ts, std::nullopt, std::nullopt, hs};
+    if (r.key) out.key = *r.key;
+    if (r.value) out.value = *r.value;
+    REQUIRE(enc.add(out));
+    CHECK(enc.size() > last);
+    last = enc.size();
+  }
+  std::size_t n = enc.finish();
+  CHECK(n == last);
+  REQUIRE(w.size() == 6 + n);
+  CHECK(w.buffer().substr(0, 6) == "prefix");
+  auto result = decode_stored_batches(std::string_view(w.buffer()).substr(6), kLimit);
+  const auto& bs = batches_of(result);
+  REQUIRE(bs.size() == 1);
+  CHECK(bs[0].base_offset == 7);
+  CHECK(bs[0].max_timestamp == std::numeric_limits<std::int64_t>::max());
+  CHECK(bs[0].last_offset_delta == recs.back().offset - 7);
+  check_matches(bs[0], recs);
+
+  // The same writer takes a second batch after the first.
+  enc.begin(w, 100, 0);
+  REQUIRE(enc.add(RecordOut{100, 0, "k", "v", {}}));
+  std::size_t m = enc.finish();
+  REQUIRE(w.size() == 6 + n + m);
+  auto both = decode_stored_batches(std::string_view(w.buffer()).substr(6), kLimit);
+  REQUIRE(batches_of(both).size() == 2);
+  check_matches(batches_of(both)[1], {{100, 0, "k", "v", {}}});
 }
 
 TEST_CASE("record batch: patch_base_offset leaves the CRC valid", "[kafka][record_batch]") {
