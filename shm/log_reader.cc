@@ -15,6 +15,11 @@ namespace {
 constexpr std::uint32_t kPollsPerStallCheck = 1024;
 // The longest a parked reader sleeps before it looks for abandoned claims itself.
 constexpr std::int64_t kMaxParkNs = 100'000'000;
+// kAdaptive, after ReaderOptions::shrink_after_parks waits in a row that outlasted spin_ns:
+// spin kShortSpinNs (enough for a record already on its way), with a look at the clock every
+// kShortSpinClockEvery pauses (a few hundred ns) to keep it short.
+constexpr std::int64_t kShortSpinNs = 2'000;
+constexpr std::uint32_t kShortSpinClockEvery = 16;
 }  // namespace
 
 Result<LogReader> LogReader::open(std::shared_ptr<PartitionLog> log, const ReaderOptions& options) {
@@ -121,10 +126,22 @@ bool LogReader::wait(WaitStrategy strategy, std::int64_t timeout_ns) {
   std::int64_t deadline =
       timeout_ns < 0 ? std::numeric_limits<std::int64_t>::max() : start + timeout_ns;
   if (strategy == WaitStrategy::kBlock) return block_until_ready(deadline);
-  std::int64_t spin_until =
-      strategy == WaitStrategy::kAdaptive ? std::min(deadline, start + options_.spin_ns) : deadline;
+  std::int64_t spin_until = deadline;
+  std::uint32_t clock_every = kPollsPerStallCheck;
+  if (strategy == WaitStrategy::kAdaptive) {
+    // After several waits in a row that outlasted the spin (records come further apart than
+    // spin_ns), spinning the full spin_ns only burns the CPU: spin briefly instead, looking at
+    // the clock more often, until a wait ends sooner again.
+    const bool spin_pays =
+        options_.shrink_after_parks == 0 || parked_streak_ < options_.shrink_after_parks;
+    spin_until = std::min(deadline, start + (spin_pays ? options_.spin_ns : kShortSpinNs));
+    if (!spin_pays) clock_every = kShortSpinClockEvery;
+  }
   for (std::uint32_t i = 1;; ++i) {
-    if (ready()) return true;
+    if (ready()) {
+      parked_streak_ = 0;
+      return true;
+    }
     if (strategy == WaitStrategy::kYield) {
       sched_yield();
     } else {
@@ -136,11 +153,19 @@ bool LogReader::wait(WaitStrategy strategy, std::int64_t timeout_ns) {
         empty_polls_ = kPollsPerStallCheck - 1;  // so that the next poll reports kOutOfRange
         return true;
       }
-      if (monotonic_ns() >= spin_until) break;
     }
+    if (i % clock_every == 0 && monotonic_ns() >= spin_until) break;
   }
-  if (strategy == WaitStrategy::kAdaptive) return block_until_ready(deadline);
-  return ready();
+  if (strategy != WaitStrategy::kAdaptive) return ready();
+  bool got = block_until_ready(deadline);
+  // A wait that ended within spin_ns (the park was short) means the full spin would have
+  // caught it: spin fully again. Otherwise count it.
+  if (got && monotonic_ns() - start <= options_.spin_ns) {
+    parked_streak_ = 0;
+  } else if (parked_streak_ < options_.shrink_after_parks) {
+    ++parked_streak_;
+  }
+  return got;
 }
 
 bool LogReader::block_until_ready(std::int64_t deadline_ns) {

@@ -45,7 +45,7 @@ enum class WaitStrategy : std::uint8_t {
   kSpin,      // busy-spin with a pause instruction: lowest latency, burns a core
   kYield,     // sched_yield between checks
   kBlock,     // park on the partition's futex until a producer wakes us
-  kAdaptive,  // spin for ReaderOptions::spin_ns, then park
+  kAdaptive,  // spin for ReaderOptions::spin_ns, then park (a short spin once waits outlast it)
 };
 // "spin", "yield", "block", "adaptive": the names tools and benchmarks print and parse.
 const char* wait_strategy_name(WaitStrategy strategy) noexcept;
@@ -54,6 +54,10 @@ std::optional<WaitStrategy> parse_wait_strategy(std::string_view name) noexcept;
 struct ReaderOptions {
   bool verify_crc = false;        // check every frame's CRC-32C on the read path
   std::int64_t spin_ns = 50'000;  // kAdaptive: how long to spin before parking
+  // kAdaptive: after this many waits in a row that outlasted spin_ns (records come further
+  // apart than the spin bridges), spin only about 2 µs before parking, until a wait ends
+  // within spin_ns again. 0: always spin the full spin_ns.
+  std::uint32_t shrink_after_parks = 4;
 };
 
 class LogReader {
@@ -191,6 +195,7 @@ class LogReader {
   Status error_;
 
   std::uint32_t empty_polls_ = 0;
+  std::uint32_t parked_streak_ = 0;  // kAdaptive: consecutive waits that outlasted spin_ns
   std::int64_t stall_since_ = 0;
   std::uint64_t stall_pos_ = 0;
   std::uint64_t stall_tail_ = 0;

@@ -449,6 +449,38 @@ TEST_CASE("reader: an adaptive reader wakes when another thread appends", "[conc
   ping_pong(WaitStrategy::kAdaptive);
 }
 
+TEST_CASE("reader: an adaptive reader whose spin has shrunk still wakes for every append",
+          "[concurrency]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  ReaderOptions options;
+  options.spin_ns = 20'000;
+  options.shrink_after_parks = 2;
+  auto reader = unwrap(LogReader::open(log, options));
+  auto appender = unwrap(LogAppender::open(log));
+  // Waits that time out with nothing to read shrink the spin.
+  for (int i = 0; i < 4; ++i) CHECK_FALSE(reader.wait(WaitStrategy::kAdaptive, 1'000'000));
+  // Then records a few milliseconds apart (each wait parks), and a burst (no wait parks).
+  std::thread producer([&] {
+    for (int i = 0; i < 6; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      (void)appender.append("slow " + std::to_string(i));
+    }
+    for (int i = 0; i < 200; ++i) (void)appender.append("burst " + std::to_string(i));
+  });
+  std::int64_t expected = 0;
+  while (expected < 206) {
+    if (!reader.wait(WaitStrategy::kAdaptive, 30'000'000'000)) break;
+    reader.poll([&](const RecordView& v) {
+      if (v.offset == expected) ++expected;
+    });
+  }
+  producer.join();
+  CHECK(expected == 206);
+  CHECK(log->control()->waiters.value.load() == 0);
+}
+
 TEST_CASE("reader: a blocked reader of a read-only log wakes when another thread appends",
           "[concurrency]") {
   ping_pong(WaitStrategy::kBlock, Access::kReadOnly);
