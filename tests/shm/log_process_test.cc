@@ -1,6 +1,7 @@
 // Producers and readers in separate processes (fork), and producers that die: [process]
 // tests run under ASan + UBSan, not TSan.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -228,6 +229,69 @@ TEST_CASE("log: a producer killed mid-claim is skipped after the timeout", "[pro
   got = read_records(reader, 11);
   CHECK(offsets_of(got) == std::vector<std::int64_t>{0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11});
   for (const Rec& r : got) CHECK_FALSE(r.key);  // nothing of the doomed claim
+  CHECK(test::partition_damage(dir) == "");
+}
+
+TEST_CASE("log: recycling never reuses a segment a reader in another process is on", "[process]") {
+  TempDir tmp;
+  const std::string dir = tmp.partition();
+  LogOptions options = test::patient_options();
+  options.retain_segments = 3;
+  options.recycle_segments = true;
+  auto log = unwrap(PartitionLog::create(dir, test::small_segments(), options));
+  auto producer = unwrap(LogAppender::open(log));
+  std::uint64_t seq = 0;
+  while (log->control()->active.active_base.load() == 0)
+    append_ok(producer, test::make_value(0, seq++));
+  const auto in_segment_zero = static_cast<std::int64_t>(seq - 1);  // offsets 0 .. seq - 2
+  REQUIRE(in_segment_zero > 100);
+  struct stat zero {};
+  REQUIRE(::stat(test::segment_path(dir, 0).c_str(), &zero) == 0);
+
+  test::Pipe ready, go;
+  pid_t reader = test::spawn([&] {
+    auto l = PartitionLog::open(dir, options);
+    if (!l) return 2;
+    auto r = LogReader::open(*l, {.verify_crc = true});
+    if (!r) return 3;
+    // Into segment 0, then wait while the parent rolls and recycles far past it.
+    if (read_records(*r, 1, nullptr, 10'000'000'000).size() != 1) return 4;
+    if (!ready.send() || !go.receive()) return 5;
+    // The rest of segment 0 is intact (each value names its own offset), then out-of-range.
+    std::int64_t expected = 1;
+    PollResult p;
+    do {
+      p = r->poll([&](const RecordView& v) {
+        auto stamp = v.value ? test::parse_value(*v.value) : std::nullopt;
+        if (v.offset == expected && stamp && static_cast<std::int64_t>(stamp->seq) == v.offset)
+          ++expected;
+        else
+          expected = -1'000'000;  // a record that is not segment 0's
+      });
+      if (p.records == 0 && p.outcome == ReadOutcome::kOk)
+        (void)r->wait(WaitStrategy::kBlock, 100'000'000);
+    } while (p.outcome == ReadOutcome::kOk && expected > 0);
+    if (p.outcome != ReadOutcome::kOutOfRange) return 6;
+    return expected == in_segment_zero ? 0 : 7;
+  });
+  REQUIRE(ready.receive());
+  int reused = 0;
+  for (int rolls = 0; rolls < 12;) {
+    std::int64_t active = log->control()->active.active_base.load();
+    append_ok(producer, test::make_value(0, seq++));
+    if (log->control()->active.active_base.load() == active) continue;
+    ++rolls;
+    REQUIRE_OK(log->prepare_next());
+    for (std::int64_t b : unwrap(log->segment_bases())) {
+      struct stat st {};
+      if (b > 0 && ::stat(test::segment_path(dir, b).c_str(), &st) == 0 && st.st_ino == zero.st_ino)
+        ++reused;
+    }
+  }
+  REQUIRE(unwrap(log->segment_bases()).front() > 0);  // retention took segment 0
+  CHECK(reused == 0);
+  REQUIRE(go.send());
+  CHECK(test::wait_child(reader) == 0);
   CHECK(test::partition_damage(dir) == "");
 }
 
