@@ -100,13 +100,13 @@ Result<PartitionWriter*> PartitionDirectory::writer(const std::shared_ptr<TopicE
     mode_t mode =
         ::stat((dir + "/partition.ctl").c_str(), &ctl) == 0 ? (ctl.st_mode & 07777) : 0660;
     auto state = ProducerStateFile::open(dir, mode);
-    if (state) {
+    Result<std::size_t> loaded = state ? state->load_into(w->sequences) : state.status();
+    if (loaded) {
       w->state_file.emplace(std::move(state).value());
-      w->state_file->load_into(w->sequences);
     } else {
       spdlog::warn(
           "kafka gateway: idempotent producers' state of {} will not outlive a restart: {}", dir,
-          state.status().message());
+          loaded.status().message());
     }
   }
   return w;
@@ -116,10 +116,11 @@ void PartitionWriter::appended(std::int64_t producer_id, std::int16_t epoch,
                                std::int32_t base_sequence, std::int32_t record_count,
                                std::int64_t first_offset) {
   sequences.appended(producer_id, epoch, base_sequence, record_count, first_offset);
-  if (state_file) {
-    if (const ProducerState* s = sequences.find(producer_id))
-      state_file->save(producer_id, *s, shm::wall_clock_ns() / 1'000'000);
-  }
+  const ProducerState* s = sequences.find(producer_id);
+  if (!state_file || s == nullptr) return;
+  if (Status saved = state_file->save(producer_id, *s, shm::wall_clock_ns() / 1'000'000); !saved)
+    spdlog::warn("kafka gateway: producer {}'s state not kept for a restart: {}", producer_id,
+                 saved.message());
 }
 
 Result<std::shared_ptr<shm::PartitionLog>> PartitionDirectory::log(

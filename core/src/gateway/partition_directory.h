@@ -2,7 +2,7 @@
 // threads: each topic's config (re-read at most once a second, and at once when its
 // directory's inode changes: deleted and created again), and per partition one writer, the
 // log appender plus the idempotent producers' sequences (kept in the partition's
-// producers.state file, so that they outlive a restart), behind a mutex.
+// producers.tbl table, so that they outlive a restart), behind a mutex.
 //
 // Kafka appends of one partition are serialised by that mutex (the sequence check and the
 // append are one step); other processes append concurrently through the log's lock-free

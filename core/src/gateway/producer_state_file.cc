@@ -1,137 +1,116 @@
 #include "producer_state_file.h"
 
-#include <unistd.h>
-
 #include <cstring>
-
-#include "shm/crc32c.h"
+#include <limits>
 
 namespace sluice::gateway {
 
 namespace {
 
-std::uint32_t slot_crc(const ProducerSlot& slot) {
-  return shm::crc32c(&slot, offsetof(ProducerSlot, crc32c));
+constexpr std::uint32_t kSchema = 0x31445250u;  // "PRD1" little-endian
+constexpr std::uint32_t kKeyBytes = 8;
+constexpr std::size_t kBatchesAt = 16;
+constexpr std::uint32_t kValueBytes =
+    kBatchesAt + ProducerState::kRememberedBatches * (4 + 4 + 8);  // 96
+
+template <class T>
+void put_at(std::string& out, std::size_t at, T v) {
+  std::memcpy(out.data() + at, &v, sizeof v);  // x86-64: little-endian, as format.md says
 }
 
-bool slot_valid(const ProducerSlot& slot) {
-  return slot.crc32c == slot_crc(slot) && slot.count <= ProducerState::kRememberedBatches &&
-         slot.next < ProducerState::kRememberedBatches;
+template <class T>
+T get_at(std::string_view in, std::size_t at) {
+  T v;
+  std::memcpy(&v, in.data() + at, sizeof v);
+  return v;
+}
+
+std::string key_of(std::int64_t producer_id) {
+  std::string k(kKeyBytes, '\0');
+  put_at(k, 0, producer_id);
+  return k;
 }
 
 }  // namespace
 
+const shm::TableLayout ProducerStateFile::kLayout{kSchema, kKeyBytes, kValueBytes};
+
 Result<ProducerStateFile> ProducerStateFile::open(const std::string& partition_dir, mode_t mode) {
-  const std::string path = partition_dir + "/" + kProducerStateName;
-  if (!shm::file_exists(path)) {
-    // Built under a private name and linked into place, so that the file is never seen
-    // without its header (link fails if another process got there first: use that one).
-    std::string tmp = partition_dir + "/producers-" + std::to_string(::getpid()) + ".tmp";
-    (void)shm::remove_file(tmp);
-    if (Status s = shm::create_file(tmp, kProducerStateFileBytes, mode); !s) return s;
-    {
-      auto f = shm::MappedFile::open(tmp, shm::Access::kReadWrite);
-      if (!f) {
-        (void)shm::remove_file(tmp);
-        return f.status();
-      }
-      auto* h = reinterpret_cast<ProducerStateHeader*>(f->data());
-      h->magic = kProducerStateMagic;
-      h->version = kProducerStateVersion;
-      h->slots = kProducerStateSlots;
-      h->slot_bytes = sizeof(ProducerSlot);
-    }
-    Status linked = shm::link_file(tmp, path);
-    (void)shm::remove_file(tmp);
-    if (!linked && linked.code() != ErrorCode::kAlreadyExists) return linked;
-  }
-  auto f = shm::MappedFile::open(path, shm::Access::kReadWrite);
-  if (!f) return f.status();
-  if (f->size() != kProducerStateFileBytes)
-    return Status(ErrorCode::kCorrupt, path + ": " + std::to_string(f->size()) +
-                                           " bytes, a producer state file has " +
-                                           std::to_string(kProducerStateFileBytes));
-  const auto* h = reinterpret_cast<const ProducerStateHeader*>(f->data());
-  if (h->magic != kProducerStateMagic)
-    return Status(ErrorCode::kBadFormat, path + ": not a Sluice producer state file (bad magic)");
-  if (h->version != kProducerStateVersion)
-    return Status(ErrorCode::kBadFormat,
-                  path + ": producer state format version " + std::to_string(h->version) +
-                      ", this build reads version " + std::to_string(kProducerStateVersion));
-  if (h->slots != kProducerStateSlots || h->slot_bytes != sizeof(ProducerSlot))
-    return Status(ErrorCode::kCorrupt, path + ": inconsistent slot count or size in the header");
-  ProducerStateFile out;
-  out.file_ = std::move(f).value();
-  return out;
+  shm::TableOptions options;
+  options.slots = 2 * kMaxProducers;  // grows if ever needed; entries stay below 3/4 of it
+  options.mode = mode;
+  auto table =
+      shm::SharedTable::open_writer(partition_dir + "/" + kProducerStateName, kLayout, options);
+  if (!table) return table.status();
+  return ProducerStateFile(std::move(table).value());
 }
 
-ProducerSlot* ProducerStateFile::slots() const {
-  return reinterpret_cast<ProducerSlot*>(file_.data() + sizeof(ProducerStateHeader));
-}
-
-std::size_t ProducerStateFile::load_into(ProducerSequences& sequences) {
+Result<std::size_t> ProducerStateFile::load_into(ProducerSequences& sequences) {
+  auto entries = table_.scan();
+  if (!entries) return entries.status();
   std::size_t loaded = 0;
-  slot_of_.clear();
-  for (std::uint32_t i = 0; i < kProducerStateSlots; ++i) {
-    const ProducerSlot& slot = slots()[i];
-    if (!slot_valid(slot) || slot.count == 0) continue;
-    if (auto [it, fresh] = slot_of_.emplace(slot.producer_id, i); !fresh) {
-      // Two slots for one producer (cannot happen from save(); a damaged file): keep the
-      // most recently written.
-      if (slots()[it->second].written_ms >= slot.written_ms) continue;
-      it->second = i;
-    }
+  for (const shm::TableEntry& e : *entries) {
+    if (e.key.size() != kKeyBytes || e.value.size() != kValueBytes)
+      return Status(ErrorCode::kCorrupt, table_.path() + ": an entry of " +
+                                             std::to_string(e.key.size()) + "+" +
+                                             std::to_string(e.value.size()) + " bytes");
     ProducerState state;
-    state.epoch = slot.epoch;
-    state.count = slot.count;
-    state.next = slot.next;
-    for (int b = 0; b < ProducerState::kRememberedBatches; ++b) {
-      const ProducerSlot::Batch& from = slot.batches[b];
-      state.recent[static_cast<std::size_t>(b)] = {from.first_seq, from.last_seq,
-                                                   from.first_offset};
+    state.epoch = get_at<std::int16_t>(e.value, 8);
+    state.count = get_at<std::uint8_t>(e.value, 10);
+    state.next = get_at<std::uint8_t>(e.value, 11);
+    if (state.count > ProducerState::kRememberedBatches ||
+        state.next >= ProducerState::kRememberedBatches)
+      return Status(ErrorCode::kCorrupt, table_.path() + ": a producer entry's batch count " +
+                                             std::to_string(state.count) + " or next " +
+                                             std::to_string(state.next) + " is out of range");
+    for (std::size_t b = 0; b < ProducerState::kRememberedBatches; ++b) {
+      std::size_t at = kBatchesAt + b * 16;
+      state.recent[b] = {get_at<std::int32_t>(e.value, at), get_at<std::int32_t>(e.value, at + 4),
+                         get_at<std::int64_t>(e.value, at + 8)};
     }
-    sequences.restore(slot.producer_id, state);
+    sequences.restore(get_at<std::int64_t>(e.key, 0), state);
     ++loaded;
   }
   return loaded;
 }
 
-void ProducerStateFile::save(std::int64_t producer_id, const ProducerState& state,
-                             std::int64_t now_ms) {
-  std::uint32_t index = 0;
-  if (auto it = slot_of_.find(producer_id); it != slot_of_.end()) {
-    index = it->second;
-  } else {
-    // A free slot, else the least recently written one.
-    std::uint32_t oldest = 0;
-    bool found_free = false;
-    for (std::uint32_t i = 0; i < kProducerStateSlots; ++i) {
-      const ProducerSlot& s = slots()[i];
-      if (!slot_valid(s) || s.count == 0) {
-        index = i;
-        found_free = true;
-        break;
+Status ProducerStateFile::save(std::int64_t producer_id, const ProducerState& state,
+                               std::int64_t now_ms) {
+  const std::string key = key_of(producer_id);
+  if (table_.size() >= kMaxProducers) {
+    auto known = table_.get(key);
+    if (!known) return known.status();
+    if (!*known) {
+      // Full, and a new producer: forget the least recently written one.
+      auto entries = table_.scan();
+      if (!entries) return entries.status();
+      const shm::TableEntry* oldest = nullptr;
+      std::int64_t oldest_ms = std::numeric_limits<std::int64_t>::max();
+      for (const shm::TableEntry& e : *entries) {
+        if (e.value.size() != kValueBytes) continue;
+        std::int64_t ms = get_at<std::int64_t>(e.value, 0);
+        if (ms < oldest_ms) {
+          oldest_ms = ms;
+          oldest = &e;
+        }
       }
-      if (s.written_ms < slots()[oldest].written_ms) oldest = i;
+      if (oldest != nullptr) {
+        if (auto erased = table_.erase(oldest->key); !erased) return erased.status();
+      }
     }
-    if (!found_free) {
-      index = oldest;
-      slot_of_.erase(slots()[oldest].producer_id);
-    }
-    slot_of_[producer_id] = index;
   }
-  ProducerSlot slot{};
-  slot.producer_id = producer_id;
-  slot.written_ms = now_ms;
-  slot.epoch = state.epoch;
-  slot.count = static_cast<std::uint8_t>(state.count);
-  slot.next = static_cast<std::uint8_t>(state.next);
-  for (int b = 0; b < ProducerState::kRememberedBatches; ++b) {
-    const ProducerState::Batch& from = state.recent[static_cast<std::size_t>(b)];
-    slot.batches[b] = {from.first_seq, from.last_seq, from.first_offset};
+  std::string value(kValueBytes, '\0');
+  put_at(value, 0, now_ms);
+  put_at(value, 8, state.epoch);
+  put_at(value, 10, static_cast<std::uint8_t>(state.count));
+  put_at(value, 11, static_cast<std::uint8_t>(state.next));
+  for (std::size_t b = 0; b < ProducerState::kRememberedBatches; ++b) {
+    std::size_t at = kBatchesAt + b * 16;
+    put_at(value, at, state.recent[b].first_seq);
+    put_at(value, at + 4, state.recent[b].last_seq);
+    put_at(value, at + 8, state.recent[b].first_offset);
   }
-  slot.crc32c = slot_crc(slot);
-  std::memcpy(&slots()[index], &slot, sizeof slot);
+  return table_.put(key, value);
 }
 
 }  // namespace sluice::gateway

@@ -1,5 +1,5 @@
 // The idempotent producers' state outlives a broker restart: ProducerStateFile (the
-// partition's producers.state) on its own, and through the gateway.
+// partition's producers.tbl) on its own, and through the gateway.
 #include <sys/stat.h>
 
 #include <fstream>
@@ -49,14 +49,14 @@ TEST_CASE("producer state file: sequences saved by one gateway are restored by t
     // Producer 7: three batches in epoch 2; producer 9: one batch in epoch 0.
     for (auto [seq, count, offset] : {std::tuple{0, 5, 100}, {5, 3, 105}, {8, 2, 110}}) {
       seqs.appended(7, 2, seq, count, offset);
-      file.save(7, *seqs.find(7), 1000 + offset);
+      GT_REQUIRE_OK(file.save(7, *seqs.find(7), 1000 + offset));
     }
     seqs.appended(9, 0, 0, 1, 200);
-    file.save(9, *seqs.find(9), 2000);
+    GT_REQUIRE_OK(file.save(9, *seqs.find(9), 2000));
   }
   ProducerStateFile file = must_open(dir.path);
   ProducerSequences restored;
-  CHECK(file.load_into(restored) == 2);
+  CHECK(must(file.load_into(restored)) == 2);
   // A resent batch is a duplicate at its first offset; the next one is expected; others not.
   auto dup = restored.check(7, 2, 5, 3);
   CHECK(dup.verdict == SequenceVerdict::kDuplicate);
@@ -67,50 +67,39 @@ TEST_CASE("producer state file: sequences saved by one gateway are restored by t
   CHECK(restored.check(9, 0, 0, 1).duplicate_of == 200);
 }
 
-TEST_CASE("producer state file: a torn slot reads as free; a full file reuses the oldest slot",
+TEST_CASE("producer state file: beyond its limit a new producer replaces the least recent",
           "[kafka][gateway]") {
   StateDir dir;
   ProducerState state;
-  state.epoch = 0;
   state.recent[0] = {0, 0, 42};
   state.next = 1;
   state.count = 1;
+  const auto limit = static_cast<std::int64_t>(ProducerStateFile::kMaxProducers);
   {
     ProducerStateFile file = must_open(dir.path);
-    for (std::int64_t pid = 1; pid <= gateway::kProducerStateSlots + 1; ++pid)
-      file.save(pid, state, pid);  // producer 1 is the least recently written
-  }
-  {
-    ProducerStateFile file = must_open(dir.path);
-    ProducerSequences restored;
-    CHECK(file.load_into(restored) == gateway::kProducerStateSlots);
-    CHECK(restored.find(1) == nullptr);
-    CHECK(restored.find(2) != nullptr);
-    CHECK(restored.find(gateway::kProducerStateSlots + 1) != nullptr);
-  }
-  // Damage one byte of the first slot (producer 129 took it from producer 1).
-  {
-    std::fstream f(dir.file(), std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(sizeof(gateway::ProducerStateHeader) + 30);
-    f.put('\x7f');
+    for (std::int64_t pid = 1; pid <= limit; ++pid) GT_REQUIRE_OK(file.save(pid, state, 100 + pid));
+    GT_REQUIRE_OK(file.save(1, state, 1000));  // producer 1 writes again: 2 is now the oldest
+    GT_REQUIRE_OK(file.save(limit + 1, state, 1001));
   }
   ProducerStateFile file = must_open(dir.path);
   ProducerSequences restored;
-  CHECK(file.load_into(restored) == gateway::kProducerStateSlots - 1);
-  CHECK(restored.find(gateway::kProducerStateSlots + 1) == nullptr);
-  CHECK(restored.find(2) != nullptr);
+  CHECK(must(file.load_into(restored)) == ProducerStateFile::kMaxProducers);
+  CHECK(restored.find(1) != nullptr);
+  CHECK(restored.find(2) == nullptr);
+  CHECK(restored.find(3) != nullptr);
+  CHECK(restored.find(limit + 1) != nullptr);
 }
 
 TEST_CASE("producer state file: a file that is not one is refused, naming it", "[kafka][gateway]") {
   StateDir dir;
   {
     std::ofstream f(dir.file(), std::ios::binary);
-    f << std::string(gateway::kProducerStateFileBytes, 'x');
+    f << std::string(8192, 'x');
   }
   auto f = ProducerStateFile::open(dir.path, 0660);
   REQUIRE_FALSE(f);
   CHECK_THAT(f.status().message(), Catch::Contains(dir.file()));
-  CHECK_THAT(f.status().message(), Catch::Contains("bad magic"));
+  CHECK_THAT(f.status().message(), Catch::Contains("not a Sluice table"));
 }
 
 TEST_CASE(
