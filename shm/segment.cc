@@ -21,13 +21,19 @@ std::uint32_t Segment::header_bytes_for(std::uint64_t capacity, std::uint32_t in
 void Segment::format(MappedFile& file, std::uint64_t capacity, std::uint32_t index_interval) {
   auto* h = reinterpret_cast<SegmentHeader*>(file.data());
   std::uint32_t header_bytes = header_bytes_for(capacity, index_interval);
-  h->magic = kSegmentMagic;
-  h->version = kLogFormatVersion;
-  h->header_bytes = header_bytes;
+  // The fields that describe the file's shape are written only where they differ: a recycled
+  // file already holds them, and a process opening it (Segment::attach) may be reading them
+  // right now, before it learns that the file is being reused.
+  auto set = [](auto& field, auto value) {
+    if (field != value) field = value;
+  };
+  set(h->magic, kSegmentMagic);
+  set(h->version, kLogFormatVersion);
+  set(h->header_bytes, header_bytes);
+  set(h->capacity, capacity);
+  set(h->index_interval, index_interval);
+  set(h->index_slots, static_cast<std::uint32_t>(capacity / index_interval));
   h->base_offset = -1;
-  h->capacity = capacity;
-  h->index_interval = index_interval;
-  h->index_slots = static_cast<std::uint32_t>(capacity / index_interval);
   h->created_ns = wall_clock_ns();
   // A recycled file may still be mapped by a producer that has not noticed: the tail is set
   // "closed" (at the capacity, so any reservation overflows) and the seq to 0 before the
@@ -72,9 +78,8 @@ Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> fil
     // read-only mapping cannot pin: recycling is not safe for such readers (docs/format.md).
     seq = h->tail_line.seq.load(std::memory_order_acquire);
   }
-  if (seq == 0)
-    return Status(ErrorCode::kNotFound,
-                  path + ": segment was removed by retention (its file is being reused)");
+  // The shape fields are never rewritten while a file is in use (Segment::format), so they
+  // can be checked whatever the seq says; a file with bad ones is damaged, not being reused.
   if (h->magic != kSegmentMagic)
     return Status(ErrorCode::kBadFormat, path + ": not a Sluice segment (bad magic)");
   if (h->version != kLogFormatVersion)
@@ -90,6 +95,9 @@ Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> fil
     return Status(ErrorCode::kCorrupt, path + ": file is " + std::to_string(f.size()) +
                                            " bytes, its header says " +
                                            std::to_string(h->header_bytes + h->capacity));
+  if (seq == 0)
+    return Status(ErrorCode::kNotFound,
+                  path + ": segment was removed by retention (its file is being reused)");
   seg->header_ = h;
   seg->data_ = f.data() + h->header_bytes;
   seg->index_ = reinterpret_cast<IndexSlot*>(f.data() + kSegmentIndexOffset);

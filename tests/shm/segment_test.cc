@@ -38,6 +38,11 @@ TEST_CASE("segment: a file with the wrong magic or version is refused, naming th
     test::write_bytes(path, offsetof(SegmentHeader, magic), &magic, 8);
     expected = "bad magic";
   }
+  SECTION("a zeroed header (seq 0 too: damaged, not a file being reused)") {
+    std::vector<char> zeros(sizeof(SegmentHeader), 0);
+    test::write_bytes(path, 0, zeros.data(), zeros.size());
+    expected = "bad magic";
+  }
   SECTION("version") {
     std::uint32_t version = kLogFormatVersion + 1;
     test::write_bytes(path, offsetof(SegmentHeader, version), &version, 4);
