@@ -504,80 +504,94 @@ inline void print_wait_json(const Options& o, const WaitResults& r) {
   std::fflush(stdout);
 }
 
-// --stream over a Link: the consumer blocks in recv().
-inline void run_stream(Transport& t, const Options& o, WaitResults& r) {
+// The two processes of a wait shape. `consumer(start)` runs pinned to CPU 1: it opens what it
+// reads, calls start() (which tells the producer to begin and starts the CPU clock), consumes,
+// and returns its one-way latency samples (none for --idle). `producer(wait_ready)` runs
+// pinned to CPU 0: it opens what it writes, calls wait_ready(), then sends. The result is the
+// consumer's CPU figures and the samples' percentiles.
+template <class Consumer, class Producer>
+inline void run_wait_processes(WaitResults& r, Consumer&& consumer, Producer&& producer) {
   auto* sh = shared_object<WaitShared>();
-  t.prepare();
-  std::uint32_t size = o.size;
-  std::int64_t warm = stream_warmup(o);
-  std::int64_t total = warm + o.messages;
-  pid_t consumer = spawn([&] {
+  pid_t c = spawn([&] {
     pin_to_cpu(1);
-    auto link = t.open(0, false);
-    std::vector<char> buf(size);
-    std::vector<std::int64_t> samples;
-    samples.reserve(static_cast<std::size_t>(o.messages));
-    sh->ready.store(1, std::memory_order_release);
-    CpuMark a = cpu_mark();
-    for (std::int64_t i = 0; i < total; ++i) {
-      link->recv(buf.data(), size, size);
-      std::int64_t age = age_ns(buf.data());
-      if (i >= warm) samples.push_back(age);
-    }
+    CpuMark a{};
+    std::vector<std::int64_t> samples = consumer([&] {
+      sh->ready.store(1, std::memory_order_release);
+      a = cpu_mark();
+    });
     CpuMark b = cpu_mark();
     cpu_between(a, b, sh->res);
     percentiles_ns(samples, sh->res);
     sh->done.store(1, std::memory_order_release);
   });
-  pid_t producer = spawn([&] {
+  pid_t p = spawn([&] {
     pin_to_cpu(0);
-    auto link = t.open(0, true);
-    std::vector<char> value(size, 'v');
-    while (sh->ready.load(std::memory_order_acquire) == 0) ::usleep(100);
-    paced(o.rate, total, [&](std::int64_t i) {
-      stamp(value.data(), i);
-      link->send(value.data(), size);
+    producer([&] {
+      while (sh->ready.load(std::memory_order_acquire) == 0) ::usleep(100);
     });
     while (sh->done.load(std::memory_order_acquire) == 0) ::usleep(1000);
   });
-  reap(consumer);
-  reap(producer);
-  t.cleanup();
+  reap(c);
+  reap(p);
   r = sh->res;
   ::munmap(sh, sizeof(WaitShared));
 }
 
-// --idle over a Link: the consumer blocks in recv() until the one value sent after SECONDS.
-inline void run_idle(Transport& t, const Options& o, WaitResults& r) {
-  auto* sh = shared_object<WaitShared>();
+// --stream over a Link: the consumer blocks in recv().
+inline void run_stream(Transport& t, const Options& o, WaitResults& r) {
   t.prepare();
   std::uint32_t size = o.size;
-  pid_t consumer = spawn([&] {
-    pin_to_cpu(1);
-    auto link = t.open(0, false);
-    std::vector<char> buf(size);
-    sh->ready.store(1, std::memory_order_release);
-    CpuMark a = cpu_mark();
-    link->recv(buf.data(), size, size);
-    CpuMark b = cpu_mark();
-    cpu_between(a, b, sh->res);
-    sh->done.store(1, std::memory_order_release);
-  });
-  pid_t producer = spawn([&] {
-    pin_to_cpu(0);
-    auto link = t.open(0, true);
-    std::vector<char> value(size, 'v');
-    while (sh->ready.load(std::memory_order_acquire) == 0) ::usleep(100);
-    sleep_ns(static_cast<std::int64_t>(o.idle_s * 1e9));
-    stamp(value.data(), 0);
-    link->send(value.data(), size);
-    while (sh->done.load(std::memory_order_acquire) == 0) ::usleep(1000);
-  });
-  reap(consumer);
-  reap(producer);
+  std::int64_t warm = stream_warmup(o);
+  std::int64_t total = warm + o.messages;
+  run_wait_processes(
+      r,
+      [&](const auto& start) {
+        auto link = t.open(0, false);
+        std::vector<char> buf(size);
+        std::vector<std::int64_t> samples;
+        samples.reserve(static_cast<std::size_t>(o.messages));
+        start();
+        for (std::int64_t i = 0; i < total; ++i) {
+          link->recv(buf.data(), size, size);
+          std::int64_t age = age_ns(buf.data());
+          if (i >= warm) samples.push_back(age);
+        }
+        return samples;
+      },
+      [&](const auto& wait_ready) {
+        auto link = t.open(0, true);
+        std::vector<char> value(size, 'v');
+        wait_ready();
+        paced(o.rate, total, [&](std::int64_t i) {
+          stamp(value.data(), i);
+          link->send(value.data(), size);
+        });
+      });
   t.cleanup();
-  r = sh->res;
-  ::munmap(sh, sizeof(WaitShared));
+}
+
+// --idle over a Link: the consumer blocks in recv() until the one value sent after SECONDS.
+inline void run_idle(Transport& t, const Options& o, WaitResults& r) {
+  t.prepare();
+  std::uint32_t size = o.size;
+  run_wait_processes(
+      r,
+      [&](const auto& start) {
+        auto link = t.open(0, false);
+        std::vector<char> buf(size);
+        start();
+        link->recv(buf.data(), size, size);
+        return std::vector<std::int64_t>{};
+      },
+      [&](const auto& wait_ready) {
+        auto link = t.open(0, true);
+        std::vector<char> value(size, 'v');
+        wait_ready();
+        sleep_ns(static_cast<std::int64_t>(o.idle_s * 1e9));
+        stamp(value.data(), 0);
+        link->send(value.data(), size);
+      });
+  t.cleanup();
 }
 
 inline int run(int argc, char** argv, const char* system, Transport& t) {

@@ -309,46 +309,34 @@ void run_stream(const peers::Options& o, peers::WaitResults& res) {
     lc.segment_bytes = bytes;
     auto log = must(PartitionLog::create(part, lc, LogOptions{}), "create");
   }
-  auto* sh = peers::shared_object<peers::WaitShared>();
-
-  pid_t consumer = peers::spawn([&] {
-    peers::pin_to_cpu(1);
-    auto log = must(PartitionLog::open(part, LogOptions{}), "open (consumer)");
-    LogReader reader = must(LogReader::open(log, g_reader_options), "open reader");
-    std::vector<std::int64_t> samples;
-    samples.reserve(static_cast<std::size_t>(o.messages));
-    std::int64_t seen = 0;
-    auto handler = [&](const RecordView& r) {
-      std::string_view v = r.value.value_or(std::string_view{});
-      if (v.size() < 16) die("short value");
-      std::int64_t age = peers::age_ns(v.data());
-      if (seen++ >= warm) samples.push_back(age);
-    };
-    sh->ready.store(1, std::memory_order_release);
-    peers::CpuMark a = peers::cpu_mark();
-    consume(reader, total, handler);
-    peers::CpuMark b = peers::cpu_mark();
-    peers::cpu_between(a, b, sh->res);
-    peers::percentiles_ns(samples, sh->res);
-    sh->done.store(1, std::memory_order_release);
-  });
-
-  pid_t producer = peers::spawn([&] {
-    peers::pin_to_cpu(0);
-    auto log = must(PartitionLog::open(part, LogOptions{}), "open (producer)");
-    LogAppender app = must(LogAppender::open(log), "open appender");
-    std::string value(size, 'v');
-    while (sh->ready.load(std::memory_order_acquire) == 0) ::usleep(100);
-    peers::paced(o.rate, total, [&](std::int64_t i) {
-      peers::stamp(value.data(), i);
-      if (app.append(value).outcome != AppendOutcome::kOk) die("append failed");
-    });
-    while (sh->done.load(std::memory_order_acquire) == 0) ::usleep(1000);
-  });
-  peers::reap(consumer);
-  peers::reap(producer);
-  res = sh->res;
-  ::munmap(sh, sizeof(peers::WaitShared));
+  peers::run_wait_processes(
+      res,
+      [&](const auto& start) {
+        auto log = must(PartitionLog::open(part, LogOptions{}), "open (consumer)");
+        LogReader reader = must(LogReader::open(log, g_reader_options), "open reader");
+        std::vector<std::int64_t> samples;
+        samples.reserve(static_cast<std::size_t>(o.messages));
+        std::int64_t seen = 0;
+        auto handler = [&](const RecordView& r) {
+          std::string_view v = r.value.value_or(std::string_view{});
+          if (v.size() < 16) die("short value");
+          std::int64_t age = peers::age_ns(v.data());
+          if (seen++ >= warm) samples.push_back(age);
+        };
+        start();
+        consume(reader, total, handler);
+        return samples;
+      },
+      [&](const auto& wait_ready) {
+        auto log = must(PartitionLog::open(part, LogOptions{}), "open (producer)");
+        LogAppender app = must(LogAppender::open(log), "open appender");
+        std::string value(size, 'v');
+        wait_ready();
+        peers::paced(o.rate, total, [&](std::int64_t i) {
+          peers::stamp(value.data(), i);
+          if (app.append(value).outcome != AppendOutcome::kOk) die("append failed");
+        });
+      });
   std::filesystem::remove_all(dir);
 }
 
@@ -361,37 +349,25 @@ void run_idle(const peers::Options& o, peers::WaitResults& res) {
     lc.segment_bytes = std::uint64_t{4} << 20;
     auto log = must(PartitionLog::create(part, lc, LogOptions{}), "create");
   }
-  auto* sh = peers::shared_object<peers::WaitShared>();
   std::uint32_t size = o.size;
-
-  pid_t consumer = peers::spawn([&] {
-    peers::pin_to_cpu(1);
-    auto log = must(PartitionLog::open(part, LogOptions{}), "open (consumer)");
-    LogReader reader = must(LogReader::open(log, g_reader_options), "open reader");
-    auto handler = [](const RecordView&) {};
-    sh->ready.store(1, std::memory_order_release);
-    peers::CpuMark a = peers::cpu_mark();
-    consume(reader, 1, handler);
-    peers::CpuMark b = peers::cpu_mark();
-    peers::cpu_between(a, b, sh->res);
-    sh->done.store(1, std::memory_order_release);
-  });
-
-  pid_t producer = peers::spawn([&] {
-    peers::pin_to_cpu(0);
-    auto log = must(PartitionLog::open(part, LogOptions{}), "open (producer)");
-    LogAppender app = must(LogAppender::open(log), "open appender");
-    std::string value(size, 'v');
-    while (sh->ready.load(std::memory_order_acquire) == 0) ::usleep(100);
-    peers::sleep_ns(static_cast<std::int64_t>(o.idle_s * 1e9));
-    peers::stamp(value.data(), 0);
-    if (app.append(value).outcome != AppendOutcome::kOk) die("append failed");
-    while (sh->done.load(std::memory_order_acquire) == 0) ::usleep(1000);
-  });
-  peers::reap(consumer);
-  peers::reap(producer);
-  res = sh->res;
-  ::munmap(sh, sizeof(peers::WaitShared));
+  peers::run_wait_processes(
+      res,
+      [&](const auto& start) {
+        auto log = must(PartitionLog::open(part, LogOptions{}), "open (consumer)");
+        LogReader reader = must(LogReader::open(log, g_reader_options), "open reader");
+        start();
+        consume(reader, 1, [](const RecordView&) {});
+        return std::vector<std::int64_t>{};
+      },
+      [&](const auto& wait_ready) {
+        auto log = must(PartitionLog::open(part, LogOptions{}), "open (producer)");
+        LogAppender app = must(LogAppender::open(log), "open appender");
+        std::string value(size, 'v');
+        wait_ready();
+        peers::sleep_ns(static_cast<std::int64_t>(o.idle_s * 1e9));
+        peers::stamp(value.data(), 0);
+        if (app.append(value).outcome != AppendOutcome::kOk) die("append failed");
+      });
   std::filesystem::remove_all(dir);
 }
 
