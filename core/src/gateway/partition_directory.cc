@@ -115,10 +115,10 @@ Result<PartitionWriter*> PartitionDirectory::writer(const std::shared_ptr<TopicE
 void PartitionWriter::appended(std::int64_t producer_id, std::int16_t epoch,
                                std::int32_t base_sequence, std::int32_t record_count,
                                std::int64_t first_offset) {
-  sequences.appended(producer_id, epoch, base_sequence, record_count, first_offset);
-  const ProducerState* s = sequences.find(producer_id);
-  if (!state_file || s == nullptr) return;
-  if (Status saved = state_file->save(producer_id, *s, shm::wall_clock_ns() / 1'000'000); !saved)
+  const ProducerState& s =
+      sequences.appended(producer_id, epoch, base_sequence, record_count, first_offset);
+  if (!state_file) return;
+  if (Status saved = state_file->save(producer_id, s, shm::wall_clock_ns() / 1'000'000); !saved)
     spdlog::warn("kafka gateway: producer {}'s state not kept for a restart: {}", producer_id,
                  saved.message());
 }

@@ -33,9 +33,10 @@ SequenceCheck ProducerSequences::check(std::int64_t producer_id, std::int16_t ep
   return {};
 }
 
-void ProducerSequences::appended(std::int64_t producer_id, std::int16_t epoch,
-                                 std::int32_t base_sequence, std::int32_t record_count,
-                                 std::int64_t first_offset) {
+const ProducerState& ProducerSequences::appended(std::int64_t producer_id, std::int16_t epoch,
+                                                 std::int32_t base_sequence,
+                                                 std::int32_t record_count,
+                                                 std::int64_t first_offset) {
   ProducerState& s = state_[producer_id];
   if (epoch != s.epoch || s.count == 0) {
     s = ProducerState{};
@@ -45,6 +46,7 @@ void ProducerSequences::appended(std::int64_t producer_id, std::int16_t epoch,
       ProducerState::Batch{base_sequence, last_of(base_sequence, record_count), first_offset};
   s.next = (s.next + 1) % kRememberedBatches;
   if (s.count < kRememberedBatches) ++s.count;
+  return s;
 }
 
 const ProducerState* ProducerSequences::find(std::int64_t producer_id) const {

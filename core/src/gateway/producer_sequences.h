@@ -51,9 +51,11 @@ class ProducerSequences {
 
   SequenceCheck check(std::int64_t producer_id, std::int16_t epoch, std::int32_t base_sequence,
                       std::int32_t record_count) const;
-  // Records a batch appended at first_offset (after check() said kAppend).
-  void appended(std::int64_t producer_id, std::int16_t epoch, std::int32_t base_sequence,
-                std::int32_t record_count, std::int64_t first_offset);
+  // Records a batch appended at first_offset (after check() said kAppend); returns the
+  // producer's state as it now is.
+  const ProducerState& appended(std::int64_t producer_id, std::int16_t epoch,
+                                std::int32_t base_sequence, std::int32_t record_count,
+                                std::int64_t first_offset);
   std::size_t producers() const { return state_.size(); }
 
   // The state kept for a producer (nullptr if none), and its restoration (after a restart).
