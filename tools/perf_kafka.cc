@@ -17,8 +17,13 @@
 // takes its clock once per batch of up to 1024 delivered records, after handling them.
 // Kafka's CreateTime is in milliseconds, too coarse. Values under 8 bytes carry no time.
 //
-// Produce (ack) latency: from each produce() call to its delivery report (acks=1/all: the
+// Produce (ack) latency: from each record's send time (the scheduled one with --rate, as for
+// the one-way latency; the produce() call otherwise) to its delivery report (acks=1/all: the
 // broker's response; acks=0: when the request was written), per record.
+//
+// Pacing (--rate) never spins a core away from what it measures: records 200 us or more
+// apart are each sent on time (a sleep, then a short spin); closer ones go out in bursts of
+// whatever is due after each sleep, their lateness counted in both latencies.
 //
 // --sequential produces everything first and then consumes it from the start offsets: separate
 // produce and fetch throughput (what bench/kafka-compare measures); no one-way latency then.
@@ -28,8 +33,9 @@
 // run (per phase with --sequential), per MB of values (1 MB = 1e6 B).
 //
 // Thread-safety: each producer and consumer thread owns its rd_kafka_t handle and histograms;
-// they share only atomics in RunState. Delivery reports run on the producer's own thread
-// (inside rd_kafka_poll / rd_kafka_flush). The main thread merges the histograms after joining.
+// they share only atomics in RunState. Delivery reports run on one thread per producer (inside
+// rd_kafka_poll / rd_kafka_flush): the producer's own at full speed, a report thread of its
+// own with --rate. The main thread merges the histograms after joining.
 #include <fmt/format.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -85,7 +91,12 @@ constexpr int kMaxWorkers = 16;
 constexpr int kConsumeBatch = 1024;
 constexpr std::int64_t kStallTimeoutNs = 15'000'000'000;  // consumers: no progress for this long
 constexpr int kFlushTimeoutMs = 60'000;
-constexpr std::int64_t kSleepAboveNs = 200'000;
+// Pacing (--rate). Records further apart than kSpinPacedBelowNs: the producer sleeps until
+// kWakeEarlyNs before each send time and spins the rest (a wake-up is ~50 us late here), so
+// each leaves on time at little CPU. Closer together: it sleeps until the next send time and
+// then sends every record that is due (as Kafka's ProducerPerformance does): spinning
+// between them would take a core from the client and the server it measures.
+constexpr std::int64_t kSpinPacedBelowNs = 200'000;
 constexpr std::int64_t kWakeEarlyNs = 100'000;
 
 struct Settings {
@@ -112,8 +123,9 @@ struct alignas(64) ProducerState {
   std::atomic<int> done{0};
   std::int64_t queue_full_waits = 0;
   std::int64_t max_late_ns = 0;
-  std::string error;     // written by the own thread only; read after join
-  LatencyHistogram ack;  // delivery-report latency, on the producer's thread
+  std::string error;           // the producer thread's; read after join
+  std::string delivery_error;  // the delivery-report thread's; read after join
+  LatencyHistogram ack;        // delivery-report latency, on the delivery-report thread
 };
 
 struct alignas(64) ConsumerState {
@@ -334,13 +346,15 @@ void sleep_until_realtime(std::int64_t ns) {
 
 // ---- producer --------------------------------------------------------------------------------
 
-// Delivery report, on the producer's thread. The message's opaque is its produce() time.
+// Delivery report, on the thread that serves them (the producer's own at full speed; with
+// --rate a thread of its own, see run_producer). The message's opaque is its send time: the
+// scheduled one with --rate, else the produce() call's.
 extern "C" void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   auto* ps = static_cast<ProducerState*>(opaque);
   std::int64_t now = wall_clock_ns();
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (ps->failed.fetch_add(1, std::memory_order_relaxed) == 0)
-      ps->error = fmt::format("delivery failed: {}", rd_kafka_err2str(m->err));
+      ps->delivery_error = fmt::format("delivery failed: {}", rd_kafka_err2str(m->err));
     return;
   }
   auto sent = static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(m->_private));
@@ -400,37 +414,56 @@ void run_producer(const Settings& s, const KafkaPerfOptions& k, const std::strin
                          ? start + static_cast<std::int64_t>(std::llround(s.duration_s * 1e9))
                          : std::numeric_limits<std::int64_t>::max();
   double interval_ns = s.rate > 0 ? 1e9 * s.producers / s.rate : 0;  // this producer's share
+  bool paced = s.rate > 0;
+  bool spin_paced = paced && interval_ns >= static_cast<double>(kSpinPacedBelowNs);
+  // Paced, delivery reports are served by a thread of their own, blocked in rd_kafka_poll
+  // until one arrives: the producer thread sleeps between its sends and would see a report
+  // only when it wakes, adding its sleep to the measured latency. That thread also flushes
+  // at the end, so that reports run on one thread only (on_delivery is not thread-safe).
+  std::atomic<int> producing{1};
+  std::string flush_error;
+  auto serve_reports = [&] {
+    while (producing.load(std::memory_order_acquire) != 0) rd_kafka_poll(rk.get(), 10);
+    rd_kafka_resp_err_t fe = rd_kafka_flush(rk.get(), kFlushTimeoutMs);
+    if (fe != RD_KAFKA_RESP_ERR_NO_ERROR)
+      flush_error =
+          fmt::format("flush: {} ({} records unacknowledged after {} s)", rd_kafka_err2str(fe),
+                      rd_kafka_outq_len(rk.get()), kFlushTimeoutMs / 1000);
+  };
+  std::thread reports;
+  if (paced) reports = std::thread(serve_reports);
   std::int64_t sent = 0;
   if (rs.go.load() != 0) sleep_until_realtime(start);
   while (!stopping(rs) && sent < quota) {
     std::int64_t stamp = 0;
-    if (s.rate > 0) {
+    if (paced) {
       stamp =
           start + static_cast<std::int64_t>(std::llround(static_cast<double>(sent) * interval_ns));
       if (stamp >= end) break;
-      for (;;) {  // wait for the scheduled time, serving delivery reports meanwhile
-        std::int64_t now = wall_clock_ns();
-        if (now >= stamp || stopping(rs)) {
-          ps.max_late_ns = std::max(ps.max_late_ns, now - stamp);
-          break;
+      std::int64_t now = wall_clock_ns();
+      if (spin_paced) {
+        while (now < stamp && !stopping(rs)) {
+          if (stamp - now > kWakeEarlyNs)
+            sleep_until_realtime(stamp - kWakeEarlyNs);
+          else
+            _mm_pause();
+          now = wall_clock_ns();
         }
-        if (stamp - now > kSleepAboveNs) {
-          rd_kafka_poll(rk.get(), 0);
-          sleep_until_realtime(stamp - kWakeEarlyNs);
-        } else {
-          _mm_pause();
-        }
+      } else if (now < stamp) {
+        sleep_until_realtime(stamp);  // then every record now due goes out at once
+        now = wall_clock_ns();
       }
+      ps.max_late_ns = std::max(ps.max_late_ns, now - stamp);
     } else {
       stamp = wall_clock_ns();
       if (stamp >= end) break;
     }
     if (s.size >= 8) std::memcpy(value.data(), &stamp, 8);
     for (;;) {
-      std::int64_t called = wall_clock_ns();
-      int r =
-          rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, value.data(), s.size,
-                           nullptr, 0, reinterpret_cast<void*>(static_cast<std::intptr_t>(called)));
+      std::int64_t sent_at = paced ? stamp : wall_clock_ns();
+      int r = rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, value.data(),
+                               s.size, nullptr, 0,
+                               reinterpret_cast<void*>(static_cast<std::intptr_t>(sent_at)));
       if (r == 0) break;
       rd_kafka_resp_err_t e = rd_kafka_last_error();
       if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -439,24 +472,27 @@ void run_producer(const Settings& s, const KafkaPerfOptions& k, const std::strin
         break;
       }
       ++ps.queue_full_waits;  // the local queue is full: wait for acknowledgements
-      rd_kafka_poll(rk.get(), 1);
+      if (paced)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      else
+        rd_kafka_poll(rk.get(), 1);
       if (stopping(rs)) break;
     }
     if (stopping(rs)) break;
     ++sent;
-    // Serve delivery reports: after every record when paced (else a report would wait for up
-    // to 64 sends, and the ack latency would measure this loop), every 64 at full speed.
-    if (s.rate > 0 || (sent & 63) == 0) {
-      rd_kafka_poll(rk.get(), 0);
+    if (paced || (sent & 63) == 0) {
+      if (!paced) rd_kafka_poll(rk.get(), 0);  // serve delivery reports every 64 sends
       ps.produced.store(sent, std::memory_order_relaxed);
     }
   }
   ps.produced.store(sent, std::memory_order_relaxed);
   // Wait for every delivery report (also after an interruption: what was produced is counted).
-  rd_kafka_resp_err_t fe = rd_kafka_flush(rk.get(), kFlushTimeoutMs);
-  if (fe != RD_KAFKA_RESP_ERR_NO_ERROR && ps.error.empty())
-    ps.error = fmt::format("flush: {} ({} records unacknowledged after {} s)", rd_kafka_err2str(fe),
-                           rd_kafka_outq_len(rk.get()), kFlushTimeoutMs / 1000);
+  producing.store(0, std::memory_order_release);
+  if (paced)
+    reports.join();
+  else
+    serve_reports();  // flushes, on this thread
+  if (!flush_error.empty() && ps.error.empty()) ps.error = flush_error;
   rd_kafka_topic_destroy(rkt);
   finish();
 }
@@ -803,6 +839,7 @@ int run(const KafkaPerfOptions& k, const Settings& s) {
     max_late = std::max(max_late, p->max_late_ns);
     send_end = std::max(send_end, p->last_dr_ns.load());
     if (!p->error.empty()) errors.push_back(p->error);
+    if (!p->delivery_error.empty()) errors.push_back(p->delivery_error);
   }
   std::int64_t recv_end = consume_start;
   std::vector<std::int64_t> per_consumer;
@@ -917,8 +954,11 @@ int run(const KafkaPerfOptions& k, const Settings& s) {
                  format_ns(lat_owner->mean()));
     }
     fmt::print("  produce   {}\n", histogram_line(*ack));
-    fmt::print("            acks={}: from produce() to its delivery report; {} samples, mean {}\n",
-               acks, group_digits(static_cast<std::int64_t>(ack->count())), format_ns(ack->mean()));
+    fmt::print(
+        "            acks={}: from each record's {} to its delivery report; {} samples, "
+        "mean {}\n",
+        acks, latency_from, group_digits(static_cast<std::int64_t>(ack->count())),
+        format_ns(ack->mean()));
     auto cpu = [](double v) { return v < 0 ? std::string("-") : fmt::format("{:.2f} ms/MB", v); };
     if (k.sequential) {
       fmt::print("  cpu       produce: client {}, server {}; consume: client {}, server {}\n",
