@@ -4,6 +4,7 @@
 //   Ref/CacheLinePingPong/...  two CPUs bouncing one cache line: the floor for one-way latency
 //   Ref/Memcpy/...             memcpy bandwidth into a cache-sized ring and into a large buffer
 //   Ref/Clock/...              clock_gettime costs (what a per-record timestamp costs)
+//   Ref/MapSegment/...         mapping a new segment, pre-faulted or not, and first writes
 //   Throughput/...             producer thread(s) on CPU 0, one consumer thread on CPU 1 that
 //                              reads every record concurrently; items/s and bytes/s
 //   ProducerOnly/... ConsumerOnly/...   each half alone on one thread, for attribution
@@ -76,6 +77,7 @@
 #include "shm/clock.h"
 #include "shm/log_appender.h"
 #include "shm/log_reader.h"
+#include "shm/mapped_file.h"
 #include "shm/partition_log.h"
 
 namespace {
@@ -360,6 +362,42 @@ void BM_Clock(benchmark::State& state, int which) {
     }
   }
   benchmark::DoNotOptimize(sum);
+}
+
+// Ref/MapSegment: what mapping a new segment costs the process that rolls onto it (the work
+// SegmentPremapper takes off the hot path). Each iteration creates a segment-sized file with
+// its storage (as a spare is made, outside the timing), then maps it, pre-faulted
+// ("populate", LogOptions::populate) or not ("lazy"), and writes one byte to every page (the
+// appends that follow). Counters: map_us and touch_us per segment; the time is their sum.
+void BM_MapSegment(benchmark::State& state, std::uint64_t bytes, bool populate) {
+  TempDir dir("map");
+  const std::string path = dir.path() + "/segment";
+  double map_s = 0, touch_s = 0;
+  for (auto _ : state) {
+    if (Status s = create_file(path, bytes, 0600); !s) {
+      state.SkipWithError(s.message().c_str());
+      return;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    auto file = MappedFile::open(path, Access::kReadWrite, populate);
+    auto t1 = std::chrono::steady_clock::now();
+    if (!file) {
+      state.SkipWithError(file.status().message().c_str());
+      return;
+    }
+    for (std::uint64_t at = 0; at < bytes; at += 4096) file->data()[at] = std::byte{1};
+    auto t2 = std::chrono::steady_clock::now();
+    double map = std::chrono::duration<double>(t1 - t0).count();
+    double touch = std::chrono::duration<double>(t2 - t1).count();
+    state.SetIterationTime(map + touch);
+    map_s += map;
+    touch_s += touch;
+    *file = MappedFile();
+    (void)remove_file(path);
+  }
+  auto n = static_cast<double>(state.iterations());
+  state.counters["map_us"] = map_s / n * 1e6;
+  state.counters["touch_us"] = touch_s / n * 1e6;
 }
 
 // ---- throughput ------------------------------------------------------------------------------
@@ -953,6 +991,14 @@ void register_all() {
   RegisterBenchmark("Ref/Clock/realtime", BM_Clock, 0);
   RegisterBenchmark("Ref/Clock/realtime_coarse", BM_Clock, 1);
   RegisterBenchmark("Ref/Clock/rdtsc", BM_Clock, 2);
+  for (std::uint64_t mib : {std::uint64_t{4}, std::uint64_t{16}, std::uint64_t{64}})
+    for (bool populate : {true, false})
+      RegisterBenchmark(
+          ("Ref/MapSegment/" + std::to_string(mib) + "MiB/" + (populate ? "populate" : "lazy"))
+              .c_str(),
+          BM_MapSegment, mib << 20, populate)
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
 
   auto add_tput = [](const TputConfig& c) {
     RegisterBenchmark(tput_name("Throughput", c).c_str(), BM_Throughput, c)

@@ -221,8 +221,17 @@ std::shared_ptr<MappedFile> PartitionLog::mapping_for(int fd, const std::string&
     error = mapped.status();
     return nullptr;
   }
-  auto file = std::make_shared<MappedFile>(std::move(mapped).value());
-  mappings_[key] = Mapping{file, ++use_clock_};
+  return remember_mapping(key, std::make_shared<MappedFile>(std::move(mapped).value()));
+}
+
+std::shared_ptr<MappedFile> PartitionLog::remember_mapping(std::pair<dev_t, ino_t> key,
+                                                           std::shared_ptr<MappedFile> file) {
+  auto [at, added] = mappings_.try_emplace(key, Mapping{file, 0});
+  if (!added && at->second.file->size() == file->size())
+    file = at->second.file;  // another thread mapped it meanwhile: keep one mapping
+  else
+    at->second.file = file;
+  at->second.last_use = ++use_clock_;
   // Drop the least recently used mappings nobody else holds.
   while (mappings_.size() > kKeptMappings) {
     auto victim = mappings_.end();
@@ -584,6 +593,44 @@ Status PartitionLog::recover_roll(Segment& full) {
 }
 
 // ---- preparation and retention --------------------------------------------------------------
+
+Result<PartitionLog::PremapOutcome> PartitionLog::premap_spare() {
+  std::string path = path_of(kSpareName);
+  // A stat first: when the spare is mapped already (the common case for a helper that asks
+  // after every roll), that is the only system call.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return PremapOutcome::kNoSpare;
+    return errno_status("stat " + path, errno);
+  }
+  auto cached = [this](const struct stat& s) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = mappings_.find({s.st_dev, s.st_ino});
+    return it != mappings_.end() &&
+           it->second.file->size() == static_cast<std::uint64_t>(s.st_size);
+  };
+  if (cached(st)) return PremapOutcome::kAlreadyMapped;
+  int fd =
+      ::open(path.c_str(), (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return PremapOutcome::kNoSpare;  // taken since the stat
+    return errno_status("open " + path, errno);
+  }
+  if (::fstat(fd, &st) != 0) {
+    Status s = errno_status("stat " + path, errno);
+    ::close(fd);
+    return s;
+  }
+  // Not under mutex_: this is the slow part (MAP_POPULATE), and rolls and readers of this
+  // handle go on meanwhile. A roll that takes the file now maps it itself; one of the two
+  // mappings is kept.
+  auto mapped = MappedFile::map_descriptor(fd, path, options_.access, options_.populate);
+  ::close(fd);
+  if (!mapped) return mapped.status();
+  std::lock_guard<std::mutex> lock(mutex_);
+  remember_mapping({st.st_dev, st.st_ino}, std::make_shared<MappedFile>(std::move(mapped).value()));
+  return PremapOutcome::kMapped;
+}
 
 Status PartitionLog::prepare_next() {
   if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");

@@ -128,6 +128,15 @@ class PartitionLog {
   // msync of every segment this process has mapped, for a disk-backed data directory.
   Status sync();
 
+  // Maps the spare segment into this handle's mapping cache (pages pre-faulted when
+  // options().populate), unless it is there already, so that the roll that takes it, or a
+  // reader that follows that roll, finds the file mapped instead of stalling on mmap: a
+  // pre-faulted 16 MiB mapping takes milliseconds. The mmap runs outside the handle's lock.
+  // For a helper thread (SegmentPremapper), never a hot path. A spare can vanish at any time
+  // (a roll took it): kNoSpare then.
+  enum class PremapOutcome { kMapped, kAlreadyMapped, kNoSpare };
+  Result<PremapOutcome> premap_spare();
+
  private:
   PartitionLog() = default;
   static Result<std::shared_ptr<PartitionLog>> open_existing(const std::string& dir,
@@ -158,6 +167,10 @@ class PartitionLog {
   };
   static constexpr std::size_t kKeptMappings = 8;
   std::shared_ptr<MappedFile> mapping_for(int fd, const std::string& path, Status& error);
+  // Adds a new mapping to mappings_ and drops the least recently used unused ones (under
+  // mutex_). Returns the one kept for `key`: `file`, or one that another thread added first.
+  std::shared_ptr<MappedFile> remember_mapping(std::pair<dev_t, ino_t> key,
+                                               std::shared_ptr<MappedFile> file);
   Result<std::shared_ptr<MappedFile>> map_cached(const std::string& path);
 
   std::mutex mutex_;  // guards segments_, mappings_, use_clock_

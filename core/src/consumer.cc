@@ -10,6 +10,7 @@
 #include "shm/clock.h"
 #include "shm/log_reader.h"
 #include "shm/record.h"
+#include "shm/segment_premapper.h"
 #include "topic_store.h"
 
 namespace sluice {
@@ -62,6 +63,9 @@ struct Consumer::Impl {
   };
   std::vector<Assigned> parts;
   std::size_t next_part = 0;
+  // Maps each assigned partition's next segment before the reader rolls onto it (a thread,
+  // started by the first assignment): a roll then costs no mmap inside poll().
+  shm::SegmentPremapper premapper;
 
   // Group membership.
   std::unique_ptr<ControlClient> control;
@@ -139,6 +143,7 @@ struct Consumer::Impl {
     ro.verify_crc = config.verify_crc;
     auto reader = shm::LogReader::open(*log, ro);
     if (!reader) return topic_status(tp.topic, reader.status());
+    premapper.add(*log);
     Assigned a{tp, *log, std::move(reader).value()};
     Status s;
     if (start) {

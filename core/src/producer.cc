@@ -18,6 +18,7 @@
 #include "shm/clock.h"
 #include "shm/log_appender.h"
 #include "shm/segment.h"
+#include "shm/segment_premapper.h"
 #include "topic_store.h"
 
 namespace sluice {
@@ -97,6 +98,10 @@ struct Producer::Impl {
                            static_cast<std::uint64_t>(::getpid())};
 
   BackpressureGate gate{DataDir{}};  // set in open()
+  // Maps each partition's next segment before the roll that needs it (a thread, started by
+  // the first append), so that a roll costs no mmap on the send path. Shared with the
+  // asynchronous worker's Impl.
+  std::shared_ptr<shm::SegmentPremapper> premapper = std::make_shared<shm::SegmentPremapper>();
 
   // The one outstanding zero-copy reservation.
   shm::Claim claim;
@@ -169,6 +174,7 @@ struct Producer::Impl {
     if (!a) return topic_status(std::string(name), a.status());
     part.log = *log;
     part.appender = std::make_unique<shm::LogAppender>(std::move(a).value());
+    premapper->add(part.log);
     return part.appender.get();
   }
 
@@ -322,6 +328,7 @@ void Producer::send_async(ProducerRecord record, Callback callback) {
     im.worker_producer->dir = im.dir;
     im.worker_producer->gate = BackpressureGate(im.dir);
     im.worker_producer->store = im.store;
+    im.worker_producer->premapper = im.premapper;
     im.worker = std::thread([&im] {
       Impl& w = *im.worker_producer;
       Impl::Queued item;

@@ -74,7 +74,10 @@ Result<std::shared_ptr<shm::PartitionLog>> PartitionDirectory::open_log(
   if (!log) return topic_status(topic->name, log.status());
   std::lock_guard<std::mutex> lock(mutex_);
   auto& slot = topic->logs[static_cast<std::size_t>(partition)];
-  if (!slot) slot = *log;
+  if (!slot) {
+    slot = *log;
+    premapper_.add(slot);  // rolls (4 MiB segments: many a second) find the next one mapped
+  }
   return slot;
 }
 

@@ -8,6 +8,9 @@
 // append are one step); other processes append concurrently through the log's lock-free
 // reservation, which keeps each Kafka batch contiguous (LogAppender::append_batch).
 //
+// Every log it opens is given to a SegmentPremapper, so that a roll under a Produce request
+// does not map the new segment on the connection's thread.
+//
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
@@ -27,6 +30,7 @@
 #include "producer_state_file.h"
 #include "shm/log_appender.h"
 #include "shm/partition_log.h"
+#include "shm/segment_premapper.h"
 #include "sluice/status.h"
 #include "sluice/types.h"
 #include "topic_store.h"
@@ -89,6 +93,9 @@ class PartitionDirectory {
   std::map<std::string, std::shared_ptr<TopicEntry>> topics_;
   std::mutex gate_mutex_;
   BackpressureGate gate_;
+  // Maps each open log's spare segment ahead of its roll (a thread of its own). Last, so
+  // that it stops before the rest goes.
+  shm::SegmentPremapper premapper_;
 };
 
 }  // namespace sluice::gateway

@@ -1,0 +1,146 @@
+#include "shm/segment_premapper.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "shm/log_appender.h"
+#include "shm/log_reader.h"
+#include "shm/segment.h"
+#include "shm/test_support.h"
+
+namespace sluice::shm {
+namespace {
+
+using test::append_ok;
+using test::TempDir;
+using test::unwrap;
+
+// How many mappings of the file with inode `ino` this process has (/proc/self/maps).
+int mappings_of(ino_t ino) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(maps, line)) {
+    std::istringstream fields(line);
+    std::string range, perms, offset, device;
+    unsigned long long inode = 0;
+    if (fields >> range >> perms >> offset >> device >> inode && inode == ino) ++n;
+  }
+  return n;
+}
+
+ino_t inode_of(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_ino;
+}
+
+// Appends until the active segment changes (the roll takes the spare); returns the new base.
+std::int64_t append_until_roll(PartitionLog& log, LogAppender& appender) {
+  std::int64_t base = log.control()->active.active_base.load();
+  for (std::uint64_t i = 0; i < 100'000; ++i) {
+    append_ok(appender, test::make_value(0, i));
+    std::int64_t now = log.control()->active.active_base.load();
+    if (now != base) return now;
+  }
+  FAIL("no roll after 100000 appends");
+  return -1;
+}
+
+bool eventually(const std::function<bool()>& done, int timeout_ms = 10'000) {
+  for (int waited = 0; waited < timeout_ms; waited += 2) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return done();
+}
+
+TEST_CASE("log: a premapped spare is mapped before its roll, and the roll maps it no more",
+          "[log]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  auto appender = unwrap(LogAppender::open(log));
+  const std::string spare = tmp.partition() + "/spare.seg";
+  CHECK(unwrap(log->premap_spare()) == PartitionLog::PremapOutcome::kNoSpare);
+
+  REQUIRE_OK(log->prepare_next());
+  ino_t ino = inode_of(spare);
+  CHECK(mappings_of(ino) == 0);  // its creator mapped it only to format it
+  CHECK(unwrap(log->premap_spare()) == PartitionLog::PremapOutcome::kMapped);
+  CHECK(mappings_of(ino) == 1);
+  CHECK(unwrap(log->premap_spare()) == PartitionLog::PremapOutcome::kAlreadyMapped);
+  CHECK(mappings_of(ino) == 1);
+
+  std::int64_t base = append_until_roll(*log, appender);
+  CHECK(inode_of(tmp.partition() + "/" + segment_file_name(base)) == ino);  // the spare, rolled
+  CHECK(mappings_of(ino) == 1);  // the roll used the premapped mapping
+  CHECK(unwrap(log->premap_spare()) == PartitionLog::PremapOutcome::kNoSpare);
+  // Records on both sides of the roll read back.
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  auto got = test::read_records(reader, static_cast<std::size_t>(base + 1));
+  REQUIRE(got.size() == static_cast<std::size_t>(base + 1));
+  CHECK(got.back().offset == base);
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+TEST_CASE("premapper: its thread maps each new spare after every roll", "[log][concurrency]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  auto appender = unwrap(LogAppender::open(log));
+  const std::string spare = tmp.partition() + "/spare.seg";
+  SegmentPremapper premapper(std::chrono::milliseconds(1));
+  premapper.add(log);
+  premapper.add(log);  // twice: harmless
+  for (int round = 1; round <= 3; ++round) {
+    INFO("round " << round);
+    REQUIRE_OK(log->prepare_next());
+    ino_t ino = inode_of(spare);
+    CHECK(eventually([&] { return premapper.mapped() >= static_cast<std::uint64_t>(round); }));
+    CHECK(mappings_of(ino) == 1);
+    std::int64_t base = append_until_roll(*log, appender);
+    CHECK(inode_of(tmp.partition() + "/" + segment_file_name(base)) == ino);
+    CHECK(mappings_of(ino) == 1);
+  }
+  CHECK(premapper.mapped() == 3);
+  CHECK(premapper.failures() == 0);
+}
+
+TEST_CASE("premapper: a forked child can drop a premapper whose thread its parent started",
+          "[log][process]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  REQUIRE_OK(log->prepare_next());
+  auto* premapper = new SegmentPremapper(std::chrono::milliseconds(1));
+  premapper->add(log);
+  REQUIRE(eventually([&] { return premapper->mapped() == 1; }));
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    delete premapper;  // its thread is the parent's: this must not wait for it
+    ::_exit(0);
+  }
+  int status = 0;
+  bool exited = eventually([&] { return ::waitpid(child, &status, WNOHANG) == child; });
+  if (!exited) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  CHECK(exited);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  delete premapper;
+}
+
+}  // namespace
+}  // namespace sluice::shm
