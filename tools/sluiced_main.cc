@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
   app.add_option("--advertise", config.kafka_advertise,
                  "HOST:PORT Kafka clients are told to connect to (default: --listen)");
   app.add_option("--kafka-threads", config.kafka_threads,
-                 "Kafka gateway threads (0: one per core, at most 8)")
+                 "Kafka gateway connection threads (0: one per core, at most 8)")
       ->capture_default_str();
   app.add_option("--max-request-bytes", config.kafka_max_request_bytes,
                  "largest Kafka request accepted; larger ones close the connection")

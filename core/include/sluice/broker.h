@@ -39,7 +39,7 @@ struct BrokerConfig {
   // on 127.0.0.1:9092 unless told otherwise).
   std::string kafka_listen;        // HOST:PORT; port 0 picks a free one
   std::string kafka_advertise;     // HOST:PORT clients are told to connect to ("": listen)
-  std::int32_t kafka_threads = 0;  // 0: one per core, at most 8
+  std::int32_t kafka_threads = 0;  // connection threads; 0: one per core, at most 8
   std::int32_t kafka_max_request_bytes = 100 * 1024 * 1024;  // larger: rejected, closed
   std::int32_t kafka_max_connections_per_host = 1000;
   std::int64_t kafka_idle_timeout_ms = 600'000;  // Kafka's connections.max.idle.ms

@@ -57,7 +57,10 @@ void Connection::close() {
 
 namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
-}
+// Answers held back for one write (see next_request): at most this many, or bytes.
+constexpr std::size_t kMaxPendingResponses = 64;
+constexpr std::size_t kMaxPendingBytes = 256 * 1024;
+}  // namespace
 
 void Connection::next_request() {
   if (closed_) return;
@@ -69,17 +72,30 @@ void Connection::next_request() {
     in_ = std::vector<char>();
     in_begin_ = in_end_ = 0;
   }
+  std::int32_t size = -1;  // of the next frame, when its size prefix is buffered
+  if (have >= 4) {
+    std::uint32_t be;
+    std::memcpy(&be, in_.data() + in_begin_, 4);
+    size = static_cast<std::int32_t>(__builtin_bswap32(be));
+  }
+  bool valid = size > 0 && size <= limits_.max_request_bytes;
+  bool whole = valid && have >= 4 + static_cast<std::size_t>(size);
+  if (!pending_.empty()) {
+    // Answered requests wait only while the next one is already here whole, and the answers
+    // borrow no buffer that it may reuse: they go out together, in order, in one write.
+    // Anything else (more to read, a bad frame, enough gathered) sends them first.
+    if (whole && !pending_borrows_ && pending_.size() < kMaxPendingResponses &&
+        pending_bytes_ < kMaxPendingBytes)
+      return dispatch(static_cast<std::size_t>(size));
+    return write_pending();
+  }
   if (have < 4) return read_more(4);
-  std::uint32_t be;
-  std::memcpy(&be, in_.data() + in_begin_, 4);
-  auto size = static_cast<std::int32_t>(__builtin_bswap32(be));
-  if (size <= 0 || size > limits_.max_request_bytes) {
+  if (!valid) {
     spdlog::warn("kafka gateway: closing {}: request size {} outside 1..{} bytes", state_.peer,
                  size, limits_.max_request_bytes);
     return close();
   }
-  if (have < 4 + static_cast<std::size_t>(size))
-    return read_more(4 + static_cast<std::size_t>(size));
+  if (!whole) return read_more(4 + static_cast<std::size_t>(size));
   dispatch(static_cast<std::size_t>(size));
 }
 
@@ -121,24 +137,40 @@ void Connection::finish(Outcome outcome) {
     spdlog::warn("kafka gateway: closing {}: {}", state_.peer, outcome.reason);
     return close();
   }
-  if (outcome.frame.empty()) return next_request();
-  out_ = std::move(outcome.frame);
-  out_gathered_ = std::move(outcome.gathered);
-  // One gathering write: the frame's pieces interleaved with the bytes sent from elsewhere.
-  out_buffers_.clear();
-  std::size_t from = 0;
-  for (const kafka::GatheredBytes& g : out_gathered_) {
-    out_buffers_.push_back(asio::buffer(out_.data() + from, g.at - from));
-    out_buffers_.push_back(asio::buffer(g.bytes.data(), g.bytes.size()));
-    from = g.at;
+  if (!outcome.frame.empty()) {
+    pending_bytes_ += outcome.frame.size();
+    for (const kafka::GatheredBytes& g : outcome.gathered) pending_bytes_ += g.bytes.size();
+    pending_borrows_ = pending_borrows_ || !outcome.gathered.empty();
+    pending_.push_back(std::move(outcome));
   }
-  out_buffers_.push_back(asio::buffer(out_.data() + from, out_.size() - from));
+  next_request();
+}
+
+void Connection::write_pending() {
+  writing_.swap(pending_);
+  pending_.clear();
+  pending_bytes_ = 0;
+  pending_borrows_ = false;
+  // One gathering write: each response's frame interleaved with the bytes it sends from
+  // elsewhere.
+  out_buffers_.clear();
+  for (const Outcome& o : writing_) {
+    std::size_t from = 0;
+    for (const kafka::GatheredBytes& g : o.gathered) {
+      out_buffers_.push_back(asio::buffer(o.frame.data() + from, g.at - from));
+      out_buffers_.push_back(asio::buffer(g.bytes.data(), g.bytes.size()));
+      from = g.at;
+    }
+    out_buffers_.push_back(asio::buffer(o.frame.data() + from, o.frame.size() - from));
+  }
   asio::async_write(socket_, out_buffers_,
                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                       if (ec) return self->close();
-                      self->out_.clear();
-                      self->out_gathered_.clear();
-                      self->state_.spare_frame.swap(self->out_);  // reused by the next response
+                      // The last frame's memory is reused by the next response.
+                      std::string& last = self->writing_.back().frame;
+                      last.clear();
+                      self->state_.spare_frame.swap(last);
+                      self->writing_.clear();
                       self->next_request();
                     });
 }

@@ -7,14 +7,19 @@
 //        v
 //   handler.handle(frame view, respond) ─> respond(outcome) (any thread)
 //        ^                                       │
-//        └──── next frame <── write the response ┘ (or none: acks=0;
-//                                                   or close: bad request)
+//        └── next frame <── hold the response ───┘ (or none: acks=0;
+//            (write the held ones first, unless     or close: bad request)
+//             the next frame is buffered whole)
 //
 // One request at a time, as Kafka's own broker does (it mutes a connection until the
 // response is sent): responses go back in request order, and the handler may keep
 // per-connection state (fetch readers) without locks. Reads are buffered: a client that
 // pipelines requests (librdkafka does) has several taken from one read system call, and a
 // request is handed over as a view into the buffer, which stays put until it is answered.
+// Their answers go out together: an answer waits while the next request is already buffered
+// whole (up to 64 answers or 256 KiB), so that a burst of pipelined Produce requests costs
+// one write and one wake-up of the client, not one each. A Fetch answer, which sends the
+// connection's record buffers that the next Fetch reuses, is written before that one runs.
 // A connection idle for idle_timeout_ms is closed.
 //
 // Thread-safety: every handler of a connection runs on its strand; respond() may be called
@@ -74,6 +79,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void read_more(std::size_t need);
   void dispatch(std::size_t size);
   void finish(Outcome outcome);
+  void write_pending();
   void arm_idle_timer();
 
   Socket socket_;
@@ -87,9 +93,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t in_begin_ = 0;
   std::size_t in_end_ = 0;
   std::size_t in_frame_ = 0;  // bytes of the frame being handled (consumed once answered)
-  std::string out_;
-  std::vector<kafka::GatheredBytes> out_gathered_;      // out_'s pieces sent from elsewhere
-  std::vector<boost::asio::const_buffer> out_buffers_;  // out_ and those pieces, in order
+  // Answers not yet written (see next_request), and those being written.
+  std::vector<Outcome> pending_;
+  std::size_t pending_bytes_ = 0;
+  bool pending_borrows_ = false;  // one of them sends ConnectionState::record_buffers
+  std::vector<Outcome> writing_;
+  std::vector<boost::asio::const_buffer> out_buffers_;  // writing_'s pieces, in order
   bool closed_ = false;
 };
 

@@ -60,19 +60,28 @@ Status Gateway::start() {
   bound_ = host + ":" + std::to_string(local.port());
   if (Status s = handler_->start(bound_); !s) return s;
 
-  work_.emplace(io_.get_executor());
-  accept_next();
   unsigned n = config_.kafka_threads > 0 ? static_cast<unsigned>(config_.kafka_threads)
                                          : std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
-  for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { io_.run(); });
-  spdlog::info("kafka gateway listening on {} (advertised as {}), {} threads", bound_,
-               handler_->advertised(), n);
+  for (unsigned i = 0; i < n; ++i) {
+    auto lane = std::make_unique<Lane>();
+    lane->work.emplace(lane->io.get_executor());
+    lanes_.push_back(std::move(lane));
+  }
+  work_.emplace(io_.get_executor());
+  accept_next();
+  threads_.emplace_back([this] { io_.run(); });
+  for (auto& lane : lanes_) threads_.emplace_back([io = &lane->io] { io->run(); });
+  spdlog::info(
+      "kafka gateway listening on {} (advertised as {}), {} connection threads and 1 other", bound_,
+      handler_->advertised(), n);
   return Status::ok();
 }
 
 void Gateway::accept_next() {
+  // Connections are dealt to the lanes in turn; each lives on its lane's thread.
+  asio::io_context& lane = lanes_[next_lane_++ % lanes_.size()]->io;
   acceptor_.async_accept(
-      asio::make_strand(io_), [this](const boost::system::error_code& ec, tcp::socket socket) {
+      lane.get_executor(), [this](const boost::system::error_code& ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
         if (!ec) {
           boost::system::error_code rec;
@@ -112,7 +121,7 @@ void Gateway::stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [raw, weak] : connections_) {
       if (auto c = weak.lock()) {
-        // Close on the connection's own strand.
+        // Close on the connection's own thread.
         asio::post(c->executor(), [c] { c->close(); });
       }
     }
@@ -120,6 +129,10 @@ void Gateway::stop() {
   handler_->stop();
   work_.reset();
   io_.stop();
+  for (auto& lane : lanes_) {
+    lane->work.reset();
+    lane->io.stop();
+  }
   for (auto& t : threads_) t.join();
   threads_.clear();
 }

@@ -108,6 +108,112 @@ TEST_CASE("gateway: pipelined requests are answered in request order, a long pol
 }
 
 TEST_CASE(
+    "gateway: requests sent in one write are answered in order, each Fetch with its own "
+    "partition's records",
+    "[kafka][gateway]") {
+  // The connection holds answers back while the next request is already buffered, and writes
+  // them together. A Fetch answer sends the connection's record buffers, which the next Fetch
+  // reuses: it must be written before that Fetch runs, or it would carry the other's records.
+  GatewayBroker broker;
+  broker.create_topic("burst", 2);
+  KafkaClient c(broker);
+  std::vector<TestRecord> zero, one;
+  for (int i = 0; i < 40; ++i) {
+    zero.push_back(
+        {"k" + std::to_string(i), std::string(300, static_cast<char>('a' + i % 26)), {}, 1000 + i});
+    one.push_back({std::nullopt, std::string(200, static_cast<char>('A' + i % 26)), {}, 5000 + i});
+  }
+  REQUIRE(produce(c, "burst", 0, encode_batch(zero, 0)).error_code == ErrorCode::kNone);
+  REQUIRE(produce(c, "burst", 1, encode_batch(one, 0)).error_code == ErrorCode::kNone);
+
+  enum Kind { kFetch0, kFetch1, kProduce1, kApiVersions };
+  const std::vector<Kind> kinds = {kFetch0, kFetch1, kProduce1,    kApiVersions, kFetch1,
+                                   kFetch0, kFetch0, kApiVersions, kProduce1,    kFetch1};
+  std::string burst;
+  std::vector<std::int32_t> ids;
+  std::int32_t id = 100;
+  const std::vector<TestRecord> more(3, TestRecord{"m", "more", {}, -1});
+  for (Kind k : kinds) {
+    ++id;
+    ids.push_back(id);
+    switch (k) {
+      case kFetch0:
+        burst += c.frame(ApiKey::kFetch, 11, fetch_request("burst", 0, 0), id);
+        break;
+      case kFetch1:
+        burst += c.frame(ApiKey::kFetch, 11, fetch_request("burst", 1, 0), id);
+        break;
+      case kProduce1:
+        burst += c.frame(ApiKey::kProduce, 7,
+                         produce_request("burst", 1, encode_batch(more, 9000), 1), id);
+        break;
+      case kApiVersions:
+        burst += c.frame(ApiKey::kApiVersions, 2, kafka::ApiVersionsRequest{}, id);
+        break;
+    }
+  }
+  REQUIRE(c.send_bytes(burst));  // one write: the gateway finds them buffered together
+
+  auto numbered = [](std::vector<TestRecord> recs) {
+    for (std::size_t i = 0; i < recs.size(); ++i) recs[i].offset = static_cast<std::int64_t>(i);
+    return recs;
+  };
+  const auto zero_fetched = numbered(zero);
+  const auto one_fetched = numbered(one);
+  std::int64_t produced = 40;  // partition 1's end, as the Produce answers must say
+  for (std::size_t i = 0; i < kinds.size(); ++i) {
+    INFO("request " << i << ", correlation id " << ids[i]);
+    switch (kinds[i]) {
+      case kFetch0:
+      case kFetch1: {
+        std::int32_t partition = kinds[i] == kFetch0 ? 0 : 1;
+        auto r = c.receive<kafka::FetchResponse>(11, ids[i]);
+        FetchedPartition f = fetched_partition(r.body, "burst", partition);
+        REQUIRE(f.error == ErrorCode::kNone);
+        REQUIRE(f.records.size() >= 40);
+        f.records.resize(40);  // the first batch: the same in every fetch of the partition
+        CHECK(f.records == (partition == 0 ? zero_fetched : one_fetched));
+        break;
+      }
+      case kProduce1: {
+        auto r = c.receive<kafka::ProduceResponse>(7, ids[i]);
+        REQUIRE(r->responses.size() == 1);
+        CHECK(r->responses[0].partitions.at(0).error_code == ErrorCode::kNone);
+        CHECK(r->responses[0].partitions.at(0).base_offset == produced);
+        produced += 3;
+        break;
+      }
+      case kApiVersions:
+        CHECK(c.receive<kafka::ApiVersionsResponse>(2, ids[i])->error_code == ErrorCode::kNone);
+        break;
+    }
+  }
+}
+
+TEST_CASE(
+    "gateway: requests answered before a malformed frame in the same write get their answers "
+    "before the connection closes",
+    "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("cut", 1);
+  KafkaClient c(broker);
+  const std::vector<TestRecord> two(2, TestRecord{"k", "v", {}, -1});
+  std::string burst;
+  for (std::int32_t id = 1; id <= 3; ++id)
+    burst += c.frame(ApiKey::kProduce, 7, produce_request("cut", 0, encode_batch(two, 0), 1), id);
+  burst += std::string("\xff\xff\xff\xff", 4);  // size -1
+  REQUIRE(c.send_bytes(burst));
+  for (std::int32_t id = 1; id <= 3; ++id) {
+    INFO("correlation id " << id);
+    auto r = c.receive<kafka::ProduceResponse>(7, id);
+    CHECK(r->responses.at(0).partitions.at(0).error_code == ErrorCode::kNone);
+    CHECK(r->responses.at(0).partitions.at(0).base_offset == 2 * (id - 1));
+  }
+  CHECK(c.wait_closed());
+  CHECK(broker.end_offset("cut") == 6);
+}
+
+TEST_CASE(
     "gateway: every Metadata version 0-8 answers with the broker, the controller and "
     "the topic's partitions",
     "[kafka][gateway]") {
