@@ -308,6 +308,41 @@ TEST_CASE("reader: seek_to_end finds the end after every append, over pads and l
   CHECK(unwrap(log->segment_bases()).size() > 3);
 }
 
+TEST_CASE("reader: poll_prefetching delivers what poll does, over pads, rolls and limits",
+          "[reader]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  auto appender = unwrap(LogAppender::open(log));
+  std::vector<std::int64_t> appended;
+  for (int i = 0; i < 3000; ++i) {
+    if (i % 97 == 5) {
+      Claim c;  // an aborted claim: a pad
+      REQUIRE(appender.claim(static_cast<std::uint32_t>(i % 700), c) == AppendOutcome::kOk);
+      appender.abort(c);
+    } else {
+      std::string v(static_cast<std::size_t>(i % 13 == 0 ? 2000 : i % 40), 'x');
+      appended.push_back(append_ok(appender, v));
+    }
+  }
+  REQUIRE(unwrap(log->segment_bases()).size() > 3);
+  for (std::uint32_t ahead : {0u, 64u, 4096u, 1u << 20}) {
+    INFO("ahead " << ahead);
+    auto reader = unwrap(LogReader::open(log));
+    std::vector<std::int64_t> got;
+    for (;;) {
+      PollResult r =
+          reader.poll_prefetching([&](const RecordView& v) { got.push_back(v.offset); }, 7, ahead);
+      REQUIRE(r.records <= 7);
+      if (r.records == 0) {
+        CHECK(r.outcome == ReadOutcome::kOk);  // at the end, nothing more committed
+        break;
+      }
+    }
+    CHECK(got == appended);
+  }
+}
+
 TEST_CASE("reader: seek before the earliest retained offset is out of range", "[reader]") {
   TempDir tmp;
   LogOptions options = test::patient_options();

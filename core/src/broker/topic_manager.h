@@ -24,6 +24,7 @@ namespace sluice::broker {
 struct PartitionState {
   std::shared_ptr<shm::PartitionLog> log;
   std::optional<shm::LogReader> watcher;  // follows the end, to find abandoned claims
+  std::int64_t watched_until = 0;         // the end at the last tick: the watcher's next goal
 };
 
 struct TopicState {
