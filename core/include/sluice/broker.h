@@ -22,9 +22,11 @@ namespace sluice {
 
 struct BrokerConfig {
   std::string data_dir = default_data_dir();
-  mode_t file_mode = 0660;             // every file the broker creates
-  std::string file_group;              // group owning them ("" = the broker's own)
-  std::int64_t housekeeping_ms = 100;  // spare segments, abandoned claims, group timers
+  mode_t file_mode = 0660;  // every file the broker creates
+  std::string file_group;   // group owning them ("" = the broker's own)
+  // Spare segments and group timers; also the abandoned-claim watch while no records come
+  // (every 10 ms while they do).
+  std::int64_t housekeeping_ms = 100;
   std::int64_t retention_check_ms = 1000;
   std::int64_t abandon_timeout_ms = 1000;   // a claim uncommitted this long is padded
   std::int64_t session_timeout_ms = 10000;  // group members without heartbeat are expelled

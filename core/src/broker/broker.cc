@@ -9,6 +9,7 @@
 #include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +29,10 @@ namespace sluice {
 namespace asio = boost::asio;
 using control::json;
 
+namespace {
+constexpr std::int64_t kWatchBusyMs = 10;  // the watch tick while records come
+}
+
 struct Broker::Impl {
   BrokerConfig config;
   DataDir dir;
@@ -39,6 +44,7 @@ struct Broker::Impl {
   std::unique_ptr<gateway::Gateway> gateway;  // the Kafka listener, when configured
   asio::steady_timer housekeeping_timer{io};
   asio::steady_timer retention_timer{io};
+  asio::steady_timer watch_timer{io};
   std::thread thread;
   std::mutex mutex;
   std::condition_variable stopped_cv;
@@ -76,6 +82,21 @@ struct Broker::Impl {
       if (ec) return;
       core->housekeeping();
       schedule_housekeeping();
+    });
+  }
+
+  // The abandoned-claim watchers: every 10 ms while records come, so that each tick's walk
+  // is short (a long one held a CPU the gateway's connection threads wanted: at 850k
+  // records/s from librdkafka, a 100 ms tick put p90 ack latency at 1.8-3.3 ms, a 10 ms one
+  // at 0.9-1.4 ms); the interval doubles, up to housekeeping_ms, while nothing comes.
+  void schedule_watch(std::int64_t after_ms) {
+    watch_timer.expires_after(std::chrono::milliseconds(after_ms));
+    watch_timer.async_wait([this, after_ms](const boost::system::error_code& ec) {
+      if (ec) return;
+      std::int64_t busy_ms = std::min<std::int64_t>(kWatchBusyMs, config.housekeeping_ms);
+      schedule_watch(core->watch() > 0
+                         ? busy_ms
+                         : std::min(after_ms * 2, std::max(busy_ms, config.housekeeping_ms)));
     });
   }
 
@@ -143,6 +164,7 @@ Result<std::unique_ptr<Broker>> Broker::start(const BrokerConfig& config) {
   }
   impl->schedule_housekeeping();
   impl->schedule_retention();
+  impl->schedule_watch(kWatchBusyMs);
   impl->thread = std::thread([raw] {
     raw->io.run();
     std::lock_guard<std::mutex> lock(raw->mutex);
@@ -159,6 +181,7 @@ void Broker::stop() {
   asio::post(impl->io, [impl] {
     impl->housekeeping_timer.cancel();
     impl->retention_timer.cancel();
+    impl->watch_timer.cancel();
     if (impl->server) impl->server->stop();
     if (impl->core) impl->core->shutdown();
     impl->io.stop();

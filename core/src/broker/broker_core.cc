@@ -130,6 +130,10 @@ void BrokerCore::housekeeping() {
   if (kafka_groups_) kafka_groups_->tick();
 }
 
+std::int64_t BrokerCore::watch() {
+  return topics_.watch();
+}
+
 void BrokerCore::retention() {
   topics_.apply_retention(
       wall_ms(), [this](const TopicPartition& tp) { return groups_->slowest_committed(tp); }, info);

@@ -24,7 +24,7 @@ namespace sluice::broker {
 struct PartitionState {
   std::shared_ptr<shm::PartitionLog> log;
   std::optional<shm::LogReader> watcher;  // follows the end, to find abandoned claims
-  std::int64_t watched_until = 0;         // the end at the last tick: the watcher's next goal
+  std::int64_t watched_until = 0;         // the end at the last watch: the watcher's next goal
 };
 
 struct TopicState {
@@ -51,8 +51,12 @@ class TopicManager {
   std::vector<std::string> names() const;
   const TopicState* find(const std::string& name) const;
 
-  // Spare segments and abandoned claims (every housekeeping tick).
+  // Spare segments (every housekeeping tick).
   void housekeeping(const std::function<void(const std::string&)>& warn);
+  // Follows every partition's committed end to find and pad claims abandoned by dead
+  // producers (every watch tick). Returns the records stepped over: 0 when nothing was
+  // appended since the last call.
+  std::int64_t watch();
   // Deletes old segments per retention.bytes / retention.ms; under the backpressure policy
   // never one a group has not consumed.
   void apply_retention(std::int64_t now_ms, const SlowestCommitted& slowest,
