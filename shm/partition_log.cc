@@ -595,8 +595,29 @@ Status PartitionLog::recover_roll(Segment& full) {
 // ---- preparation and retention --------------------------------------------------------------
 
 Result<PartitionLog::PremapOutcome> PartitionLog::premap_spare() {
-  std::string path = path_of(kSpareName);
-  // A stat first: when the spare is mapped already (the common case for a helper that asks
+  return premap(path_of(kSpareName));
+}
+
+Result<std::size_t> PartitionLog::premap_segments() {
+  auto bases = segment_bases();
+  if (!bases) return bases.status();
+  // Oldest first and the spare last, so that the cache's least recently used are the oldest.
+  std::vector<std::string> paths;
+  std::size_t first = bases->size() > kKeptMappings - 1 ? bases->size() - (kKeptMappings - 1) : 0;
+  for (std::size_t i = first; i < bases->size(); ++i)
+    paths.push_back(path_of(segment_file_name((*bases)[i])));
+  paths.push_back(path_of(kSpareName));
+  std::size_t mapped = 0;
+  for (const std::string& path : paths) {
+    auto r = premap(path);
+    if (!r) return r.status();
+    if (*r == PremapOutcome::kMapped) ++mapped;
+  }
+  return mapped;
+}
+
+Result<PartitionLog::PremapOutcome> PartitionLog::premap(const std::string& path) {
+  // A stat first: when the file is mapped already (the common case for a helper that asks
   // after every roll), that is the only system call.
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {

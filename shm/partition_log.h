@@ -136,6 +136,10 @@ class PartitionLog {
   // (a roll took it): kNoSpare then.
   enum class PremapOutcome { kMapped, kAlreadyMapped, kNoSpare };
   Result<PremapOutcome> premap_spare();
+  // The same for the spare and the newest segment files, as many as the cache keeps (8): for
+  // a process about to cycle through a pool of recycled segments, so that none of its rolls
+  // maps a file. Returns how many it mapped.
+  Result<std::size_t> premap_segments();
 
  private:
   PartitionLog() = default;
@@ -171,6 +175,7 @@ class PartitionLog {
   // mutex_). Returns the one kept for `key`: `file`, or one that another thread added first.
   std::shared_ptr<MappedFile> remember_mapping(std::pair<dev_t, ino_t> key,
                                                std::shared_ptr<MappedFile> file);
+  Result<PremapOutcome> premap(const std::string& path);  // kNoSpare: no such file
   Result<std::shared_ptr<MappedFile>> map_cached(const std::string& path);
 
   std::mutex mutex_;  // guards segments_, mappings_, use_clock_

@@ -28,6 +28,13 @@
 // reused, but the consumer would skip to out-of-range). Group 0's reader of each partition calls
 // prepare_next() once per segment it has read there (half a segment out of phase with the rolls),
 // as a broker would.
+//
+// Warm-up (unless --no-warmup): before the workers start, each partition is run once through
+// its pool of recycled files with large filler records (warm_up), and every worker maps the
+// whole pool before it reports ready (PartitionLog::premap_segments). The run's records start
+// at the offset where the warm-up ended, and none of its rolls creates or maps a file: the
+// figures are the steady state. Cold, the first rolls of a 16 MiB pool cost their producer or
+// consumer 3-6 ms each (a new file mapped and pre-faulted), which showed in p99 and beyond.
 #include <fmt/format.h>
 #include <pthread.h>
 #include <sched.h>
@@ -103,6 +110,7 @@ struct PerfConfig {
   std::uint32_t retain = 4;
   bool no_pin = false;
   bool no_progress = false;
+  bool no_warmup = false;
 
   std::uint64_t segment_bytes() const { return std::uint64_t{segment_mib} << 20; }
   std::uint64_t stride() const { return align_frame(kFrameHeaderBytes + std::uint64_t{size}); }
@@ -139,6 +147,7 @@ struct alignas(64) ProducerSlot {
   std::atomic<std::int64_t> roll_failures{0};
   std::atomic<std::int64_t> flow_waits{0};
   std::atomic<std::int64_t> max_late_ns{0};  // open loop: furthest behind schedule
+  std::atomic<int> ready{0};                 // its partitions open and mapped
   std::atomic<int> done{0};
   std::atomic<int> failed{0};
   char error[512] = {};
@@ -174,6 +183,9 @@ struct PerfShared {
   std::atomic<std::int64_t> target{-1};   // records sent in all, once every producer is done
   // Records sent to each partition; written before `target` (release), read after it.
   std::atomic<std::int64_t> partition_target[kMaxPartitions] = {};
+  // Each partition's first offset of the run (where the warm-up ended); written before the
+  // workers start.
+  std::int64_t first_offset[kMaxPartitions] = {};
   ProducerSlot producers[kMaxProducers];
   ConsumerSlot consumers[kMaxConsumers];
 };
@@ -526,10 +538,49 @@ void run_producer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
       slot.done.store(1);
       return;
     }
+    // The pool the warm-up made, mapped now: no roll of the run maps a file.
+    if (auto mapped = (*log)->premap_segments(); !mapped) {
+      fail(slot, "producer: " + mapped.status().message());
+      slot.done.store(1);
+      return;
+    }
     apps.push_back(std::move(app).value());
   }
+  slot.ready.store(1, std::memory_order_release);
   Producer p(cfg, sh, id, std::move(apps));
   p.run();
+}
+
+// ---- warm-up -------------------------------------------------------------------------------
+
+// Runs a new partition once through its pool of recycled segments (--retain segments and a
+// spare, all allocated and formatted), the way the run will: large filler records, and
+// prepare_next() after every roll, which recycles the oldest segment into the spare once
+// --retain are there. The run then creates no file, and every worker maps the whole pool
+// before it starts (PartitionLog::premap_segments), so that none of its rolls maps one: a
+// fresh pre-faulted 16 MiB segment costs its first user 3-6 ms here (docs/benchmarks.md,
+// "Segment rolls"). Returns the offset the run's records start at.
+Result<std::int64_t> warm_up(const std::shared_ptr<PartitionLog>& log, const PerfConfig& cfg) {
+  // Appended through a handle without retention, as the producers' are (their rolls take
+  // the spare); `log` is the retention owner's kind of handle.
+  auto producers_kind = PartitionLog::open(log->dir(), LogOptions{});
+  if (!producers_kind) return producers_kind.status();
+  auto app = LogAppender::open(*producers_kind);
+  if (!app) return app.status();
+  const std::string filler(static_cast<std::size_t>(cfg.segment_bytes() / 64), 'w');
+  std::int64_t base = log->control()->active.active_base.load(std::memory_order_acquire);
+  for (std::uint32_t rolls = 0; rolls <= cfg.retain;) {
+    AppendResult r = app->append(filler);
+    if (r.outcome != AppendOutcome::kOk)
+      return Status(ErrorCode::kIo, std::string(describe(r.outcome)));
+    std::int64_t now = log->control()->active.active_base.load(std::memory_order_acquire);
+    if (now != base) {
+      base = now;
+      ++rolls;
+      if (Status s = log->prepare_next(); !s) return s;
+    }
+  }
+  return log->end_offset();
 }
 
 // ---- consumer ------------------------------------------------------------------------------
@@ -563,12 +614,21 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
       fail(slot, "consumer: " + log.status().message());
       return finish();
     }
+    if (auto mapped = (*log)->premap_segments(); !mapped) {
+      fail(slot, "consumer: " + mapped.status().message());
+      return finish();
+    }
     auto opened = LogReader::open(*log);
     if (!opened) {
       fail(slot, "consumer: " + opened.status().message());
       return finish();
     }
-    parts.push_back({p, *log, std::move(opened).value(), retention, 0, 0, per_segment / 2});
+    const std::int64_t first = sh.first_offset[p];
+    if (Status s = opened->seek(first); !s) {
+      fail(slot, "consumer: " + s.message());
+      return finish();
+    }
+    parts.push_back({p, *log, std::move(opened).value(), retention, 0, first, per_segment / 2});
   }
   slot.ready.store(1, std::memory_order_release);
 
@@ -681,7 +741,7 @@ void guarded(PerfShared& sh, Slot& slot, Fn&& fn) {
   } catch (const std::exception& e) {
     fail(slot, std::string("unexpected error: ") + e.what());
     sh.stop.store(1, std::memory_order_relaxed);
-    if constexpr (std::is_same_v<Slot, ConsumerSlot>) slot.ready.store(1);
+    slot.ready.store(1);
     slot.done.store(1, std::memory_order_release);
   }
 }
@@ -806,6 +866,7 @@ int run_perf(PerfConfig cfg) {
       std::filesystem::remove_all(dir, e);
     }
   } cleanup{run_dir};
+  std::vector<std::int64_t> first_offsets;
   for (const std::string& part_dir : part_dirs) {
     LogConfig lc;
     lc.segment_bytes = cfg.segment_bytes();
@@ -818,6 +879,12 @@ int run_perf(PerfConfig cfg) {
       fmt::print(stderr, "sluice perf: {}\n", s.message());
       return 1;
     }
+    auto first = cfg.no_warmup ? Result<std::int64_t>(std::int64_t{0}) : warm_up(*log, cfg);
+    if (!first) {
+      fmt::print(stderr, "sluice perf: warm-up of {}: {}\n", part_dir, first.status().message());
+      return 1;
+    }
+    first_offsets.push_back(*first);
   }
 
   // ---- shared state and signals
@@ -828,6 +895,11 @@ int run_perf(PerfConfig cfg) {
     return 1;
   }
   auto* sh = new (mem) PerfShared();
+  for (std::size_t p = 0; p < first_offsets.size(); ++p) {
+    sh->first_offset[p] = first_offsets[p];
+    // Flow control starts from there too.
+    for (ConsumerSlot& c : sh->consumers) c.positions[p].next_offset.store(first_offsets[p]);
+  }
   struct Unmap {
     PerfShared* p;
     ~Unmap() {
@@ -877,7 +949,12 @@ int run_perf(PerfConfig cfg) {
     return 1;
   }
 
-  std::int64_t start = wall_clock_ns() + 20'000'000;  // everyone ready by then
+  for (int i = 0; i < cfg.producers; ++i) {
+    while (sh->producers[i].ready.load(std::memory_order_acquire) == 0 &&
+           sh->producers[i].done.load(std::memory_order_acquire) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::int64_t start = wall_clock_ns() + 20'000'000;  // everyone waiting for it by then
   sh->start_ns.store(start, std::memory_order_relaxed);
   sh->go.store(1, std::memory_order_release);
 
@@ -1058,6 +1135,7 @@ int run_perf(PerfConfig cfg) {
                    {"mode", cfg.threads ? "threads" : "processes"},
                    {"segment_bytes", cfg.segment_bytes()},
                    {"retain_segments", cfg.retain},
+                   {"warmup", !cfg.no_warmup},
                    {"pinned", pin},
                    {"data_dir", cfg.data_dir}};
     j["sent"] = {{"records", t.sent},           {"records_per_partition", sent_to},
@@ -1113,6 +1191,11 @@ int run_perf(PerfConfig cfg) {
           "  partitions {}/partition-{{0..{}}}: {} MiB segments, {} retained and recycled "
           "each (removed afterwards)\n",
           run_dir, cfg.partitions - 1, cfg.segment_mib, cfg.retain);
+    if (!cfg.no_warmup)
+      fmt::print(
+          "            warmed up: run once through the pool of {} files before timing, which "
+          "every worker mapped (--no-warmup: start cold)\n",
+          cfg.retain + 1);
     if (cfg.partitions > 1 || grouped) {
       std::string line;
       for (std::size_t g = 0; g < groups.size(); ++g) {
@@ -1232,6 +1315,8 @@ void add_perf_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--retain", cfg->retain, "Segments kept (and recycled)")->capture_default_str();
   cmd->add_flag("--no-pin", cfg->no_pin, "Do not pin workers to CPUs");
   cmd->add_flag("--no-progress", cfg->no_progress, "No progress line on stderr");
+  cmd->add_flag("--no-warmup", cfg->no_warmup,
+                "Start on fresh partitions: the first rolls then create and map new files");
   auto kafka = add_perf_kafka_options(cmd);
   cmd->callback([cfg, kafka, groups, &exit_code] {
     if (perf_kafka_selected(*kafka)) {

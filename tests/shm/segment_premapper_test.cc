@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -91,6 +92,53 @@ TEST_CASE("log: a premapped spare is mapped before its roll, and the roll maps i
   REQUIRE(got.size() == static_cast<std::size_t>(base + 1));
   CHECK(got.back().offset == base);
   CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+TEST_CASE("log: premap_segments maps a recycled pool once, and rolls through it map nothing more",
+          "[log]") {
+  TempDir tmp;
+  LogOptions retention = test::patient_options();
+  retention.retain_segments = 3;
+  retention.recycle_segments = true;
+  {
+    // Fill the pool as sluice perf's warm-up does: appends through a handle without
+    // retention, prepare_next() through one with it after every roll.
+    auto owner = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), retention));
+    REQUIRE_OK(owner->prepare_next());
+    auto plain = unwrap(PartitionLog::open(tmp.partition(), test::patient_options()));
+    auto appender = unwrap(LogAppender::open(plain));
+    for (int roll = 0; roll < 5; ++roll) {
+      append_until_roll(*plain, appender);
+      REQUIRE_OK(owner->prepare_next());
+    }
+  }  // every mapping of those handles is gone
+  auto pool = [&] {
+    std::vector<ino_t> inodes;
+    auto log = unwrap(PartitionLog::open(tmp.partition(), test::patient_options()));
+    for (std::int64_t b : unwrap(log->segment_bases()))
+      inodes.push_back(inode_of(tmp.partition() + "/" + segment_file_name(b)));
+    inodes.push_back(inode_of(tmp.partition() + "/spare.seg"));
+    return inodes;
+  };
+  const std::vector<ino_t> files = pool();
+  REQUIRE(files.size() == 4);  // 3 segments and the spare
+
+  auto owner = unwrap(PartitionLog::open(tmp.partition(), retention));
+  auto plain = unwrap(PartitionLog::open(tmp.partition(), test::patient_options()));
+  CHECK(unwrap(owner->premap_segments()) == 4);
+  CHECK(unwrap(plain->premap_segments()) == 4);
+  CHECK(unwrap(plain->premap_segments()) == 0);  // all mapped already
+  for (ino_t ino : files) CHECK(mappings_of(ino) == 2);
+  auto appender = unwrap(LogAppender::open(plain));
+  for (int roll = 0; roll < 6; ++roll) {
+    INFO("roll " << roll);
+    append_until_roll(*plain, appender);
+    REQUIRE_OK(owner->prepare_next());
+    // The same four files, each still mapped once per handle: nothing new was mapped.
+    std::vector<ino_t> now = pool();
+    CHECK(std::set<ino_t>(now.begin(), now.end()) == std::set<ino_t>(files.begin(), files.end()));
+    for (ino_t ino : files) CHECK(mappings_of(ino) == 2);
+  }
 }
 
 TEST_CASE("premapper: its thread maps each new spare after every roll", "[log][concurrency]") {

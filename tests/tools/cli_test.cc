@@ -743,4 +743,17 @@ TEST_CASE("cli: perf over 4 partitions with 2 groups delivers every record to ea
   CHECK(a["config"]["groups"] == 2);
   CHECK(a["received"]["records_per_consumer"] == json::array({5000, 5000}));
   CHECK(a["received"]["min_records"] == 5000);
+  CHECK(a["config"]["warmup"] == true);
+  CHECK(a["received"]["groups"][0]["out_of_sequence"] == 0);  // from the warm-up's end on
+
+  // Cold: the records start at offset 0 of fresh partitions.
+  auto cold = cli(dir, {"perf", "--partitions", "2", "--count", "5000", "--rate", "0",
+                        "--segment-mib", "1", "--no-warmup", "--json"});
+  INFO(cold.err);
+  REQUIRE(cold.exit_code == 0);
+  json c = json::parse(cold.out);
+  CHECK(c["complete"] == true);
+  CHECK(c["config"]["warmup"] == false);
+  CHECK(c["received"]["min_records"] == 5000);
+  CHECK(c["received"]["groups"][0]["out_of_sequence"] == 0);
 }
