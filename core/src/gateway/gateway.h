@@ -60,12 +60,14 @@ class Gateway {
   };
 
   BrokerConfig config_;
+  // Before io_, so that they outlive it: io_'s pending work (an accept, a long poll's timer)
+  // holds sockets and connections that belong to a lane, and destroying io_ destroys it.
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  std::size_t next_lane_ = 0;  // the acceptor's (one accept at a time)
   // The acceptor, the handler's timers (Fetch long polls, group timers) and its slower work
   // (topic creation and deletion) run here, on a thread of its own.
   boost::asio::io_context io_;
   std::optional<WorkGuard> work_;
-  std::vector<std::unique_ptr<Lane>> lanes_;
-  std::size_t next_lane_ = 0;  // the acceptor's (one accept at a time)
   boost::asio::ip::tcp::acceptor acceptor_;
   std::unique_ptr<RequestHandler> handler_;
   std::vector<std::thread> threads_;
