@@ -81,11 +81,13 @@ void Connection::next_request() {
   bool valid = size > 0 && size <= limits_.max_request_bytes;
   bool whole = valid && have >= 4 + static_cast<std::size_t>(size);
   if (!pending_.empty()) {
-    // Answered requests wait only while the next one is already here whole, and the answers
-    // borrow no buffer that it may reuse: they go out together, in order, in one write.
-    // Anything else (more to read, a bad frame, enough gathered) sends them first.
-    if (whole && !pending_borrows_ && pending_.size() < kMaxPendingResponses &&
-        pending_bytes_ < kMaxPendingBytes)
+    // Answered requests wait only while the next one is already here whole, is a Produce
+    // (answered at once: a Fetch may wait for records, a JoinGroup for the other members),
+    // and the answers borrow no buffer that it may reuse: they go out together, in order, in
+    // one write. Anything else (more to read, another request, a bad frame, enough
+    // gathered) sends them first.
+    if (whole && size >= 2 && next_is_produce() && !pending_borrows_ &&
+        pending_.size() < kMaxPendingResponses && pending_bytes_ < kMaxPendingBytes)
       return dispatch(static_cast<std::size_t>(size));
     return write_pending();
   }
@@ -97,6 +99,11 @@ void Connection::next_request() {
   }
   if (!whole) return read_more(4 + static_cast<std::size_t>(size));
   dispatch(static_cast<std::size_t>(size));
+}
+
+bool Connection::next_is_produce() const {
+  // The request header starts with the int16 API key, big-endian; Produce is 0.
+  return in_[in_begin_ + 4] == 0 && in_[in_begin_ + 5] == 0;
 }
 
 void Connection::read_more(std::size_t need) {

@@ -17,9 +17,10 @@
 // pipelines requests (librdkafka does) has several taken from one read system call, and a
 // request is handed over as a view into the buffer, which stays put until it is answered.
 // Their answers go out together: an answer waits while the next request is already buffered
-// whole (up to 64 answers or 256 KiB), so that a burst of pipelined Produce requests costs
-// one write and one wake-up of the client, not one each. A Fetch answer, which sends the
-// connection's record buffers that the next Fetch reuses, is written before that one runs.
+// whole and is a Produce (up to 64 answers or 256 KiB), so that a burst of pipelined Produce
+// requests costs one write and one wake-up of the client, not one each. Before any other
+// request (a Fetch may wait for records, a JoinGroup for other members) the answers are
+// written, and so is a Fetch answer, which sends the connection's record buffers.
 // A connection idle for idle_timeout_ms is closed.
 //
 // Thread-safety: every handler of a connection runs on its strand; respond() may be called
@@ -80,6 +81,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void dispatch(std::size_t size);
   void finish(Outcome outcome);
   void write_pending();
+  bool next_is_produce() const;  // the buffered frame at in_begin_ (its size is at least 2)
   void arm_idle_timer();
 
   Socket socket_;

@@ -191,6 +191,25 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "gateway: a Produce answer is not held back behind a Fetch that waits for records, sent "
+    "in the same write",
+    "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("wait", 1);
+  KafkaClient c(broker);
+  const std::vector<TestRecord> three(3, TestRecord{"k", "v", {}, -1});
+  std::string burst =
+      c.frame(ApiKey::kProduce, 7, produce_request("wait", 0, encode_batch(three, 0), 1), 1);
+  // At the end the Produce makes (offset 3): it waits its 3 s for records that never come.
+  burst += c.frame(ApiKey::kFetch, 11, fetch_request("wait", 0, 3, 3000, 1), 2);
+  REQUIRE(c.send_bytes(burst));
+  auto produced = c.receive<kafka::ProduceResponse>(7, 1, 1500);  // well before the 3 s
+  CHECK(produced->responses.at(0).partitions.at(0).error_code == ErrorCode::kNone);
+  auto fetched = c.receive<kafka::FetchResponse>(11, 2);
+  CHECK(fetched_partition(fetched.body, "wait", 0).records.empty());
+}
+
+TEST_CASE(
     "gateway: requests answered before a malformed frame in the same write get their answers "
     "before the connection closes",
     "[kafka][gateway]") {
