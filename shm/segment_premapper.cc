@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 
 namespace sluice::shm {
@@ -55,6 +56,9 @@ std::uint64_t SegmentPremapper::failures() const {
 
 void SegmentPremapper::run(State& s) {
   std::unique_lock<std::mutex> lock(s.mutex);
+  // Passes in a row in which every log's spare was mapped already and none had rolled: the
+  // wait doubles with each, up to kIdlePeriod, and the first pass that finds work resets it.
+  int quiet = 0;
   while (!s.stop) {
     s.added = false;
     // Visit a copy, unlocked: a premap can take milliseconds and add() must not wait for it.
@@ -63,12 +67,14 @@ void SegmentPremapper::run(State& s) {
     std::vector<Watched> batch = s.logs;
     lock.unlock();
     std::uint64_t mapped = 0, failed = 0;
+    bool busy = false;
     for (Watched& w : batch) {
       auto log = w.log.lock();
       if (!log) continue;
       // Relaxed: a hint only. A stale base costs one stat more or one period later.
       std::int64_t base = log->control()->active.active_base.load(std::memory_order_relaxed);
       if (base == w.mapped_for_base) continue;  // no roll since the spare was mapped
+      busy = true;
       auto r = log->premap_spare();
       if (!r) {
         ++failed;
@@ -83,7 +89,10 @@ void SegmentPremapper::run(State& s) {
     std::erase_if(s.logs, [](const Watched& w) { return w.log.expired(); });
     s.mapped += mapped;
     s.failures += failed;
-    s.wake.wait_for(lock, s.period, [&s] { return s.stop || s.added; });
+    quiet = busy ? 0 : std::min(quiet + 1, 16);
+    auto wait = std::min<std::chrono::milliseconds>(s.period * (1 << std::min(quiet, 4)),
+                                                    std::max(s.period, kIdlePeriod));
+    s.wake.wait_for(lock, wait, [&s] { return s.stop || s.added; });
   }
 }
 
