@@ -210,18 +210,24 @@ std::shared_ptr<MappedFile> PartitionLog::mapping_for(int fd, const std::string&
     error = errno_status("stat " + path, errno);
     return nullptr;
   }
-  auto key = std::make_pair(st.st_dev, st.st_ino);
-  auto it = mappings_.find(key);
-  if (it != mappings_.end() && it->second.file->size() == static_cast<std::uint64_t>(st.st_size)) {
-    it->second.last_use = ++use_clock_;
-    return it->second.file;
+  if (Mapping* m = cached_mapping(st)) {
+    m->last_use = ++use_clock_;
+    return m->file;
   }
   auto mapped = MappedFile::map_descriptor(fd, path, options_.access, options_.populate);
   if (!mapped) {
     error = mapped.status();
     return nullptr;
   }
-  return remember_mapping(key, std::make_shared<MappedFile>(std::move(mapped).value()));
+  return remember_mapping({st.st_dev, st.st_ino},
+                          std::make_shared<MappedFile>(std::move(mapped).value()));
+}
+
+PartitionLog::Mapping* PartitionLog::cached_mapping(const struct stat& st) {
+  auto it = mappings_.find({st.st_dev, st.st_ino});
+  if (it == mappings_.end() || it->second.file->size() != static_cast<std::uint64_t>(st.st_size))
+    return nullptr;
+  return &it->second;
 }
 
 std::shared_ptr<MappedFile> PartitionLog::remember_mapping(std::pair<dev_t, ino_t> key,
@@ -624,13 +630,10 @@ Result<PartitionLog::PremapOutcome> PartitionLog::premap(const std::string& path
     if (errno == ENOENT) return PremapOutcome::kNoSpare;
     return errno_status("stat " + path, errno);
   }
-  auto cached = [this](const struct stat& s) {
+  {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = mappings_.find({s.st_dev, s.st_ino});
-    return it != mappings_.end() &&
-           it->second.file->size() == static_cast<std::uint64_t>(s.st_size);
-  };
-  if (cached(st)) return PremapOutcome::kAlreadyMapped;
+    if (cached_mapping(st) != nullptr) return PremapOutcome::kAlreadyMapped;
+  }
   int fd =
       ::open(path.c_str(), (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) {

@@ -9,6 +9,7 @@
 // mutex (cold path only); the shared words are atomics ordered as documented at each use.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -171,6 +172,8 @@ class PartitionLog {
   };
   static constexpr std::size_t kKeptMappings = 8;
   std::shared_ptr<MappedFile> mapping_for(int fd, const std::string& path, Status& error);
+  // The cached mapping of the file `st` describes, if it has that file's size (under mutex_).
+  Mapping* cached_mapping(const struct stat& st);
   // Adds a new mapping to mappings_ and drops the least recently used unused ones (under
   // mutex_). Returns the one kept for `key`: `file`, or one that another thread added first.
   std::shared_ptr<MappedFile> remember_mapping(std::pair<dev_t, ino_t> key,

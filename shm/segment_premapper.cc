@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 
 namespace sluice::shm {
 
@@ -56,8 +55,9 @@ std::uint64_t SegmentPremapper::failures() const {
 
 void SegmentPremapper::run(State& s) {
   std::unique_lock<std::mutex> lock(s.mutex);
-  // Passes in a row in which every log's spare was mapped already and none had rolled: the
-  // wait doubles with each, up to kIdlePeriod, and the first pass that finds work resets it.
+  // Passes in a row in which every log's spare was mapped already and none had rolled (at
+  // most 4: enough doublings to reach kIdlePeriod from the default period): the wait doubles
+  // with each, up to kIdlePeriod, and the first pass that finds work resets it.
   int quiet = 0;
   while (!s.stop) {
     s.added = false;
@@ -89,8 +89,8 @@ void SegmentPremapper::run(State& s) {
     std::erase_if(s.logs, [](const Watched& w) { return w.log.expired(); });
     s.mapped += mapped;
     s.failures += failed;
-    quiet = busy ? 0 : std::min(quiet + 1, 16);
-    auto wait = std::min<std::chrono::milliseconds>(s.period * (1 << std::min(quiet, 4)),
+    quiet = busy ? 0 : std::min(quiet + 1, 4);
+    auto wait = std::min<std::chrono::milliseconds>(s.period * (1 << quiet),
                                                     std::max(s.period, kIdlePeriod));
     s.wake.wait_for(lock, wait, [&s] { return s.stop || s.added; });
   }

@@ -5,8 +5,8 @@
 //
 // Why: a roll otherwise maps the new segment on the hot path. Pre-faulted (LogOptions::populate,
 // so that the appends after it do not fault page by page), that mmap takes about 0.7 ms for a
-// 4 MiB segment, 6 ms for 16 MiB and 22 ms for 64 MiB on the reference VM; every record behind
-// it waits (docs/benchmarks.md, "Segment rolls").
+// 4 MiB segment, 3.3 ms for 16 MiB and 21 ms for 64 MiB on the reference VM (log_bench
+// Ref/MapSegment); every record behind it waits (docs/benchmarks.md, "Segment rolls").
 //
 // Cost: every `period` one atomic load of each log's active segment base; only after a roll
 // (the base moved) a stat(2) of the spare, and once the spare is there, its mmap. A log that

@@ -142,14 +142,14 @@ std::int64_t TopicManager::watch() {
       ps.watched_until = ps.log->end_offset();
       if (w.ready()) {
         std::int64_t behind = until - w.position();
+        if (behind <= 0) continue;  // nothing came before the last tick's end
+        stepped += behind;
         if (behind > static_cast<std::int64_t>(kWatcherStepRecords)) {
           (void)w.seek_to_end();
-          stepped += behind;
-        } else if (behind > 0) {
+        } else {
           shm::PollResult r = w.poll_prefetching([](const shm::RecordView&) {},
                                                  static_cast<std::uint32_t>(behind), kWatcherAhead);
           if (r.outcome != shm::ReadOutcome::kOk) (void)w.seek_to_end();
-          stepped += behind;
         }
       } else {
         w.check_abandoned();
