@@ -286,9 +286,7 @@ TEST_CASE("reader: seeks by offset and timestamp while producer threads append",
 TEST_CASE("reader: seeks while retention recycles segments fail cleanly or succeed",
           "[concurrency][recycling-race]") {
   TempDir tmp;
-  LogOptions options = test::patient_options();
-  options.retain_segments = 3;
-  options.recycle_segments = true;
+  const LogOptions options = test::recycling_options(3);
   auto log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
   std::atomic<bool> producing{true};
   std::string problem;

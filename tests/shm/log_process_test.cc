@@ -235,9 +235,7 @@ TEST_CASE("log: a producer killed mid-claim is skipped after the timeout", "[pro
 TEST_CASE("log: recycling never reuses a segment a reader in another process is on", "[process]") {
   TempDir tmp;
   const std::string dir = tmp.partition();
-  LogOptions options = test::patient_options();
-  options.retain_segments = 3;
-  options.recycle_segments = true;
+  const LogOptions options = test::recycling_options(3);
   auto log = unwrap(PartitionLog::create(dir, test::small_segments(), options));
   auto producer = unwrap(LogAppender::open(log));
   std::uint64_t seq = 0;

@@ -217,9 +217,7 @@ TEST_CASE("log: recovering an abandoned roll keeps records committed after an ab
 
 TEST_CASE("log: retention recycles segments and readers left on one get kOutOfRange", "[log]") {
   TempDir tmp;
-  LogOptions options = test::patient_options();
-  options.retain_segments = 3;
-  options.recycle_segments = true;
+  const LogOptions options = test::recycling_options(3);
   auto log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
   REQUIRE_OK(log->prepare_next());
   auto producer = unwrap(LogAppender::open(log));
@@ -309,9 +307,7 @@ TEST_CASE("log: retention recycles segments and readers left on one get kOutOfRa
 TEST_CASE("log: an appender idle since retention took its segment appends in the right place",
           "[log]") {
   TempDir tmp;
-  LogOptions options = test::patient_options();
-  options.retain_segments = 2;
-  options.recycle_segments = true;
+  const LogOptions options = test::recycling_options(2);
   auto log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
   auto busy = unwrap(LogAppender::open(log));
   auto idle = unwrap(LogAppender::open(log));

@@ -97,9 +97,7 @@ TEST_CASE("log: a premapped spare is mapped before its roll, and the roll maps i
 TEST_CASE("log: premap_segments maps a recycled pool once, and rolls through it map nothing more",
           "[log]") {
   TempDir tmp;
-  LogOptions retention = test::patient_options();
-  retention.retain_segments = 3;
-  retention.recycle_segments = true;
+  const LogOptions retention = test::recycling_options(3);
   {
     // Fill the pool as sluice perf's warm-up does: appends through a handle without
     // retention, prepare_next() through one with it after every roll.

@@ -82,6 +82,14 @@ inline LogOptions patient_options() {
   return o;
 }
 
+// patient_options() with retention that keeps `retain` segments and recycles older files.
+inline LogOptions recycling_options(std::uint32_t retain) {
+  LogOptions o = patient_options();
+  o.retain_segments = retain;
+  o.recycle_segments = true;
+  return o;
+}
+
 // Options for tests that abandon claims on purpose.
 inline LogOptions impatient_options() {
   LogOptions o;
