@@ -13,7 +13,9 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace sluice::shm {
 
@@ -54,6 +56,16 @@ bool heavy_barrier() noexcept;
 // MAP_SHARED memory across processes. Returns on wake-up, timeout, signal or spurious wake.
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
                 std::int64_t timeout_ns) noexcept;
+
+// The most words futex_wait_any takes (the kernel's FUTEX_WAITV_MAX).
+inline constexpr std::size_t kMaxWaitAnyWords = 128;
+
+// Sleeps while words[i] == expected[i] for every i, at most timeout_ns (< 0: no limit), on
+// futex_waitv (Linux 5.16+): a wake on any word ends it. At most kMaxWaitAnyWords words.
+// Returns false, without sleeping, where the kernel has no futex_waitv; the caller must then
+// wait on one word with a short timeout. Shared futexes, as futex_wait.
+bool futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
+                    std::span<const std::uint32_t> expected, std::int64_t timeout_ns) noexcept;
 
 // Wakes every thread sleeping on word.
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;

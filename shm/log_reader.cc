@@ -192,13 +192,69 @@ bool LogReader::block_until_ready(std::int64_t deadline_ns) {
     if (!barrier) park = std::min<std::int64_t>(park, 1'000'000);  // no barrier: bounded wait
     if (park > 0) futex_wait(&c->wake_seq.value, key, park);
     if (announce) c->waiters.value.fetch_sub(1, std::memory_order_relaxed);
-    if (ready()) return true;
-    check_stall();
-    if (!segment_->still_current()) {
-      empty_polls_ = kPollsPerStallCheck - 1;  // so that the next poll reports kOutOfRange
-      return true;
-    }
+    if (ready_after_park()) return true;
     if (monotonic_ns() >= deadline_ns) return false;
+  }
+}
+
+bool LogReader::ready_after_park() {
+  if (ready()) return true;
+  check_stall();
+  if (!segment_->still_current()) {
+    empty_polls_ = kPollsPerStallCheck - 1;  // so that the next poll reports kOutOfRange
+    return true;
+  }
+  return false;
+}
+
+bool LogReader::wait_any(std::span<LogReader* const> readers, std::int64_t timeout_ns) {
+  if (readers.empty()) return false;
+  if (readers.size() == 1) return readers[0]->wait(WaitStrategy::kBlock, timeout_ns);
+  for (LogReader* r : readers)
+    if (r->ready()) return true;
+  std::int64_t deadline =
+      timeout_ns < 0 ? std::numeric_limits<std::int64_t>::max() : monotonic_ns() + timeout_ns;
+  // The first kMaxWaitAnyWords readers park; any beyond are looked at after each short park.
+  const std::size_t n = std::min(readers.size(), kMaxWaitAnyWords);
+  std::atomic<std::uint32_t>* words[kMaxWaitAnyWords];
+  std::uint32_t keys[kMaxWaitAnyWords];
+  bool announced[kMaxWaitAnyWords];
+  for (;;) {
+    // The protocol of block_until_ready, on every partition at once: read each futex word,
+    // announce ourselves in every `waiters` we may write, one heavy barrier for them all,
+    // then re-check every reader before sleeping.
+    bool any_announced = false;
+    bool all_announced = n == readers.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      PartitionControl* c = readers[i]->log_->control();
+      words[i] = &c->wake_seq.value;
+      // Acquire: pairs with the producer's release increment in LogAppender::wake_readers.
+      keys[i] = words[i]->load(std::memory_order_acquire);
+      announced[i] = readers[i]->log_->writable();
+      if (announced[i]) {
+        c->waiters.value.fetch_add(1, std::memory_order_seq_cst);  // see block_until_ready
+        any_announced = true;
+      } else {
+        all_announced = false;  // read-only: no producer will wake us for this one
+      }
+    }
+    const bool barrier = any_announced && heavy_barrier();
+    bool got = false;
+    for (LogReader* r : readers) got = got || r->ready();
+    if (!got) {
+      std::int64_t park = std::min(deadline - monotonic_ns(), kMaxParkNs);
+      if (!barrier || !all_announced) park = std::min<std::int64_t>(park, 1'000'000);
+      if (park > 0 && !futex_wait_any({words, n}, {keys, n}, park)) {
+        futex_wait(words[0], keys[0], std::min<std::int64_t>(park, 1'000'000));  // no waitv
+      }
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      if (announced[i])
+        readers[i]->log_->control()->waiters.value.fetch_sub(1, std::memory_order_relaxed);
+    if (got) return true;
+    for (LogReader* r : readers) got = r->ready_after_park() || got;
+    if (got) return true;
+    if (monotonic_ns() >= deadline) return false;
   }
 }
 

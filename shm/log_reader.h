@@ -21,6 +21,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -147,6 +148,12 @@ class LogReader {
 
   // Waits until ready() or the timeout (< 0: none). Returns ready().
   bool wait(WaitStrategy strategy, std::int64_t timeout_ns);
+  // Parks until any of `readers` is ready() or the timeout (< 0: none), on all their
+  // partitions' futexes at once (futex_waitv), as kBlock does on one. Returns whether one is
+  // ready, or its segment was removed (its next poll reports kOutOfRange). Where the kernel
+  // has no futex_waitv, or past kMaxWaitAnyWords readers, it sleeps at most 1 ms at a time.
+  // No readers: false at once.
+  static bool wait_any(std::span<LogReader* const> readers, std::int64_t timeout_ns);
 
   // Positions at the first record with offset >= `offset`. kOutOfRange if it is before the
   // earliest retained record or after the log end offset (the next offset reserved). An
@@ -189,6 +196,8 @@ class LogReader {
   ReadOutcome follow_end(std::int64_t next_base);
   void check_stall();
   bool block_until_ready(std::int64_t deadline_ns);
+  // After a park: true if ready, or if the segment is gone (the next poll reports it).
+  bool ready_after_park();
   Status enter_segment(std::shared_ptr<Segment> seg, std::uint64_t position);
   // Walks frames from pos_ until a data frame whose offset >= target, or the committed end.
   Status walk_to_offset(std::int64_t target);

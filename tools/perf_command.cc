@@ -650,8 +650,9 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
     expected = r.offset + 1;
   };
   std::int64_t received = 0;
-  std::int64_t idle_since = 0;  // several partitions, adaptive wait: when the looks found none
-  std::size_t turn = 0;         // several partitions, blocking wait: whose futex to park on
+  std::int64_t idle_since = 0;       // several partitions, adaptive wait: when the looks found none
+  std::vector<LogReader*> wait_set;  // several partitions: the readers a blocking wait parks on
+  for (AssignedPartition& a : parts) wait_set.push_back(&a.reader);
   for (;;) {
     bool any = false;
     for (AssignedPartition& a : parts) {
@@ -704,9 +705,8 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
       std::this_thread::sleep_for(std::chrono::milliseconds(1));  // an idle member
     } else {
       // Several partitions, as the client library's Consumer::poll waits: spin (or yield)
-      // over all of them; block and adaptive (after 50 us of spinning) park on one
-      // partition's futex for at most 1 ms, taking turns. A record in another partition
-      // waits out that millisecond: low-rate latency with block or adaptive shows it.
+      // over all of them; block and adaptive (after 50 us of spinning) park on all their
+      // futexes at once (LogReader::wait_any), woken by a record in any of them.
       bool park = strategy == WaitStrategy::kBlock;
       if (strategy == WaitStrategy::kAdaptive) {
         std::int64_t now = wall_clock_ns();
@@ -714,8 +714,7 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
         park = now - idle_since > 50'000;
       }
       if (park) {
-        (void)parts[turn].reader.wait(WaitStrategy::kBlock, 1'000'000);
-        turn = (turn + 1) % parts.size();
+        (void)LogReader::wait_any(wait_set, 100'000'000);
       } else if (strategy == WaitStrategy::kYield) {
         sched_yield();
       } else {

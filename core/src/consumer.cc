@@ -63,6 +63,7 @@ struct Consumer::Impl {
   };
   std::vector<Assigned> parts;
   std::size_t next_part = 0;
+  std::vector<shm::LogReader*> wait_set;  // poll's scratch: the readers it parks on
   // Maps each assigned partition's next segment before the reader rolls onto it (a thread,
   // started by the first assignment): a roll then costs no mmap inside poll().
   shm::SegmentPremapper premapper;
@@ -387,14 +388,15 @@ Result<std::size_t> Consumer::poll_impl(RawHandler fn, void* ctx, std::size_t ma
       im.parts[0].reader->wait(strategy(im.config.wait),
                                std::min<std::int64_t>(deadline - now, 100'000'000));
     } else {
-      // Several partitions: spin over all of them briefly, then park on one for at most 1 ms.
-      bool any = false;
+      // Several partitions: spin over all of them briefly, then park on all their futexes at
+      // once, for at most 100 ms between looks at the group.
       if (im.config.wait == WaitMode::kBlock || now - start > 50'000) {
-        im.parts[im.next_part].reader->wait(shm::WaitStrategy::kBlock,
-                                            std::min<std::int64_t>(deadline - now, 1'000'000));
+        im.wait_set.clear();
+        for (auto& a : im.parts) im.wait_set.push_back(&*a.reader);
+        shm::LogReader::wait_any(im.wait_set, std::min<std::int64_t>(deadline - now, 100'000'000));
+      } else if (im.config.wait == WaitMode::kYield) {
+        std::this_thread::yield();
       }
-      for (auto& a : im.parts) any = any || a.reader->ready();
-      if (!any && im.config.wait == WaitMode::kYield) std::this_thread::yield();
     }
     if (Status s = im.service_group(); !s) return s;
   }

@@ -1,12 +1,16 @@
 #include "shm/log_reader.h"
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "shm/futex.h"
 #include "shm/test_support.h"
 
 namespace sluice::shm {
@@ -428,8 +432,46 @@ TEST_CASE("reader: a reader of a log opened read-only can wait for records", "[r
   CHECK(next_offset(reader) == 0);
 }
 
-// The reader thread announces each wait, the main thread appends after the announcement;
-// the reader must wake up (by the futex, or at worst by its periodic re-check) every time.
+// A ping-pong between a reader thread and this one. In round i the reader thread announces
+// the round, calls wait(i), and must then read the record offset expected(i) with read(i);
+// this thread waits for the announcement, gives the reader time to park on some rounds, and
+// appends with append(i). The reader must wake up (by the futex, or at worst by its periodic
+// re-check) every time. Returns the rounds the reader completed.
+int ping_pong_rounds(int rounds, const std::function<bool(int)>& wait,
+                     const std::function<std::int64_t(int)>& read,
+                     const std::function<std::int64_t(int)>& expected,
+                     const std::function<void(int)>& append) {
+  std::atomic<int> waiting{-1};
+  std::atomic<int> received{0};
+  std::atomic<bool> failed{false};
+  std::thread reader_thread([&] {
+    for (int i = 0; i < rounds; ++i) {
+      waiting.store(i);
+      if (!wait(i) || read(i) != expected(i)) {
+        failed = true;
+        return;
+      }
+      received.store(i + 1);
+    }
+  });
+  for (int i = 0; i < rounds && !failed; ++i) {
+    while (waiting.load() != i && !failed) std::this_thread::yield();
+    // Give the reader time to park on some rounds (no assertion depends on it).
+    if (i % 3 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    append(i);
+    while (received.load() != i + 1 && !failed) std::this_thread::yield();
+  }
+  reader_thread.join();
+  return received.load();
+}
+
+// Reads one record; its offset, or -1.
+std::int64_t read_one(LogReader& reader) {
+  std::int64_t offset = -1;
+  reader.poll([&](const RecordView& v) { offset = v.offset; }, 1);
+  return offset;
+}
+
 void ping_pong(WaitStrategy strategy, Access reader_access = Access::kReadWrite) {
   TempDir tmp;
   auto log = unwrap(
@@ -438,41 +480,13 @@ void ping_pong(WaitStrategy strategy, Access reader_access = Access::kReadWrite)
   LogOptions reader_options = test::patient_options();
   reader_options.access = reader_access;
   auto reader_log = unwrap(PartitionLog::open(tmp.partition(), reader_options));
+  auto reader = unwrap(LogReader::open(reader_log, {.spin_ns = 200'000}));
   constexpr int kRounds = 30;
-  std::atomic<int> waiting{-1};
-  std::atomic<int> received{0};
-  std::atomic<bool> failed{false};
-  std::thread reader_thread([&] {
-    auto reader = LogReader::open(reader_log, {.spin_ns = 200'000});
-    if (!reader) {
-      failed = true;
-      return;
-    }
-    for (int i = 0; i < kRounds; ++i) {
-      waiting.store(i);
-      if (!reader->wait(strategy, 30'000'000'000)) {
-        failed = true;
-        return;
-      }
-      std::int64_t offset = -1;
-      reader->poll([&](const RecordView& v) { offset = v.offset; }, 1);
-      if (offset != i) {
-        failed = true;
-        return;
-      }
-      received.store(i + 1);
-    }
-  });
-  for (int i = 0; i < kRounds && !failed; ++i) {
-    while (waiting.load() != i && !failed) std::this_thread::yield();
-    // Give the reader time to park on some rounds (no assertion depends on it).
-    if (i % 3 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    append_ok(appender, "ping " + std::to_string(i));
-    while (received.load() != i + 1 && !failed) std::this_thread::yield();
-  }
-  reader_thread.join();
-  CHECK_FALSE(failed);
-  CHECK(received.load() == kRounds);
+  int received = ping_pong_rounds(
+      kRounds, [&](int) { return reader.wait(strategy, 30'000'000'000); },
+      [&](int) { return read_one(reader); }, [](int i) { return std::int64_t{i}; },
+      [&](int i) { append_ok(appender, "ping " + std::to_string(i)); });
+  CHECK(received == kRounds);
   CHECK(log->control()->waiters.value.load() == 0);
 }
 
@@ -519,6 +533,88 @@ TEST_CASE("reader: an adaptive reader whose spin has shrunk still wakes for ever
 TEST_CASE("reader: a blocked reader of a read-only log wakes when another thread appends",
           "[concurrency]") {
   ping_pong(WaitStrategy::kBlock, Access::kReadOnly);
+}
+
+// Four partitions, as a consumer assigned several has them: logs, one appender each, and a
+// reader each. The last log's reader maps it read-only unless `all_writable`.
+struct FourPartitions {
+  TempDir tmp;
+  std::vector<std::shared_ptr<PartitionLog>> logs;
+  std::vector<LogAppender> appenders;
+  std::vector<LogReader> readers;
+  std::vector<LogReader*> wait_set;
+
+  explicit FourPartitions(bool all_writable) {
+    for (int i = 0; i < 4; ++i) {
+      std::string dir = tmp.path() + "/p" + std::to_string(i);
+      logs.push_back(
+          unwrap(PartitionLog::create(dir, test::small_segments(), test::patient_options())));
+      appenders.push_back(unwrap(LogAppender::open(logs.back())));
+      LogOptions options = test::patient_options();
+      if (i == 3 && !all_writable) options.access = Access::kReadOnly;
+      readers.push_back(unwrap(LogReader::open(unwrap(PartitionLog::open(dir, options)))));
+    }
+    for (auto& r : readers) wait_set.push_back(&r);
+  }
+  std::uint32_t waiters() const {
+    std::uint32_t n = 0;
+    for (const auto& l : logs) n += l->control()->waiters.value.load();
+    return n;
+  }
+};
+
+long voluntary_switches_of_this_thread() {
+  rusage usage{};
+  getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_nvcsw;
+}
+
+TEST_CASE("reader: wait_any returns when any of its partitions has a record", "[reader]") {
+  FourPartitions four(false);
+  CHECK_FALSE(LogReader::wait_any(four.wait_set, 20'000'000));
+  CHECK_FALSE(LogReader::wait_any(four.wait_set, 0));
+  CHECK(four.waiters() == 0);
+  for (int p : {2, 3, 0}) {  // 3 is read-only
+    INFO("partition " << p);
+    append_ok(four.appenders[static_cast<std::size_t>(p)], "x");
+    CHECK(LogReader::wait_any(four.wait_set, 20'000'000));
+    CHECK(four.readers[static_cast<std::size_t>(p)].ready());
+    CHECK(read_records(four.readers[static_cast<std::size_t>(p)], 1).size() == 1);
+  }
+  CHECK(four.waiters() == 0);
+}
+
+// An idle consumer over several partitions used to park on one futex at a time for 1 ms, and
+// woke about a thousand times a second. wait_any sleeps on all of them until its timeout.
+TEST_CASE("reader: wait_any sleeps on all its partitions at once while nothing comes", "[reader]") {
+  std::atomic<std::uint32_t> word{0};
+  std::atomic<std::uint32_t>* words[] = {&word};
+  const std::uint32_t keys[] = {1};  // differs: returns at once where futex_waitv exists
+  if (!futex_wait_any(words, keys, 0)) {
+    WARN("this kernel has no futex_waitv: wait_any parks 1 ms at a time here");
+    return;
+  }
+  FourPartitions four(true);
+  long before = voluntary_switches_of_this_thread();
+  CHECK_FALSE(LogReader::wait_any(four.wait_set, 300'000'000));
+  long switches = voluntary_switches_of_this_thread() - before;
+  INFO(switches << " voluntary context switches in 300 ms");
+  CHECK(switches <= 30);  // a few 100 ms parks and the heavy barriers; one per 1 ms was ~300
+  CHECK(four.waiters() == 0);
+}
+
+TEST_CASE("reader: wait_any wakes when another thread appends to any of its partitions",
+          "[concurrency]") {
+  FourPartitions four(false);
+  constexpr int kRounds = 24;  // round i appends to partition i % 4, the 4th read-only
+  auto part = [](int i) { return static_cast<std::size_t>(i % 4); };
+  int received = ping_pong_rounds(
+      kRounds, [&](int) { return LogReader::wait_any(four.wait_set, 30'000'000'000); },
+      [&](int i) { return read_one(four.readers[part(i)]); },
+      [](int i) { return std::int64_t{i / 4}; },
+      [&](int i) { append_ok(four.appenders[part(i)], "ping " + std::to_string(i)); });
+  CHECK(received == kRounds);
+  CHECK(four.waiters() == 0);
 }
 
 TEST_CASE("reader: a blocked reader wakes when another process appends", "[process]") {
