@@ -96,7 +96,7 @@ std::optional<DecodeError> parse_records(std::string_view bytes, std::int32_t co
     (void)f.i8();  // record attributes: unused
     std::int64_t ts_delta = f.varlong();
     std::int32_t offset_delta = f.varint();
-    RecordView rec;
+    RecordView& rec = batch.records.emplace_back();  // reserved above
     rec.offset_delta = offset_delta;
     rec.timestamp_ms =
         log_append ? batch.max_timestamp : detail::add_wrapping(batch.base_timestamp, ts_delta);
@@ -131,7 +131,6 @@ std::optional<DecodeError> parse_records(std::string_view bytes, std::int32_t co
     // The span's pointer is fixed up below, once header_storage stops growing.
     std::size_t n = batch.header_storage.size() - first_header;
     rec.headers = std::span<const RecordHeaderView>(batch.header_storage.data() + first_header, n);
-    batch.records.push_back(rec);
   }
   if (r.remaining() != 0)
     return error(kErrCorruptMessage, where() + ": recordCount " + std::to_string(count) + " but " +

@@ -58,6 +58,37 @@ TEST_CASE("wire: zig-zag varints match the protocol guide", "[kafka][wire]") {
   }
 }
 
+TEST_CASE("wire: varints of every length read back in sequence and at the buffer's end",
+          "[kafka][wire]") {
+  // The reader takes one- and two-byte varints without its loop: the lengths around those
+  // boundaries, back to back and last in the buffer, and a truncated one.
+  constexpr std::int32_t kMax = std::numeric_limits<std::int32_t>::max();
+  constexpr std::int32_t kMin = std::numeric_limits<std::int32_t>::min();
+  const std::int32_t values[] = {0,     -1,   63,    -64,     64,         -65,  8191,
+                                 -8192, 8192, -8193, 1 << 20, -(1 << 20), kMax, kMin};
+  ByteWriter w;
+  for (std::int32_t v : values) w.varint(v);
+  ByteReader r(w.buffer());
+  for (std::int32_t v : values) CHECK(r.varint() == v);
+  CHECK(r.ok());
+  CHECK(r.remaining() == 0);
+  for (std::int32_t v : values) {
+    ByteWriter one;
+    one.varint(v);
+    ByteReader last(one.buffer());
+    CHECK(last.varint() == v);
+    CHECK(last.ok());
+  }
+  ByteReader non_canonical(std::string_view("\x80\x00\x81\x00", 4));  // 0, then -1
+  CHECK(non_canonical.varint() == 0);
+  CHECK(non_canonical.varint() == -1);
+  CHECK(non_canonical.ok());
+  ByteReader truncated(std::string_view("\x02\x80", 2));  // 1, then a varint cut short
+  CHECK(truncated.varint() == 1);
+  (void)truncated.varint();
+  CHECK_FALSE(truncated.ok());
+}
+
 TEST_CASE("wire: strings, bytes and arrays, null and not", "[kafka][wire]") {
   ByteWriter w;
   w.string("topic");
