@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -278,9 +279,13 @@ Result<std::shared_ptr<Segment>> PartitionLog::segment(std::int64_t base_offset)
   if (fd < 0) return errno_status("open " + path, errno);
   Status error;
   std::shared_ptr<MappedFile> file = mapping_for(fd, path, error);
-  ::close(fd);
+  // A read-only handle pins the file with a flock on this descriptor (Segment::attach).
+  if (!file || file->writable()) {
+    ::close(fd);
+    fd = -1;
+  }
   if (!file) return error;
-  auto seg = Segment::attach(std::move(file), path);
+  auto seg = Segment::attach(std::move(file), path, fd);
   if (!seg) return seg.status();
   if ((*seg)->base_offset() != base_offset)
     // Retention recycled this file into another segment after we opened it.
@@ -397,7 +402,7 @@ Result<std::shared_ptr<Segment>> PartitionLog::take_spare_or_create(std::int64_t
       std::string claimed = path_of("rolling-" + unique_suffix() + ".tmp");
       if (::rename(oldest.c_str(), claimed.c_str()) == 0) {
         auto file = map_cached(claimed);
-        if (file && retire_for_reuse(**file)) {
+        if (file && retire_for_reuse(**file, claimed)) {
           source = claimed;
         } else {
           // A reader (or an idle producer) still has it open: delete it, use a spare or a new
@@ -656,6 +661,10 @@ Result<PartitionLog::PremapOutcome> PartitionLog::premap(const std::string& path
   return PremapOutcome::kMapped;
 }
 
+bool PartitionLog::has_spare() const {
+  return file_exists(path_of(kSpareName));
+}
+
 Status PartitionLog::prepare_next() {
   if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
   if (Status s = apply_retention(); !s) return s;
@@ -681,29 +690,36 @@ Status PartitionLog::apply_retention() {
   for (std::size_t i = 0; i < excess; ++i) {
     std::int64_t base = (*bases)[i];
     if (base >= active) break;
-    std::string path = path_of(segment_file_name(base));
-    if (options_.recycle_segments && !file_exists(path_of(kSpareName))) {
-      // Move the old file aside under a private name, clear its header (readers still on it
-      // see the seq change), then offer it as the spare. Its pages stay allocated.
-      std::string tmp = path_of("recycle-" + unique_suffix() + ".tmp");
-      if (::rename(path.c_str(), tmp.c_str()) != 0) continue;  // another process took it
-      auto file = map_cached(tmp);
-      if (file && retire_for_reuse(**file)) {
-        if (link_file(tmp, path_of(kSpareName))) {
-          (void)remove_file(tmp);
-          continue;
-        }
-      }
-      (void)remove_file(tmp);  // pinned, or no longer needed as the spare
-      continue;
-    }
-    // Unlinking is safe for readers that still map the file: the pages live until unmapped.
-    (void)remove_file(path);
+    (void)drop_segment(base);  // kNotFound: another process took it
   }
   return Status::ok();
 }
 
-bool PartitionLog::retire_for_reuse(MappedFile& file) {
+Status PartitionLog::drop_segment(std::int64_t base) {
+  if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
+  std::string path = path_of(segment_file_name(base));
+  if (options_.recycle_segments && !file_exists(path_of(kSpareName))) {
+    // Move the old file aside under a private name, clear its header (readers still on it
+    // see the seq change), then offer it as the spare. Its pages stay allocated.
+    std::string tmp = path_of("recycle-" + unique_suffix() + ".tmp");
+    if (::rename(path.c_str(), tmp.c_str()) != 0) return errno_status("rename " + path, errno);
+    auto file = map_cached(tmp);
+    if (file &&
+        (*file)->size() ==
+            std::uint64_t{Segment::header_bytes_for(segment_capacity(), control_->index_interval)} +
+                segment_capacity() &&
+        retire_for_reuse(**file, tmp) && link_file(tmp, path_of(kSpareName))) {
+      (void)remove_file(tmp);
+      return Status::ok();
+    }
+    // Pinned, of a size the partition no longer uses, or a spare appeared meanwhile.
+    return remove_file(tmp);
+  }
+  // Unlinking is safe for readers that still map the file: the pages live until unmapped.
+  return remove_file(path);
+}
+
+bool PartitionLog::retire_for_reuse(MappedFile& file, const std::string& path) {
   auto* h = reinterpret_cast<SegmentHeader*>(file.data());
   if (file.size() < kSegmentIndexOffset || h->magic != kSegmentMagic) return false;
   // seq 0 tells every handle on the file that its segment is gone (out-of-range for readers;
@@ -712,7 +728,14 @@ bool PartitionLog::retire_for_reuse(MappedFile& file) {
   // its pin (and the file is deleted, not reused), or it sees seq 0 and reads nothing more.
   h->tail_line.tail.store(h->capacity, std::memory_order_relaxed);
   h->tail_line.seq.store(0, std::memory_order_seq_cst);
-  return h->seal_line.pins.load(std::memory_order_seq_cst) == 0;
+  if (h->seal_line.pins.load(std::memory_order_seq_cst) != 0) return false;
+  // Read-only handles pin with a shared flock instead (Segment::attach): if any holds one,
+  // our exclusive try fails. The same handshake, ordered by the kernel's lock calls.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool unpinned = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  ::close(fd);  // drops our lock
+  return unpinned;
 }
 
 // ---- abandoned claims -----------------------------------------------------------------------

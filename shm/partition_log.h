@@ -115,6 +115,14 @@ class PartitionLog {
   // producer's hot path, and applies options().retain_segments. Anyone may call it: the
   // broker does, and so can a helper thread of an embedded application.
   Status prepare_next();
+  // True when a spare segment is ready (a stat of spare.seg).
+  bool has_spare() const;
+
+  // Drops a sealed segment below the active one (retention). With options().recycle_segments,
+  // when there is no spare and nobody pins the file, it becomes the spare: its pages stay
+  // allocated and mapped, so the roll that takes it creates, zeroes and maps nothing.
+  // Otherwise it is deleted. kNotFound if it is not there (another process dropped it).
+  Status drop_segment(std::int64_t base);
 
   // Turns the abandoned claim at `position` of `seg` into padding. `tail_when_stalled` is the
   // tail the caller saw when it started waiting; if nothing after `position` has a frame
@@ -153,10 +161,10 @@ class PartitionLog {
   void unlock_roll();
   Status closed_status() const;
   Status apply_retention();
-  // Retires a file that retention took out of the log (under a private name) and says whether
-  // it may be reused in place: false while a segment handle somewhere pins it (then the
-  // caller deletes it instead).
-  static bool retire_for_reuse(MappedFile& file);
+  // Retires a file that retention took out of the log (under a private name, `path`) and says
+  // whether it may be reused in place: false while a segment handle somewhere pins it (then
+  // the caller deletes it instead).
+  static bool retire_for_reuse(MappedFile& file, const std::string& path);
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
 
   std::string dir_;

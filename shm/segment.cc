@@ -1,5 +1,10 @@
 #include "shm/segment.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -47,14 +52,21 @@ void Segment::format(MappedFile& file, std::uint64_t capacity, std::uint32_t ind
 
 Result<std::shared_ptr<Segment>> Segment::open(const std::string& path, Access access,
                                                bool populate) {
-  auto file = MappedFile::open(path, access, populate);
+  int fd = ::open(path.c_str(), (access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) return errno_status("open " + path, errno);
+  auto file = MappedFile::map_descriptor(fd, path, access, populate);
+  if (!file || access != Access::kReadOnly) {
+    ::close(fd);
+    fd = -1;
+  }
   if (!file) return file.status();
-  return attach(std::make_shared<MappedFile>(std::move(file).value()), path);
+  return attach(std::make_shared<MappedFile>(std::move(file).value()), path, fd);
 }
 
 Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> file,
-                                                 const std::string& path) {
+                                                 const std::string& path, int lock_fd) {
   auto seg = std::make_shared<Segment>();
+  seg->lock_fd_ = lock_fd;  // owned from here: the destructor closes it
   seg->file_ = std::move(file);
   const MappedFile& f = *seg->file_;
   seg->path_ = path;
@@ -73,9 +85,19 @@ Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> fil
     seg->pins_->fetch_add(1, std::memory_order_seq_cst);
     seq = h->tail_line.seq.load(std::memory_order_seq_cst);
   } else {
+    // A read-only mapping cannot write the pins word: it pins with a shared flock instead,
+    // taken before reading anything else in the file. The recycler stores seq 0 and then
+    // tries an exclusive flock (PartitionLog::retire_for_reuse); the kernel orders the two
+    // lock calls, so either it fails (and deletes the file instead of reusing it), or it came
+    // first and we see seq 0 below, or the seq of the file's next use. While the recycler
+    // holds its exclusive lock for that moment the file is being retired: removed for us.
+    if (lock_fd >= 0 && ::flock(lock_fd, LOCK_SH | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK)
+        return Status(ErrorCode::kNotFound, path + ": segment was removed by retention");
+      return errno_status("flock " + path, errno);
+    }
     // Acquire, before reading the rest of the header: pairs with the roller's release of the
-    // seq (PartitionLog::take_spare_or_create), which follows its writes of the header. A
-    // read-only mapping cannot pin: recycling is not safe for such readers (docs/format.md).
+    // seq (PartitionLog::take_spare_or_create), which follows its writes of the header.
     seq = h->tail_line.seq.load(std::memory_order_acquire);
   }
   // The shape fields are never rewritten while a file is in use (Segment::format), so they
@@ -113,6 +135,7 @@ Segment::~Segment() {
   // Release: our reads of the file happen before a recycler that acquires the pin count
   // (retire_for_reuse) rewrites it.
   if (pins_ != nullptr) pins_->fetch_sub(1, std::memory_order_release);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // drops the shared flock
 }
 
 std::string segment_file_name(std::int64_t base_offset) {

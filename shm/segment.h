@@ -26,12 +26,14 @@ class Segment {
   static Result<std::shared_ptr<Segment>> open(const std::string& path, Access access,
                                                bool populate);
   // Validates a segment in a mapping that may be shared with other handles (a recycled file
-  // keeps its mapping while it changes segment). On a writable mapping the handle pins the
-  // file (the header's `pins` word) until it is destroyed: recycling never reuses a pinned
-  // file in place, so the bytes a handle reads are never rewritten under it. kNotFound when
-  // the file is a spare or is being reused (seq 0).
+  // keeps its mapping while it changes segment). The handle pins the file until it is
+  // destroyed, so that recycling never reuses it in place and the bytes the handle reads are
+  // never rewritten under it: on a writable mapping by the header's `pins` word; on a
+  // read-only one, which cannot write that word, by a shared flock(2) on `lock_fd`, a
+  // descriptor of the same file that the handle then owns and closes (-1: none, unpinned).
+  // kNotFound when the file is a spare or is being reused (seq 0).
   static Result<std::shared_ptr<Segment>> attach(std::shared_ptr<MappedFile> file,
-                                                 const std::string& path);
+                                                 const std::string& path, int lock_fd = -1);
 
   // Header bytes (header + sparse index, rounded to pages) for a given capacity/interval.
   static std::uint32_t header_bytes_for(std::uint64_t capacity, std::uint32_t index_interval);
@@ -66,6 +68,7 @@ class Segment {
  private:
   std::shared_ptr<MappedFile> file_;
   std::atomic<std::uint32_t>* pins_ = nullptr;  // set while this handle pins the file
+  int lock_fd_ = -1;  // read-only mappings: holds the shared flock that pins the file
   std::string path_;
   SegmentHeader* header_ = nullptr;
   std::byte* data_ = nullptr;

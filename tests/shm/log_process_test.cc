@@ -236,6 +236,13 @@ TEST_CASE("log: recycling never reuses a segment a reader in another process is 
   TempDir tmp;
   const std::string dir = tmp.partition();
   const LogOptions options = test::recycling_options(3);
+  LogOptions reader_options = options;
+  // A reader that may write pins the file with the header's pins word; a read-only one, which
+  // cannot write it, with a shared flock.
+  SECTION("a reader with write access") {}
+  SECTION("a read-only reader") {
+    reader_options.access = Access::kReadOnly;
+  }
   auto log = unwrap(PartitionLog::create(dir, test::small_segments(), options));
   auto producer = unwrap(LogAppender::open(log));
   std::uint64_t seq = 0;
@@ -248,7 +255,7 @@ TEST_CASE("log: recycling never reuses a segment a reader in another process is 
 
   test::Pipe ready, go;
   pid_t reader = test::spawn([&] {
-    auto l = PartitionLog::open(dir, options);
+    auto l = PartitionLog::open(dir, reader_options);
     if (!l) return 2;
     auto r = LogReader::open(*l, {.verify_crc = true});
     if (!r) return 3;

@@ -394,6 +394,56 @@ TEST_CASE("log: retention without recycling deletes the oldest segments", "[log]
   CHECK(file_exists(tmp.partition() + "/spare.seg"));
 }
 
+ino_t inode_of(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// drop_segment, as the broker's retention uses it: the dropped file becomes the spare when
+// there is none and nobody pins it; otherwise it is deleted.
+TEST_CASE("log: drop_segment recycles into the spare only an unpinned file, and only one",
+          "[log]") {
+  TempDir tmp;
+  const std::string dir = tmp.partition();
+  LogOptions options = test::patient_options();
+  options.recycle_segments = true;  // no retain_segments: retention is the caller's
+  auto log = unwrap(PartitionLog::create(dir, test::small_segments(), options));
+  auto producer = unwrap(LogAppender::open(log));
+  for (int i = 0; i < 3000; ++i)
+    append_ok(producer, test::make_value(0, static_cast<std::uint64_t>(i)));
+  (void)::unlink((dir + "/spare.seg").c_str());  // a roll may have left one
+  auto bases = unwrap(log->segment_bases());
+  REQUIRE(bases.size() >= 5);
+
+  // Nobody on segment 0: it becomes the spare, the same file.
+  const ino_t zero = inode_of(test::segment_path(dir, bases[0]));
+  REQUIRE_OK(log->drop_segment(bases[0]));
+  CHECK(inode_of(dir + "/spare.seg") == zero);
+  CHECK(inode_of(test::segment_path(dir, bases[0])) == 0);
+  // A spare is there now: the next one dropped is deleted.
+  REQUIRE_OK(log->drop_segment(bases[1]));
+  CHECK(inode_of(test::segment_path(dir, bases[1])) == 0);
+  CHECK(inode_of(dir + "/spare.seg") == zero);
+
+  // Pinned, by a handle that may write or by a read-only one: deleted, not reused.
+  for (Access access : {Access::kReadWrite, Access::kReadOnly}) {
+    INFO("a reader with access " << static_cast<int>(access));
+    (void)::unlink((dir + "/spare.seg").c_str());
+    bases = unwrap(log->segment_bases());
+    LogOptions reader_options = test::patient_options();
+    reader_options.access = access;
+    auto reader_log = unwrap(PartitionLog::open(dir, reader_options));
+    auto reader = unwrap(LogReader::open(reader_log));  // on the oldest segment
+    REQUIRE(reader.position() == bases[0]);
+    REQUIRE_OK(log->drop_segment(bases[0]));
+    CHECK(inode_of(test::segment_path(dir, bases[0])) == 0);
+    CHECK(inode_of(dir + "/spare.seg") == 0);
+    // The reader still reads its segment to the end, intact.
+    CHECK(read_records(reader, 3).size() == 3);
+  }
+  CHECK(log->drop_segment(bases[0]).code() == ErrorCode::kNotFound);  // gone already
+}
+
 // ---- torn tails ------------------------------------------------------------------------------
 
 void forget_boot(const std::string& dir) {

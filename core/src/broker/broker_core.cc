@@ -125,9 +125,13 @@ void BrokerCore::closed(const std::shared_ptr<Session>& session) {
 }
 
 void BrokerCore::housekeeping() {
-  topics_.housekeeping(warn);
+  topics_.housekeeping(wall_ms(), slowest_committed(), warn, info);
   if (groups_) groups_->tick();
   if (kafka_groups_) kafka_groups_->tick();
+}
+
+SlowestCommitted BrokerCore::slowest_committed() {
+  return [this](const TopicPartition& tp) { return groups_->slowest_committed(tp); };
 }
 
 std::int64_t BrokerCore::watch() {
@@ -135,8 +139,7 @@ std::int64_t BrokerCore::watch() {
 }
 
 void BrokerCore::retention() {
-  topics_.apply_retention(
-      wall_ms(), [this](const TopicPartition& tp) { return groups_->slowest_committed(tp); }, info);
+  topics_.apply_retention(wall_ms(), slowest_committed(), info);
   std::int64_t sum = topics_.total_end_offsets();
   std::int64_t t = now_ms();
   if (last_sum_ >= 0 && t > last_sample_ms_)

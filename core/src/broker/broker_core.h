@@ -48,6 +48,8 @@ class BrokerCore {
                                        control::json& reply);
   void reply(const std::shared_ptr<Session>& s, const control::json& req, control::json body);
   void fail(const std::shared_ptr<Session>& s, const control::json& req, const Status& status);
+  // For retention under the backpressure policy: the lowest offset any group committed.
+  SlowestCommitted slowest_committed();
 
   void op_hello(const std::shared_ptr<Session>&, const control::json&, control::json&);
   void op_status(const std::shared_ptr<Session>&, const control::json&, control::json&);

@@ -28,6 +28,9 @@ shm::LogOptions broker_log_options(std::int64_t abandon_timeout_ms) {
   shm::LogOptions o;
   o.access = shm::Access::kReadWrite;
   o.populate = false;  // the broker touches headers, not data
+  // Retention makes a dropped segment the next spare when nobody pins it: the roll that takes
+  // it then creates, zeroes and maps no file, in the broker or in any producer.
+  o.recycle_segments = true;
   o.abandon_timeout_ns = abandon_timeout_ms * 1'000'000;
   return o;
 }
@@ -115,11 +118,17 @@ const TopicState* TopicManager::find(const std::string& name) const {
   return it == topics_.end() ? nullptr : &it->second;
 }
 
-void TopicManager::housekeeping(const std::function<void(const std::string&)>& warn) {
-  for (auto& [name, topic] : topics_)
-    for (std::size_t p = 0; p < topic.partitions.size(); ++p)
-      if (Status s = topic.partitions[p].log->prepare_next(); !s && warn)
+void TopicManager::housekeeping(std::int64_t now_ms, const SlowestCommitted& slowest,
+                                const std::function<void(const std::string&)>& warn,
+                                const std::function<void(const std::string&)>& info) {
+  for (auto& [name, topic] : topics_) {
+    for (std::size_t p = 0; p < topic.partitions.size(); ++p) {
+      shm::PartitionLog& log = *topic.partitions[p].log;
+      if (!log.has_spare()) apply_retention(name, topic, p, now_ms, slowest, info);
+      if (Status s = log.prepare_next(); !s && warn)
         warn("topic " + name + " partition " + std::to_string(p) + ": " + s.message());
+    }
+  }
 }
 
 std::int64_t TopicManager::watch() {
@@ -162,59 +171,60 @@ std::int64_t TopicManager::watch() {
 
 void TopicManager::apply_retention(std::int64_t now_ms, const SlowestCommitted& slowest,
                                    const std::function<void(const std::string&)>& info) {
-  for (auto& [name, topic] : topics_) {
-    const TopicConfig& c = topic.config;
-    if (c.retention_bytes < 0 && c.retention_ms < 0) continue;
-    for (std::size_t p = 0; p < topic.partitions.size(); ++p) {
-      shm::PartitionLog& log = *topic.partitions[p].log;
-      auto bases = log.segment_bases();
-      if (!bases || bases->size() < 2) continue;
-      std::int64_t active = log.control()->active.active_base.load(std::memory_order_acquire);
-      std::uint64_t total = 0;
-      std::vector<std::uint64_t> sizes;
-      for (std::int64_t b : *bases) {
-        struct stat st {};
-        std::string path = log.dir() + "/" + shm::segment_file_name(b);
-        std::uint64_t size =
-            ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-        sizes.push_back(size);
-        total += size;
-      }
-      std::optional<std::int64_t> protect;
-      if (c.slow_reader_policy == SlowReaderPolicy::kBackpressure)
-        protect = slowest(TopicPartition{name, static_cast<std::int32_t>(p)});
-      for (std::size_t i = 0; i + 1 < bases->size(); ++i) {
-        std::int64_t base = (*bases)[i];
-        if (base >= active) break;
-        std::int64_t next_base = (*bases)[i + 1];
-        bool too_big =
-            c.retention_bytes >= 0 && total > static_cast<std::uint64_t>(c.retention_bytes);
-        bool too_old = false;
-        if (c.retention_ms >= 0) {
-          // A sealed segment's END frame carries the roll time: newer than all its records.
-          auto seg = log.segment(base);
-          if (seg) {
-            std::uint64_t end =
-                (*seg)->header()->seal_line.end_position.load(std::memory_order_acquire);
-            std::int64_t sealed =
-                (*seg)->header()->seal_line.next_base.load(std::memory_order_acquire);
-            if (sealed >= 0) {
-              std::int64_t ts = (*seg)->frame_at(end)->timestamp_ns;
-              too_old = ts / 1'000'000 < now_ms - c.retention_ms;
-            }
-          }
-        }
-        if (!too_big && !too_old) break;
-        // Backpressure: a segment is deleted only once every group has consumed past it.
-        if (protect && *protect < next_base) break;
-        std::string path = log.dir() + "/" + shm::segment_file_name(base);
-        if (::unlink(path.c_str()) == 0) {
-          total -= sizes[i];
-          if (info)
-            info("retention: deleted " + path +
-                 (too_big ? " (retention.bytes)" : " (retention.ms)"));
+  for (auto& [name, topic] : topics_)
+    for (std::size_t p = 0; p < topic.partitions.size(); ++p)
+      apply_retention(name, topic, p, now_ms, slowest, info);
+}
+
+void TopicManager::apply_retention(const std::string& name, const TopicState& topic, std::size_t p,
+                                   std::int64_t now_ms, const SlowestCommitted& slowest,
+                                   const std::function<void(const std::string&)>& info) {
+  const TopicConfig& c = topic.config;
+  if (c.retention_bytes < 0 && c.retention_ms < 0) return;
+  shm::PartitionLog& log = *topic.partitions[p].log;
+  auto bases = log.segment_bases();
+  if (!bases || bases->size() < 2) return;
+  std::int64_t active = log.control()->active.active_base.load(std::memory_order_acquire);
+  std::uint64_t total = 0;
+  std::vector<std::uint64_t> sizes;
+  for (std::int64_t b : *bases) {
+    struct stat st {};
+    std::string path = log.dir() + "/" + shm::segment_file_name(b);
+    std::uint64_t size =
+        ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+    sizes.push_back(size);
+    total += size;
+  }
+  std::optional<std::int64_t> protect;
+  if (c.slow_reader_policy == SlowReaderPolicy::kBackpressure)
+    protect = slowest(TopicPartition{name, static_cast<std::int32_t>(p)});
+  for (std::size_t i = 0; i + 1 < bases->size(); ++i) {
+    std::int64_t base = (*bases)[i];
+    if (base >= active) break;
+    std::int64_t next_base = (*bases)[i + 1];
+    bool too_big = c.retention_bytes >= 0 && total > static_cast<std::uint64_t>(c.retention_bytes);
+    bool too_old = false;
+    if (c.retention_ms >= 0) {
+      // A sealed segment's END frame carries the roll time: newer than all its records.
+      auto seg = log.segment(base);
+      if (seg) {
+        std::uint64_t end =
+            (*seg)->header()->seal_line.end_position.load(std::memory_order_acquire);
+        std::int64_t sealed = (*seg)->header()->seal_line.next_base.load(std::memory_order_acquire);
+        if (sealed >= 0) {
+          std::int64_t ts = (*seg)->frame_at(end)->timestamp_ns;
+          too_old = ts / 1'000'000 < now_ms - c.retention_ms;
         }
       }
+    }
+    if (!too_big && !too_old) break;
+    // Backpressure: a segment is deleted only once every group has consumed past it.
+    if (protect && *protect < next_base) break;
+    if (log.drop_segment(base)) {
+      total -= sizes[i];
+      if (info)
+        info("retention: dropped " + log.dir() + "/" + shm::segment_file_name(base) +
+             (too_big ? " (retention.bytes)" : " (retention.ms)"));
     }
   }
 }

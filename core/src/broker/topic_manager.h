@@ -51,14 +51,19 @@ class TopicManager {
   std::vector<std::string> names() const;
   const TopicState* find(const std::string& name) const;
 
-  // Spare segments (every housekeeping tick).
-  void housekeeping(const std::function<void(const std::string&)>& warn);
+  // Spare segments (every housekeeping tick). A partition whose spare a roll took has its
+  // retention applied first, so that a segment retention drops becomes the next spare
+  // (recycled: no file created, zeroed or mapped) instead of being deleted beside a new one.
+  void housekeeping(std::int64_t now_ms, const SlowestCommitted& slowest,
+                    const std::function<void(const std::string&)>& warn,
+                    const std::function<void(const std::string&)>& info);
   // Follows every partition's committed end to find and pad claims abandoned by dead
   // producers (every watch tick). Returns the records stepped over: 0 when nothing was
   // appended since the last call.
   std::int64_t watch();
-  // Deletes old segments per retention.bytes / retention.ms; under the backpressure policy
-  // never one a group has not consumed.
+  // Drops old segments per retention.bytes / retention.ms (the first one dropped becomes the
+  // spare if there is none and nobody pins it; the others are deleted); under the backpressure
+  // policy never one a group has not consumed.
   void apply_retention(std::int64_t now_ms, const SlowestCommitted& slowest,
                        const std::function<void(const std::string&)>& info);
 
@@ -68,6 +73,9 @@ class TopicManager {
 
  private:
   Status open_topic(const std::string& name, const std::function<void(const std::string&)>& warn);
+  void apply_retention(const std::string& name, const TopicState& topic, std::size_t partition,
+                       std::int64_t now_ms, const SlowestCommitted& slowest,
+                       const std::function<void(const std::string&)>& info);
 
   TopicStore store_;
   std::int64_t abandon_timeout_ms_;
