@@ -279,13 +279,13 @@ Result<std::shared_ptr<Segment>> PartitionLog::segment(std::int64_t base_offset)
   if (fd < 0) return errno_status("open " + path, errno);
   Status error;
   std::shared_ptr<MappedFile> file = mapping_for(fd, path, error);
-  // A read-only handle pins the file with a flock on this descriptor (Segment::attach).
-  if (!file || file->writable()) {
+  if (!file) {
     ::close(fd);
-    fd = -1;
+    return error;
   }
-  if (!file) return error;
+  // A read-only handle pins the file with a flock on a description it opens from fd.
   auto seg = Segment::attach(std::move(file), path, fd);
+  ::close(fd);
   if (!seg) return seg.status();
   if ((*seg)->base_offset() != base_offset)
     // Retention recycled this file into another segment after we opened it.

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -55,18 +56,16 @@ Result<std::shared_ptr<Segment>> Segment::open(const std::string& path, Access a
   int fd = ::open(path.c_str(), (access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) return errno_status("open " + path, errno);
   auto file = MappedFile::map_descriptor(fd, path, access, populate);
-  if (!file || access != Access::kReadOnly) {
-    ::close(fd);
-    fd = -1;
-  }
-  if (!file) return file.status();
-  return attach(std::make_shared<MappedFile>(std::move(file).value()), path, fd);
+  Result<std::shared_ptr<Segment>> seg =
+      file ? attach(std::make_shared<MappedFile>(std::move(file).value()), path, fd)
+           : Result<std::shared_ptr<Segment>>(file.status());
+  ::close(fd);
+  return seg;
 }
 
 Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> file,
-                                                 const std::string& path, int lock_fd) {
+                                                 const std::string& path, int fd) {
   auto seg = std::make_shared<Segment>();
-  seg->lock_fd_ = lock_fd;  // owned from here: the destructor closes it
   seg->file_ = std::move(file);
   const MappedFile& f = *seg->file_;
   seg->path_ = path;
@@ -91,10 +90,21 @@ Result<std::shared_ptr<Segment>> Segment::attach(std::shared_ptr<MappedFile> fil
     // lock calls, so either it fails (and deletes the file instead of reusing it), or it came
     // first and we see seq 0 below, or the seq of the file's next use. While the recycler
     // holds its exclusive lock for that moment the file is being retired: removed for us.
-    if (lock_fd >= 0 && ::flock(lock_fd, LOCK_SH | LOCK_NB) != 0) {
-      if (errno == EWOULDBLOCK)
+    if (fd >= 0) {
+      // A description of its own (see segment.h), of the same file whatever its name is now;
+      // without /proc, by its name, and a file of another inode there is not this segment.
+      std::string self = "/proc/self/fd/" + std::to_string(fd);
+      seg->lock_fd_ = ::open(self.c_str(), O_RDONLY | O_CLOEXEC);
+      if (seg->lock_fd_ < 0) seg->lock_fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      struct stat st {};
+      if (seg->lock_fd_ < 0 || ::fstat(seg->lock_fd_, &st) != 0 ||
+          st.st_ino != seg->file_->inode() || st.st_dev != seg->file_->device())
         return Status(ErrorCode::kNotFound, path + ": segment was removed by retention");
-      return errno_status("flock " + path, errno);
+      if (::flock(seg->lock_fd_, LOCK_SH | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+          return Status(ErrorCode::kNotFound, path + ": segment was removed by retention");
+        return errno_status("flock " + path, errno);
+      }
     }
     // Acquire, before reading the rest of the header: pairs with the roller's release of the
     // seq (PartitionLog::take_spare_or_create), which follows its writes of the header.

@@ -29,11 +29,13 @@ class Segment {
   // keeps its mapping while it changes segment). The handle pins the file until it is
   // destroyed, so that recycling never reuses it in place and the bytes the handle reads are
   // never rewritten under it: on a writable mapping by the header's `pins` word; on a
-  // read-only one, which cannot write that word, by a shared flock(2) on `lock_fd`, a
-  // descriptor of the same file that the handle then owns and closes (-1: none, unpinned).
+  // read-only one, which cannot write that word, by a shared flock(2) on a description of the
+  // file of its own, opened from `fd`, an open descriptor of the same file that the caller
+  // keeps (-1: none, and the read-only handle does not pin). Its own, because a flock belongs
+  // to an open file description, and a mapping made from one keeps it, and its lock, alive.
   // kNotFound when the file is a spare or is being reused (seq 0).
   static Result<std::shared_ptr<Segment>> attach(std::shared_ptr<MappedFile> file,
-                                                 const std::string& path, int lock_fd = -1);
+                                                 const std::string& path, int fd = -1);
 
   // Header bytes (header + sparse index, rounded to pages) for a given capacity/interval.
   static std::uint32_t header_bytes_for(std::uint64_t capacity, std::uint32_t index_interval);

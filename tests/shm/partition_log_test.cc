@@ -442,6 +442,27 @@ TEST_CASE("log: drop_segment recycles into the spare only an unpinned file, and 
     CHECK(read_records(reader, 3).size() == 3);
   }
   CHECK(log->drop_segment(bases[0]).code() == ErrorCode::kNotFound);  // gone already
+
+  // A reader that has moved on pins nothing behind it, whatever its access: the segment it
+  // left becomes the spare. (A read-only handle's flock must not outlive it in a mapping made
+  // from the locked file description.)
+  for (int i = 3000; i < 6000; ++i)
+    append_ok(producer, test::make_value(0, static_cast<std::uint64_t>(i)));
+  for (Access access : {Access::kReadWrite, Access::kReadOnly}) {
+    INFO("a reader with access " << static_cast<int>(access) << " that read to the end");
+    (void)::unlink((dir + "/spare.seg").c_str());
+    bases = unwrap(log->segment_bases());
+    REQUIRE(bases.size() >= 2);
+    LogOptions reader_options = test::patient_options();
+    reader_options.access = access;
+    auto reader_log = unwrap(PartitionLog::open(dir, reader_options));
+    auto reader = unwrap(LogReader::open(reader_log));
+    (void)read_records(reader, static_cast<std::size_t>(6000 - bases[0]));
+    REQUIRE(reader.position() == 6000);
+    const ino_t oldest = inode_of(test::segment_path(dir, bases[0]));
+    REQUIRE_OK(log->drop_segment(bases[0]));
+    CHECK(inode_of(dir + "/spare.seg") == oldest);
+  }
 }
 
 // ---- torn tails ------------------------------------------------------------------------------
