@@ -100,6 +100,17 @@ bool futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
 #endif
 }
 
+bool futex_wait_any_supported() noexcept {
+  // A word that already differs from the value given: futex_waitv returns at once (EAGAIN).
+  static const bool supported = [] {
+    std::atomic<std::uint32_t> word{0};
+    std::atomic<std::uint32_t>* words[] = {&word};
+    const std::uint32_t expected[] = {1};
+    return futex_wait_any(words, expected, 0);
+  }();
+  return supported;
+}
+
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr,
             nullptr, 0);

@@ -67,6 +67,10 @@ inline constexpr std::size_t kMaxWaitAnyWords = 128;
 bool futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
                     std::span<const std::uint32_t> expected, std::int64_t timeout_ns) noexcept;
 
+// Whether this kernel has futex_waitv (futex_wait_any sleeps there, rather than returning
+// false).
+bool futex_wait_any_supported() noexcept;
+
 // Wakes every thread sleeping on word.
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
 

@@ -423,19 +423,18 @@ Result<std::shared_ptr<Segment>> PartitionLog::take_spare_or_create(std::int64_t
   }
   auto file = map_cached(source);
   if (!file) return file.status();
-  auto* h = reinterpret_cast<SegmentHeader*>((*file)->data());
   std::uint64_t capacity = segment_capacity();
-  if (h->magic != kSegmentMagic || h->capacity != capacity) {
+  if (!sized_for_partition(**file)) {
     // A file of another size (the topic's segment size was altered): drop it, use a new one.
     (void)remove_file(source);
     source = path_of("rolling-" + unique_suffix() + ".tmp");
     if (Status s = create_spare_file(source); !s) return s;
     file = map_cached(source);
     if (!file) return file.status();
-    h = reinterpret_cast<SegmentHeader*>((*file)->data());
   }
   // Format first retires whatever the file held (seq 0, tail closed: see Segment::format).
   Segment::format(**file, capacity, control_->index_interval);
+  auto* h = reinterpret_cast<SegmentHeader*>((*file)->data());
   h->base_offset = base;
   // Release: a process that finds the file under its new name and acquires the seq
   // (Segment::attach) sees the formatted header and base offset above.
@@ -668,7 +667,7 @@ bool PartitionLog::has_spare() const {
 Status PartitionLog::prepare_next() {
   if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
   if (Status s = apply_retention(); !s) return s;
-  if (file_exists(path_of(kSpareName))) return Status::ok();
+  if (has_spare()) return Status::ok();
   if (options_.recycle_segments && options_.retain_segments > 0) {
     // The pool is retain_segments + 1 files: once it is full, the next roll recycles the
     // oldest segment rather than have a new file created here.
@@ -698,17 +697,14 @@ Status PartitionLog::apply_retention() {
 Status PartitionLog::drop_segment(std::int64_t base) {
   if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
   std::string path = path_of(segment_file_name(base));
-  if (options_.recycle_segments && !file_exists(path_of(kSpareName))) {
+  if (options_.recycle_segments && !has_spare()) {
     // Move the old file aside under a private name, clear its header (readers still on it
     // see the seq change), then offer it as the spare. Its pages stay allocated.
     std::string tmp = path_of("recycle-" + unique_suffix() + ".tmp");
     if (::rename(path.c_str(), tmp.c_str()) != 0) return errno_status("rename " + path, errno);
     auto file = map_cached(tmp);
-    if (file &&
-        (*file)->size() ==
-            std::uint64_t{Segment::header_bytes_for(segment_capacity(), control_->index_interval)} +
-                segment_capacity() &&
-        retire_for_reuse(**file, tmp) && link_file(tmp, path_of(kSpareName))) {
+    if (file && sized_for_partition(**file) && retire_for_reuse(**file, tmp) &&
+        link_file(tmp, path_of(kSpareName))) {
       (void)remove_file(tmp);
       return Status::ok();
     }
@@ -717,6 +713,12 @@ Status PartitionLog::drop_segment(std::int64_t base) {
   }
   // Unlinking is safe for readers that still map the file: the pages live until unmapped.
   return remove_file(path);
+}
+
+bool PartitionLog::sized_for_partition(const MappedFile& file) const {
+  const auto* h = reinterpret_cast<const SegmentHeader*>(file.data());
+  return file.size() >= kSegmentIndexOffset && h->magic == kSegmentMagic &&
+         h->capacity == segment_capacity();
 }
 
 bool PartitionLog::retire_for_reuse(MappedFile& file, const std::string& path) {

@@ -161,6 +161,9 @@ class PartitionLog {
   void unlock_roll();
   Status closed_status() const;
   Status apply_retention();
+  // True when `file` is a segment of the partition's current capacity (a file made before
+  // the topic's segment size was altered is not reused).
+  bool sized_for_partition(const MappedFile& file) const;
   // Retires a file that retention took out of the log (under a private name, `path`) and says
   // whether it may be reused in place: false while a segment handle somewhere pins it (then
   // the caller deletes it instead).

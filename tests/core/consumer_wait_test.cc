@@ -23,13 +23,6 @@ long voluntary_switches_of_this_thread() {
   return usage.ru_nvcsw;
 }
 
-bool kernel_has_futex_waitv() {
-  std::atomic<std::uint32_t> word{0};
-  std::atomic<std::uint32_t>* words[] = {&word};
-  const std::uint32_t keys[] = {1};  // differs from the word: returns at once if supported
-  return shm::futex_wait_any(words, keys, 0);
-}
-
 TEST_CASE("an idle consumer of several partitions sleeps until a record comes to any of them",
           "[broker]") {
   DataDirFixture dir;
@@ -54,7 +47,7 @@ TEST_CASE("an idle consumer of several partitions sleeps until a record comes to
     long switches = voluntary_switches_of_this_thread() - before;
     REQUIRE(none.is_ok());
     CHECK(*none == 0);
-    if (kernel_has_futex_waitv()) {
+    if (shm::futex_wait_any_supported()) {
       INFO(switches << " voluntary context switches in a 300 ms poll");
       CHECK(switches <= 30);
     }

@@ -124,7 +124,8 @@ void TopicManager::housekeeping(std::int64_t now_ms, const SlowestCommitted& slo
   for (auto& [name, topic] : topics_) {
     for (std::size_t p = 0; p < topic.partitions.size(); ++p) {
       shm::PartitionLog& log = *topic.partitions[p].log;
-      if (!log.has_spare()) apply_retention(name, topic, p, now_ms, slowest, info);
+      if (log.has_spare()) continue;
+      apply_retention(name, topic, p, now_ms, slowest, info);
       if (Status s = log.prepare_next(); !s && warn)
         warn("topic " + name + " partition " + std::to_string(p) + ": " + s.message());
     }
