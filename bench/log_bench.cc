@@ -12,7 +12,8 @@
 //                              P1, B spins on P1 and appends to P2, A reads P2; one-way = half
 //                              the round trip; p50/p99/p99.9/max as counters
 //
-// Names spell out what varies: path (batchN = claim_batch of N records, append = append(),
+// Names spell out what varies: path (batchN = claim_batch of N records, append_batchN =
+// append_batch of N copied records, append = append(),
 // claim = claim/commit of one record), ts (the appender's TimestampMode: per_batch, wall,
 // coarse; given = the caller passes RecordMeta::timestamp_ns), value size, producers,
 // segments, and consume (touch = the consumer reads each value's first 8 bytes; copy = it
@@ -402,7 +403,7 @@ void BM_MapSegment(benchmark::State& state, std::uint64_t bytes, bool populate) 
 
 // ---- throughput ------------------------------------------------------------------------------
 
-enum class Path { kBatch, kAppend, kClaim };
+enum class Path { kBatch, kAppend, kClaim, kAppendBatch };
 enum class Consume { kTouch, kCopy };
 enum class Segments { kRecycledSpare, kRecycledInPlace, kRecycledBoth, kFresh };
 
@@ -443,7 +444,9 @@ struct TputConfig {
   std::int64_t records_per_segment() const {
     return static_cast<std::int64_t>((segment_bytes - kFrameHeaderBytes) / stride());
   }
-  std::uint32_t claim_records() const { return path == Path::kBatch ? batch : 1; }
+  std::uint32_t claim_records() const {
+    return path == Path::kBatch || path == Path::kAppendBatch ? batch : 1;
+  }
   // Records per benchmark iteration: about 64 KiB of frames, a whole number of claims.
   std::uint32_t records_per_iteration() const {
     std::uint64_t claim_bytes = stride() * claim_records();
@@ -504,6 +507,9 @@ class Producer {
       case Path::kClaim:
         produce_claim(n);
         break;
+      case Path::kAppendBatch:
+        produce_append_batch(n);
+        break;
     }
     count_ += n;
   }
@@ -548,6 +554,23 @@ class Producer {
       AppendResult r;
       while ((r = app_->append(value, meta)).outcome != AppendOutcome::kOk) on_failure(r.outcome);
       flow_control(r.offset);
+    }
+  }
+
+  // append_batch of `batch` records with their own timestamps, no key: the Kafka gateway's
+  // produce path (a decoded client batch copied in with one reservation).
+  void produce_append_batch(std::uint32_t n) {
+    std::vector<BatchRecord> records(cfg_.batch);
+    std::int64_t ts = wall_clock_ns();
+    for (BatchRecord& r : records) {
+      r.meta.timestamp_ns = ts;
+      r.value = std::string_view(reinterpret_cast<const char*>(payload_.data()), cfg_.value_size);
+    }
+    for (std::uint32_t done = 0; done < n; done += cfg_.batch) {
+      stamp(payload_.data());
+      AppendResult r;
+      while ((r = app_->append_batch(records)).outcome != AppendOutcome::kOk) on_failure(r.outcome);
+      flow_control(r.offset + cfg_.batch - 1);
     }
   }
 
@@ -940,9 +963,10 @@ const char* ts_name(TimestampMode m, bool given) {
 }
 
 std::string tput_name(const char* group, const TputConfig& c) {
-  std::string path = c.path == Path::kBatch    ? "batch" + std::to_string(c.batch)
-                     : c.path == Path::kAppend ? "append"
-                                               : "claim";
+  std::string path = c.path == Path::kBatch         ? "batch" + std::to_string(c.batch)
+                     : c.path == Path::kAppendBatch ? "append_batch" + std::to_string(c.batch)
+                     : c.path == Path::kAppend      ? "append"
+                                                    : "claim";
   std::string name = std::string(group) + "/" + path + "/ts:" + ts_name(c.ts, c.given_ts) +
                      "/value:" + size_name(c.value_size);
   if (std::string(group) == "Throughput") {
@@ -1099,6 +1123,20 @@ void register_all() {
     c.ts = TimestampMode::kWallClock;
     RegisterBenchmark(tput_name("ProducerOnly", c).c_str(), BM_ProducerOnly, c);
     c.given_ts = true;
+    RegisterBenchmark(tput_name("ProducerOnly", c).c_str(), BM_ProducerOnly, c);
+  }
+  // The Kafka gateway's shape: batches of 100 records with their timestamps given, 100 B and
+  // 1 KiB values.
+  for (std::uint32_t size : {100u, 1024u}) {
+    TputConfig c;
+    c.path = Path::kAppendBatch;
+    c.given_ts = true;
+    c.value_size = size;
+    c.batch = 100;
+    RegisterBenchmark(tput_name("ProducerOnly", c).c_str(), BM_ProducerOnly, c);
+    // A footprint far beyond the caches, like a broker's many partitions: each append
+    // writes lines that have to come from memory.
+    c.segment_bytes = std::uint64_t{64} << 20;
     RegisterBenchmark(tput_name("ProducerOnly", c).c_str(), BM_ProducerOnly, c);
   }
 

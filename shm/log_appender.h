@@ -15,6 +15,7 @@
 // thread that made them, before its next claim.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -101,6 +102,15 @@ struct BatchRecord {
   std::string_view value;
 };
 
+// How far ahead of its copy append_batch asks for the batch's lines (prefetch for writing).
+// A broker's many partitions write segments whose lines are long out of the caches; without
+// this each frame waited for its lines in turn. `log_bench` ProducerOnly/append_batch100,
+// segments of 64 MiB x 4 (2026-11-26, medians of 3 repetitions): 100 B values 28-31 M
+// records/s without, 42-43 M/s 1 KiB ahead, 46 M/s 2 KiB ahead, 41 M/s 4 KiB ahead; 1 KiB
+// values 5.0-5.1, 6.3-6.5, 6.8 and 6.8-6.9 GB/s. Segments that stay in the caches (4 MiB
+// x 4) were unchanged.
+inline constexpr std::uint64_t kBatchPrefetchBytes = 2048;
+
 class LogAppender {
  public:
   static Result<LogAppender> open(std::shared_ptr<PartitionLog> log,
@@ -151,12 +161,17 @@ class LogAppender {
 
   // Copies a whole record in. The value may be null (a tombstone) via RecordMeta::null_value.
   AppendResult append(std::string_view value, const RecordMeta& meta = {}) {
-    Claim c;
-    AppendOutcome o = claim(static_cast<std::uint32_t>(value.size()), c, meta);
-    if (o != AppendOutcome::kOk) return {o, -1};
-    if (!value.empty()) std::memcpy(c.value_, value.data(), value.size());
-    std::int64_t offset = c.offset_;
-    commit(c);
+    std::uint64_t length = kFrameHeaderBytes + meta.encoded_prefix_bytes() + value.size();
+    if (length > max_frame_) return {AppendOutcome::kRecordTooLarge, -1};
+    std::uint64_t frame_bytes = align_frame(length);
+    std::uint64_t position;
+    std::int64_t offset;
+    if (AppendOutcome o = reserve(frame_bytes, 1, position, offset); o != AppendOutcome::kOk)
+      return {o, -1};
+    std::int64_t ts = meta.timestamp_ns >= 0 ? meta.timestamp_ns : now();
+    note_index(position, frame_bytes, offset, 1, ts);
+    write_copied(position, length, offset, ts, meta, value);
+    wake_readers_if_waiting();
     return {AppendOutcome::kOk, offset};
   }
 
@@ -202,9 +217,9 @@ class LogAppender {
   // Copies `records` in with one reservation, so that they get consecutive offsets
   // (result.offset ... + records.size() - 1) in their order, whatever other producers do:
   // a Kafka producer batch keeps its base offset + offset delta addressing. The whole batch
-  // must fit in one empty segment (kRecordTooLarge otherwise). Every frame is marked claimed
-  // with its own length first, so that a producer dying half-way leaves frames the
-  // unblocker pads one by one.
+  // must fit in one empty segment (kRecordTooLarge otherwise). One pass: before each frame
+  // is published, the rest of the batch after it is marked claimed as one range, so that a
+  // producer dying half-way leaves the records it published and one claim the unblocker pads.
   AppendResult append_batch(std::span<const BatchRecord> records) {
     if (records.empty()) return {AppendOutcome::kRecordTooLarge, -1};
     std::uint64_t total = 0;
@@ -217,28 +232,27 @@ class LogAppender {
             reserve(total, static_cast<std::uint32_t>(records.size()), position, offset);
         o != AppendOutcome::kOk)
       return {o, -1};
+    const std::uint64_t end = position + total;
+    std::int64_t batch_ts = -1;
     std::uint64_t pos = position;
+    std::int64_t next = offset;
+    // Asks for the batch's lines ahead of the copy, in write mode, kBatchPrefetchBytes ahead
+    // and never past the reservation (lines beyond it are other producers' or a reader's).
+    std::uint64_t fetched = position & ~std::uint64_t{kCacheLine - 1};
     for (const BatchRecord& r : records) {
       std::uint64_t length = kFrameHeaderBytes + r.meta.encoded_prefix_bytes() + r.value.size();
-      if (pos != position) mark_claimed(pos, align_frame(length));
-      pos += align_frame(length);
-    }
-    std::int64_t batch_ts = -1;
-    pos = position;
-    std::int64_t next = offset;
-    for (const BatchRecord& r : records) {
-      std::uint64_t body = r.meta.encoded_prefix_bytes();
-      std::uint64_t length = kFrameHeaderBytes + body + r.value.size();
       std::uint64_t frame_bytes = align_frame(length);
-      auto* frame = segment_->frame_at(pos);
+      for (std::uint64_t upto = std::min(end, pos + kBatchPrefetchBytes); fetched < upto;
+           fetched += kCacheLine)
+        __builtin_prefetch(segment_->frame_at(fetched), 1);
       std::int64_t ts = r.meta.timestamp_ns;
       if (ts < 0) ts = batch_ts >= 0 ? batch_ts : (batch_ts = now());
-      write_header(frame, next, ts, r.meta.flags());
       note_index(pos, frame_bytes, next, 1, ts);
-      auto* body_ptr = reinterpret_cast<std::byte*>(frame) + kFrameHeaderBytes;
-      r.meta.encode_prefix(body_ptr);
-      if (!r.value.empty()) std::memcpy(body_ptr + body, r.value.data(), r.value.size());
-      publish(frame, static_cast<std::uint32_t>(length), seq_);
+      // The rest of the batch is claimed before this frame is published (its release store
+      // orders the claim before it), so a producer dying after any frame leaves one claim
+      // the unblocker pads whole, like the one reserve() left over the whole batch.
+      if (pos + frame_bytes != end) mark_claimed(pos + frame_bytes, end - pos - frame_bytes);
+      write_copied(pos, length, next, ts, r.meta, r.value);
       pos += frame_bytes;
       ++next;
     }
@@ -311,11 +325,45 @@ class LogAppender {
   }
 
   static void publish(FrameHeader* f, std::uint32_t length, std::uint32_t seq) {
-    f->crc32c = frame_crc(f, length);
+    publish(f, length, seq, frame_crc(f, length));
+  }
+  static void publish(FrameHeader* f, std::uint32_t length, std::uint32_t seq, std::uint32_t crc) {
+    f->crc32c = crc;
     // Release: publishes the frame's bytes; paired with the reader's acquire of the commit
     // word (check_frame, LogReader::poll).
     f->commit.store(make_commit_word(static_cast<std::int32_t>(length), seq),
                     std::memory_order_release);
+  }
+
+  // Writes and publishes a DATA frame of `length` bytes at `pos` (reserved and claimed) with
+  // the given record. Its checksum comes from the sources, not from the mapping: the frame's
+  // lines may still be on their way from memory (a recycled segment's are long out of the
+  // caches), and a load from them waits for that where the stores need not.
+  void write_copied(std::uint64_t pos, std::uint64_t length, std::int64_t offset, std::int64_t ts,
+                    const RecordMeta& meta, std::string_view value) {
+    FrameHeader* frame = segment_->frame_at(pos);
+    std::uint8_t flags = meta.flags();
+    write_header(frame, offset, ts, flags);
+    auto* body = reinterpret_cast<std::byte*>(frame) + kFrameHeaderBytes;
+    meta.encode_prefix(body);
+    if (!value.empty())
+      std::memcpy(body + (length - kFrameHeaderBytes - value.size()), value.data(), value.size());
+    publish(frame, static_cast<std::uint32_t>(length), seq_,
+            copied_frame_crc(offset, ts, flags, meta, value));
+  }
+
+  // frame_crc of the DATA frame write_copied writes: bytes 8..24 (offset, timestamp), 28..32
+  // (type, flags, reserved), then the body.
+  static std::uint32_t copied_frame_crc(std::int64_t offset, std::int64_t ts, std::uint8_t flags,
+                                        const RecordMeta& meta, std::string_view value) {
+    const std::int64_t offset_and_ts[2] = {offset, ts};
+    std::uint32_t crc = crc32c(offset_and_ts, sizeof offset_and_ts);
+    const std::uint8_t type_flags_reserved[4] = {kFrameData, flags, 0, 0};
+    crc = crc32c_extend(crc, type_flags_reserved, sizeof type_flags_reserved);
+    if (meta.key || !meta.headers.empty())
+      meta.for_each_prefix_piece(
+          [&crc](const void* data, std::size_t size) { crc = crc32c_extend(crc, data, size); });
+    return crc32c_extend(crc, value.data(), value.size());
   }
 
   void wake_readers_if_waiting() {

@@ -51,31 +51,34 @@ struct RecordMeta {
     return n;
   }
 
-  void encode_prefix(std::byte* out) const {
+  // Calls emit(data, size) for each piece of the encoded prefix in order: the one definition
+  // of its layout, shared by encode_prefix and the appender's checksum of copied records.
+  // Lengths are u32 in host order (little-endian, docs/format.md).
+  template <class Emit>
+  void for_each_prefix_piece(Emit&& emit) const {
+    auto u32 = [&emit](std::uint32_t v) { emit(&v, std::size_t{4}); };
+    auto bytes = [&emit](std::string_view b) { emit(b.data(), b.size()); };
     if (key) {
-      out = put_u32(out, static_cast<std::uint32_t>(key->size()));
-      out = put_bytes(out, *key);
+      u32(static_cast<std::uint32_t>(key->size()));
+      bytes(*key);
     }
     if (!headers.empty()) {
-      out = put_u32(out, static_cast<std::uint32_t>(headers_bytes()));
-      out = put_u32(out, static_cast<std::uint32_t>(headers.size()));
+      u32(static_cast<std::uint32_t>(headers_bytes()));
+      u32(static_cast<std::uint32_t>(headers.size()));
       for (const HeaderView& h : headers) {
-        out = put_u32(out, static_cast<std::uint32_t>(h.name.size()));
-        out = put_bytes(out, h.name);
-        out = put_u32(out, h.value ? static_cast<std::uint32_t>(h.value->size()) : 0xffffffffu);
-        if (h.value) out = put_bytes(out, *h.value);
+        u32(static_cast<std::uint32_t>(h.name.size()));
+        bytes(h.name);
+        u32(h.value ? static_cast<std::uint32_t>(h.value->size()) : 0xffffffffu);
+        if (h.value) bytes(*h.value);
       }
     }
   }
 
- private:
-  static std::byte* put_u32(std::byte* out, std::uint32_t v) {
-    std::memcpy(out, &v, 4);
-    return out + 4;
-  }
-  static std::byte* put_bytes(std::byte* out, std::string_view s) {
-    if (!s.empty()) std::memcpy(out, s.data(), s.size());
-    return out + s.size();
+  void encode_prefix(std::byte* out) const {
+    for_each_prefix_piece([&out](const void* data, std::size_t size) {
+      if (size != 0) std::memcpy(out, data, size);
+      out += size;
+    });
   }
 };
 

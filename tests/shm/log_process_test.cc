@@ -1,6 +1,7 @@
 // Producers and readers in separate processes (fork), and producers that die: [process]
 // tests run under ASan + UBSan, not TSan.
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,6 +110,29 @@ int preparer_child(const std::string& dir, test::Pipe& stop) {
   if (tail_position(old) > (*seg)->usable()) ::_exit(5);  // not the first to cross
   ready.send();
   for (;;) ::pause();
+}
+
+// Appends a batch of 10 records whose seventh value runs into a page it may not read: the
+// copy faults half-way through the batch, after six records are published, and the process
+// dies there (exit 77 from the SIGSEGV handler).
+[[noreturn]] void die_in_append_batch(const std::string& dir) {
+  auto log = PartitionLog::open(dir, test::impatient_options());
+  if (!log) ::_exit(2);
+  auto appender = LogAppender::open(*log);
+  if (!appender) ::_exit(3);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  void* map = ::mmap(nullptr, 2 * static_cast<std::size_t>(page), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) ::_exit(4);
+  char* first = static_cast<char*>(map);
+  std::memset(first, 'v', static_cast<std::size_t>(page));
+  if (::mprotect(first + page, static_cast<std::size_t>(page), PROT_NONE) != 0) ::_exit(5);
+  std::vector<BatchRecord> records(10);
+  for (std::size_t i = 0; i < records.size(); ++i) records[i].value = std::string_view(first, 100);
+  records[6].value = std::string_view(first + page - 50, 100);  // its last 50 bytes fault
+  ::signal(SIGSEGV, [](int) { ::_exit(77); });
+  (void)appender->append_batch(records);
+  ::_exit(6);  // the copy did not fault
 }
 
 void kill_and_reap(pid_t child) {
@@ -229,6 +253,30 @@ TEST_CASE("log: a producer killed mid-claim is skipped after the timeout", "[pro
   got = read_records(reader, 11);
   CHECK(offsets_of(got) == std::vector<std::int64_t>{0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11});
   for (const Rec& r : got) CHECK_FALSE(r.key);  // nothing of the doomed claim
+  CHECK(test::partition_damage(dir) == "");
+}
+
+TEST_CASE("log: a producer dying in the middle of append_batch leaves what it published",
+          "[process]") {
+  TempDir tmp;
+  const std::string dir = tmp.partition();
+  auto log = unwrap(PartitionLog::create(dir, test::small_segments(), test::impatient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  for (int i = 0; i < 5; ++i) append_ok(producer, "before");  // offsets 0..4
+
+  // The batch gets offsets 5..14; the child publishes 5..10 and dies copying 11.
+  pid_t doomed = test::spawn([&]() -> int { die_in_append_batch(dir); });
+  REQUIRE(test::wait_child(doomed) == 77);
+  for (int i = 0; i < 5; ++i) CHECK(append_ok(producer, "after") == 15 + i);
+
+  // A reader with write access pads the rest of the dead batch after the timeout (one claim
+  // over it: the frames after the one being copied were never written) and reads on.
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  auto got = read_records(reader, 16, nullptr, 10'000'000'000);
+  CHECK(offsets_of(got) ==
+        std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 16, 17, 18, 19});
+  for (std::size_t i = 5; i < 11 && i < got.size(); ++i)
+    CHECK(got[i].value == std::string(100, 'v'));
   CHECK(test::partition_damage(dir) == "");
 }
 
