@@ -146,11 +146,10 @@ AppendOutcome append_records(PartitionDirectory& directory,
     // Headers of every record first, so that the spans below stay put.
     for (const kafka::RecordView& r : batch.records)
       for (const kafka::RecordHeaderView& h : r.headers) p.headers.push_back({h.key, h.value});
-    p.frames.assign(batch.records.size(), {});
+    p.frames.reserve(batch.records.size());
     std::size_t h = 0;
-    for (std::size_t i = 0; i < batch.records.size(); ++i) {
-      const kafka::RecordView& r = batch.records[i];
-      shm::BatchRecord& f = p.frames[i];
+    for (const kafka::RecordView& r : batch.records) {
+      shm::BatchRecord& f = p.frames.emplace_back();
       f.meta.key = r.key;
       f.meta.headers = std::span<const shm::HeaderView>(p.headers.data() + h, r.headers.size());
       h += r.headers.size();
