@@ -1126,13 +1126,14 @@ void register_all() {
     RegisterBenchmark(tput_name("ProducerOnly", c).c_str(), BM_ProducerOnly, c);
   }
   // The Kafka gateway's shape: batches of 100 records with their timestamps given, 100 B and
-  // 1 KiB values.
+  // 1 KiB values; the producer alone, and with a consumer on the other CPU.
   for (std::uint32_t size : {100u, 1024u}) {
     TputConfig c;
     c.path = Path::kAppendBatch;
     c.given_ts = true;
     c.value_size = size;
     c.batch = 100;
+    add_tput(c);
     RegisterBenchmark(tput_name("ProducerOnly", c).c_str(), BM_ProducerOnly, c);
     // A footprint far beyond the caches, like a broker's many partitions: each append
     // writes lines that have to come from memory.

@@ -105,11 +105,16 @@ struct BatchRecord {
 // How far ahead of its copy append_batch asks for the batch's lines (prefetch for writing).
 // A broker's many partitions write segments whose lines are long out of the caches; without
 // this each frame waited for its lines in turn. `log_bench` ProducerOnly/append_batch100,
-// segments of 64 MiB x 4 (2026-11-26, medians of 3 repetitions): 100 B values 28-31 M
-// records/s without, 42-43 M/s 1 KiB ahead, 46 M/s 2 KiB ahead, 41 M/s 4 KiB ahead; 1 KiB
-// values 5.0-5.1, 6.3-6.5, 6.8 and 6.8-6.9 GB/s. Segments that stay in the caches (4 MiB
-// x 4) were unchanged.
+// 100 B values, segments of 64 MiB x 4 (2026-11-26, medians of 3 repetitions): 28-31 M
+// records/s without, 42-43 M/s 1 KiB ahead, 46 M/s 2 KiB ahead, 41 M/s 4 KiB ahead.
 inline constexpr std::uint64_t kBatchPrefetchBytes = 2048;
+// ... only when the batch's frames average at most this. With 1 KiB values and a consumer on
+// the other CPU reading right behind the producer (Throughput/append_batch100, segments in
+// the caches), the prefetch cost the pair 7% at 512 B ahead, 22% at 1 KiB and 50% at 2 KiB
+// (from 6.2 GB/s without), where with 100 B values it gained 40% at any of those distances
+// (2.6 -> 3.6 GB/s). Long frames are long sequential copies, which the hardware's own
+// prefetcher follows.
+inline constexpr std::uint64_t kBatchPrefetchMaxFrame = 512;
 
 class LogAppender {
  public:
@@ -237,12 +242,15 @@ class LogAppender {
     std::uint64_t pos = position;
     std::int64_t next = offset;
     // Asks for the batch's lines ahead of the copy, in write mode, kBatchPrefetchBytes ahead
-    // and never past the reservation (lines beyond it are other producers' or a reader's).
+    // and never past the reservation (lines beyond it are other producers' or a reader's);
+    // only for batches of small frames (see kBatchPrefetchMaxFrame).
     std::uint64_t fetched = position & ~std::uint64_t{kCacheLine - 1};
+    const std::uint64_t prefetch_end =
+        total <= records.size() * kBatchPrefetchMaxFrame ? end : fetched;
     for (const BatchRecord& r : records) {
       std::uint64_t length = kFrameHeaderBytes + r.meta.encoded_prefix_bytes() + r.value.size();
       std::uint64_t frame_bytes = align_frame(length);
-      for (std::uint64_t upto = std::min(end, pos + kBatchPrefetchBytes); fetched < upto;
+      for (std::uint64_t upto = std::min(prefetch_end, pos + kBatchPrefetchBytes); fetched < upto;
            fetched += kCacheLine)
         __builtin_prefetch(segment_->frame_at(fetched), 1);
       std::int64_t ts = r.meta.timestamp_ns;
