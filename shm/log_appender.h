@@ -165,6 +165,8 @@ class LogAppender {
   }
 
   // Copies a whole record in. The value may be null (a tombstone) via RecordMeta::null_value.
+  // The key, headers and value must not change during the call: the frame's bytes and its
+  // CRC are both taken from them (as for append_batch).
   AppendResult append(std::string_view value, const RecordMeta& meta = {}) {
     std::uint64_t length = kFrameHeaderBytes + meta.encoded_prefix_bytes() + value.size();
     if (length > max_frame_) return {AppendOutcome::kRecordTooLarge, -1};
