@@ -349,17 +349,23 @@ class LogAppender {
   // the given record. Its checksum comes from the sources, not from the mapping: the frame's
   // lines may still be on their way from memory (a recycled segment's are long out of the
   // caches), and a load from them waits for that where the stores need not.
+  // The checksum is computed before the first store into the frame: the stores then run back
+  // to back up to the commit, which keeps short the time in which a reader spinning on the
+  // frame's line can take it away between them. (Computed after them, it had to wait for
+  // them, as the sources might alias the mapping: `log_bench` Latency/processes/append/
+  // value:32B/wait:spin p99 was 320-345 ns, against 220-250 ns with the CRC read back from
+  // the frame; computed first, 250-275 ns.)
   void write_copied(std::uint64_t pos, std::uint64_t length, std::int64_t offset, std::int64_t ts,
                     const RecordMeta& meta, std::string_view value) {
+    const std::uint8_t flags = meta.flags();
+    const std::uint32_t crc = copied_frame_crc(offset, ts, flags, meta, value);
     FrameHeader* frame = segment_->frame_at(pos);
-    std::uint8_t flags = meta.flags();
     write_header(frame, offset, ts, flags);
     auto* body = reinterpret_cast<std::byte*>(frame) + kFrameHeaderBytes;
     meta.encode_prefix(body);
     if (!value.empty())
       std::memcpy(body + (length - kFrameHeaderBytes - value.size()), value.data(), value.size());
-    publish(frame, static_cast<std::uint32_t>(length), seq_,
-            copied_frame_crc(offset, ts, flags, meta, value));
+    publish(frame, static_cast<std::uint32_t>(length), seq_, crc);
   }
 
   // frame_crc of the DATA frame write_copied writes: bytes 8..24 (offset, timestamp), 28..32
