@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <thread>
 
@@ -81,6 +82,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-request-bytes", config.kafka_max_request_bytes,
                  "largest Kafka request accepted; larger ones close the connection")
+      ->capture_default_str();
+  app.add_option("--fetch-max-bytes", config.kafka_fetch_max_bytes,
+                 "most record bytes in one Kafka Fetch response (Kafka's fetch.max.bytes)")
+      ->check(CLI::Range(1024, std::numeric_limits<std::int32_t>::max()))
       ->capture_default_str();
   app.add_option("--max-connections-per-host", config.kafka_max_connections_per_host,
                  "Kafka connections accepted from one client host")

@@ -39,6 +39,11 @@ struct ConnectionState {
   // Fetch: one per partition. A Fetch response is written straight from them (Outcome::
   // gathered), so they change only when the connection's next request is handled.
   std::vector<std::string> record_buffers;
+  // Fetch: the position, in the request's list of partitions, read first. A response is
+  // capped (BrokerConfig::kafka_fetch_max_bytes), so the next Fetch starts at the first
+  // partition this one had no room for: no partition starves behind busier ones, whether or
+  // not the client rotates its list (KIP-74 leaves that to clients; not all do).
+  std::size_t fetch_first = 0;
 
   // A Kafka group member whose JoinGroup or SyncGroup answer is pending on this connection:
   // if the connection closes first, the coordinator forgets the pending answer.

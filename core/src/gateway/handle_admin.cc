@@ -218,6 +218,7 @@ void RequestHandler::describe_configs(ConnectionState&, const Header& h, ByteRea
                  {"broker.id", std::to_string(config_.kafka_node_id)},
                  {"num.partitions", std::to_string(config_.default_topic.partitions)},
                  {"socket.request.max.bytes", std::to_string(config_.kafka_max_request_bytes)},
+                 {"fetch.max.bytes", std::to_string(config_.kafka_fetch_max_bytes)},
                  {"connections.max.idle.ms", std::to_string(config_.kafka_idle_timeout_ms)}};
     } else {
       out.error_code = ErrorCode::kInvalidRequest;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <deque>
+#include <optional>
 
 #include "record_path.h"
 #include "request_handler.h"
@@ -148,62 +149,80 @@ void RequestHandler::fetch_attempt(const std::shared_ptr<FetchJob>& job) {
   }
   job->first = false;
 
+  // The request's partitions in one list, in request order; the response keeps that order.
+  struct Wanted {
+    const kafka::FetchRequest::Partition* request;
+    std::size_t topic;  // index into req.topics and resp.responses
+    kafka::FetchResponse::Partition* response = nullptr;
+  };
+  std::vector<Wanted> wanted;
+  kafka::FetchResponse resp;
+  resp.session_id = 0;
+  std::vector<Result<std::shared_ptr<TopicEntry>>> topics;
+  for (std::size_t ti = 0; ti < req.topics.size(); ++ti) {
+    const auto& t = req.topics[ti];
+    topics.push_back(directory_.topic(std::string(t.topic)));
+    kafka::FetchResponse::Topic rt;
+    rt.topic = t.topic;
+    rt.partitions.resize(t.partitions.size());
+    resp.responses.push_back(std::move(rt));
+    for (const auto& p : t.partitions) wanted.push_back({&p, ti});
+  }
+  for (std::size_t ti = 0, k = 0; ti < resp.responses.size(); ++ti)
+    for (auto& rp : resp.responses[ti].partitions) wanted[k++].response = &rp;
+
   // The records of each partition, in buffers the connection keeps (their memory is reused).
   // Sized first: the response holds views into them, so the vector must not grow later.
   std::vector<std::string>& buffers = job->connection->record_buffers;
-  std::size_t partitions = 0;
-  for (const auto& t : req.topics) partitions += t.partitions.size();
-  if (buffers.size() < partitions) buffers.resize(partitions);
-  std::size_t used = 0;
-  kafka::FetchResponse resp;
-  resp.session_id = 0;
+  if (buffers.size() < wanted.size()) buffers.resize(wanted.size());
+  // Read from fetch_first on, wrapping around (see ConnectionState::fetch_first).
+  const std::int64_t cap = std::min<std::int64_t>(req.max_bytes, config_.kafka_fetch_max_bytes);
+  std::size_t first = wanted.empty() ? 0 : job->connection->fetch_first % wanted.size();
+  std::optional<std::size_t> first_without_room;
   std::int64_t total = 0;
   bool error = false;
-  for (const auto& t : req.topics) {
-    kafka::FetchResponse::Topic rt;
-    rt.topic = t.topic;
-    std::string name(t.topic);
-    auto topic = directory_.topic(name);
-    for (const auto& p : t.partitions) {
-      kafka::FetchResponse::Partition rp;
-      rp.partition_index = p.partition;
-      rp.aborted_transactions.reset();
-      if (!topic) {
-        rp.error_code = kafka_error_for(topic.status());
-      } else if (p.partition < 0 || p.partition >= (*topic)->config.partitions) {
-        rp.error_code = ErrorCode::kUnknownTopicOrPartition;
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    const std::size_t k = (first + i) % wanted.size();
+    const kafka::FetchRequest::Partition& p = *wanted[k].request;
+    auto& topic = topics[wanted[k].topic];
+    kafka::FetchResponse::Partition& rp = *wanted[k].response;
+    rp.partition_index = p.partition;
+    rp.aborted_transactions.reset();
+    if (!topic) {
+      rp.error_code = kafka_error_for(topic.status());
+    } else if (p.partition < 0 || p.partition >= (*topic)->config.partitions) {
+      rp.error_code = ErrorCode::kUnknownTopicOrPartition;
+    } else {
+      std::string& buf = buffers[k];
+      buf.clear();
+      std::int64_t room = cap - total;
+      std::int32_t limit = p.partition_max_bytes;
+      if (room < limit) limit = static_cast<std::int32_t>(std::max<std::int64_t>(room, 0));
+      if (limit > 0 || total == 0) {
+        ReadOutcome out = read_records(directory_, *job->connection, *topic, p.partition,
+                                       p.fetch_offset, std::max(limit, 1), buf);
+        rp.error_code = out.error;
+        rp.high_watermark = out.high_watermark;
+        rp.last_stable_offset = out.high_watermark;
+        rp.log_start_offset = out.log_start_offset;
+        if (out.error != ErrorCode::kNone)
+          spdlog::debug("kafka gateway: fetch {}-{} at {}: {}", req.topics[wanted[k].topic].topic,
+                        p.partition, p.fetch_offset, out.message);
       } else {
-        std::string& buf = buffers[used++];
-        buf.clear();
-        std::int64_t room = static_cast<std::int64_t>(req.max_bytes) - total;
-        std::int32_t limit = p.partition_max_bytes;
-        if (room < limit) limit = static_cast<std::int32_t>(std::max<std::int64_t>(room, 0));
-        if (limit > 0 || total == 0) {
-          ReadOutcome out = read_records(directory_, *job->connection, *topic, p.partition,
-                                         p.fetch_offset, std::max(limit, 1), buf);
-          rp.error_code = out.error;
-          rp.high_watermark = out.high_watermark;
-          rp.last_stable_offset = out.high_watermark;
-          rp.log_start_offset = out.log_start_offset;
-          if (out.error != ErrorCode::kNone)
-            spdlog::debug("kafka gateway: fetch {}-{} at {}: {}", name, p.partition, p.fetch_offset,
-                          out.message);
-        } else {
-          // No room left in this response: only the partition's marks, from the log's tail
-          // word and the cached segment base (no reader, no directory listing).
-          auto log = directory_.log(*topic, p.partition);
-          rp.high_watermark = log ? (*log)->end_offset() : -1;
-          rp.last_stable_offset = rp.high_watermark;
-          rp.log_start_offset = directory_.log_start(*topic, p.partition);
-        }
-        total += static_cast<std::int64_t>(buf.size());
-        rp.records = buf;
+        // No room left in this response: only the partition's marks, from the log's tail
+        // word and the cached segment base (no reader, no directory listing).
+        if (!first_without_room) first_without_room = k;
+        auto log = directory_.log(*topic, p.partition);
+        rp.high_watermark = log ? (*log)->end_offset() : -1;
+        rp.last_stable_offset = rp.high_watermark;
+        rp.log_start_offset = directory_.log_start(*topic, p.partition);
       }
-      if (rp.error_code != ErrorCode::kNone) error = true;
-      rt.partitions.push_back(std::move(rp));
+      total += static_cast<std::int64_t>(buf.size());
+      rp.records = buf;
     }
-    resp.responses.push_back(std::move(rt));
+    if (rp.error_code != ErrorCode::kNone) error = true;
   }
+  if (first_without_room) job->connection->fetch_first = *first_without_room;
   bool done = error || total >= std::max(req.min_bytes, 1) || now_ms() >= job->deadline_ms ||
               stopping_ || job->connection->closed;
   if (done) {

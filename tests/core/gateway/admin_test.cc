@@ -186,6 +186,7 @@ TEST_CASE("gateway: DescribeConfigs describes topics and the broker", "[kafka][g
   CHECK(b["auto.create.topics.enable"] == "false");
   CHECK(b["socket.request.max.bytes"] == std::to_string(2 * 1024 * 1024));
   CHECK(b["broker.id"] == "0");
+  CHECK(b["fetch.max.bytes"] == std::to_string(BrokerConfig{}.kafka_fetch_max_bytes));
 
   auto missing = describe_configs(c, kafka::kConfigResourceTopic, "missing",
                                   ErrorCode::kUnknownTopicOrPartition);

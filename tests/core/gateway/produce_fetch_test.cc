@@ -32,6 +32,14 @@ std::vector<TestRecord> mixed_records(int n) {
   return out;
 }
 
+// `n` records of 1000-byte values ('a', 'b', ... in turn), key "k", timestamps kBaseTs + i.
+std::vector<TestRecord> kilobyte_records(int n) {
+  std::vector<TestRecord> out;
+  for (int i = 0; i < n; ++i)
+    out.push_back({"k", std::string(1000, static_cast<char>('a' + i % 26)), {}, kBaseTs + i, -1});
+  return out;
+}
+
 std::vector<TestRecord> with_offsets(std::vector<TestRecord> recs, std::int64_t base) {
   for (std::size_t i = 0; i < recs.size(); ++i)
     recs[i].offset = base + static_cast<std::int64_t>(i);
@@ -263,9 +271,7 @@ TEST_CASE(
   GatewayBroker broker;
   broker.create_topic("sizes", 1);
   KafkaClient c(broker);
-  std::vector<TestRecord> recs;
-  for (int i = 0; i < 50; ++i)
-    recs.push_back({"k", std::string(1000, static_cast<char>('a' + i % 26)), {}, kBaseTs + i, -1});
+  std::vector<TestRecord> recs = kilobyte_records(50);
   REQUIRE(produce(c, "sizes", 0, encode_batch(recs, 0)).error_code == ErrorCode::kNone);
   kafka::FetchRequest req = fetch_request("sizes", 0, 0);
   req.topics[0].partitions[0].partition_max_bytes = 10;
@@ -287,6 +293,71 @@ TEST_CASE(
   FetchedPartition h = fetched_partition(capped.body, "sizes", 0);
   CHECK(h.records.size() >= 1);
   CHECK(h.records.size() <= 6);
+}
+
+TEST_CASE(
+    "gateway: a Fetch response carries at most kafka_fetch_max_bytes of records whatever the "
+    "client asks, and still at least one record above it",
+    "[kafka][gateway]") {
+  GatewayBroker broker([](BrokerConfig& bc) { bc.kafka_fetch_max_bytes = 4096; });
+  broker.create_topic("capped", 1);
+  KafkaClient c(broker);
+  std::vector<TestRecord> recs = kilobyte_records(50);
+  recs.push_back({"k", std::string(10'000, 'B'), {}, kBaseTs + 50, -1});
+  REQUIRE(produce(c, "capped", 0, encode_batch(recs, 0)).error_code == ErrorCode::kNone);
+  // fetch_request asks for 64 MiB, 16 MiB of the partition.
+  FetchedPartition f = fetch(c, "capped", 0, 0);
+  CHECK(f.error == ErrorCode::kNone);
+  CHECK(f.high_watermark == 51);
+  REQUIRE(f.records.size() >= 3);
+  CHECK(f.records.size() <= 5);
+  CHECK(f.records[0] == with_offsets(recs, 0)[0]);
+  // The record larger than the cap comes alone.
+  FetchedPartition big = fetch(c, "capped", 0, 50);
+  REQUIRE(big.records.size() == 1);
+  CHECK(big.records[0] == with_offsets(recs, 0)[50]);
+  // Fetched request after request, the capped responses add up to the whole partition.
+  CHECK(fetch_all(c, "capped", 0) == with_offsets(recs, 0));
+}
+
+TEST_CASE(
+    "gateway: after a capped Fetch, the next one starts at the first partition that had no "
+    "room, so that no partition starves",
+    "[kafka][gateway]") {
+  GatewayBroker broker([](BrokerConfig& bc) { bc.kafka_fetch_max_bytes = 4096; });
+  broker.create_topic("fair", 3);
+  KafkaClient c(broker);
+  std::vector<TestRecord> recs = kilobyte_records(20);
+  for (std::int32_t p = 0; p < 3; ++p)
+    REQUIRE(produce(c, "fair", p, encode_batch(recs, 0)).error_code == ErrorCode::kNone);
+  // The same request every time, as a client that does not rotate its list sends it: every
+  // partition from offset 0. Each response has room for one partition's records only.
+  kafka::FetchRequest req = fetch_request("fair", 0, 0);
+  for (std::int32_t p = 1; p < 3; ++p) {
+    req.topics[0].partitions.push_back(req.topics[0].partitions[0]);
+    req.topics[0].partitions.back().partition = p;
+  }
+  for (int round = 0; round < 6; ++round) {
+    INFO("round " << round);
+    auto reply = c.call<kafka::FetchResponse>(ApiKey::kFetch, 11, req);
+    REQUIRE(reply->responses.size() == 1);
+    const auto& parts = reply->responses[0].partitions;
+    REQUIRE(parts.size() == 3);
+    for (std::size_t p = 0; p < 3; ++p) {
+      INFO("partition " << p);
+      // The response keeps the request's order, and every partition's marks.
+      CHECK(parts[p].partition_index == static_cast<std::int32_t>(p));
+      CHECK(parts[p].error_code == ErrorCode::kNone);
+      CHECK(parts[p].high_watermark == 20);
+      std::vector<TestRecord> got = records_of(parts[p].records);
+      if (p == static_cast<std::size_t>(round % 3)) {
+        CHECK(got.size() >= 3);
+        if (!got.empty()) CHECK(got[0] == with_offsets(recs, 0)[0]);
+      } else {
+        CHECK(got.empty());
+      }
+    }
+  }
 }
 
 // A Fetch response is written with the larger records fields sent from the connection's own
