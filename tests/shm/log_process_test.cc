@@ -2,10 +2,12 @@
 // tests run under ASan + UBSan, not TSan.
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -133,6 +135,47 @@ int preparer_child(const std::string& dir, test::Pipe& stop) {
   ::signal(SIGSEGV, [](int) { ::_exit(77); });
   (void)appender->append_batch(records);
   ::_exit(6);  // the copy did not fault
+}
+
+// What a producer that ran out of room for the next segment saw (in memory shared with the
+// test, which forked it).
+struct FullDiskReport {
+  std::int64_t acknowledged = 0;  // records appended before the roll failed
+  std::int32_t failures = 0;      // kRollFailed outcomes (the first, and a retry)
+  std::int32_t other = 0;         // any other failing outcome
+  char first_error[512] = {};
+  char retry_error[512] = {};
+};
+
+// Appends make_value(0, i) records with files limited to less than a segment (RLIMIT_FSIZE, as
+// a full disk refuses the next segment's file) until a roll fails, then tries once more.
+int append_until_roll_fails(const std::string& dir, FullDiskReport& report) {
+  auto log = PartitionLog::open(dir, test::impatient_options());
+  if (!log) return 2;
+  auto appender = LogAppender::open(*log);
+  if (!appender) return 3;
+  ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead of killing
+  rlimit limit{kMinSegmentCapacity / 2, kMinSegmentCapacity / 2};
+  if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 4;
+  auto copy = [](char* to, const std::string& from) {
+    std::snprintf(to, sizeof FullDiskReport::first_error, "%s", from.c_str());
+  };
+  for (std::int64_t i = 0; i < 100'000 && report.failures < 2; ++i) {
+    AppendResult r =
+        appender->append(test::make_value(0, static_cast<std::uint64_t>(report.acknowledged)));
+    if (r.outcome == AppendOutcome::kOk) {
+      if (r.offset != report.acknowledged) return 5;
+      ++report.acknowledged;
+    } else if (r.outcome == AppendOutcome::kRollFailed) {
+      copy(report.failures == 0 ? report.first_error : report.retry_error,
+           appender->last_error().message());
+      ++report.failures;
+    } else {
+      ++report.other;
+      return 6;
+    }
+  }
+  return 0;
 }
 
 void kill_and_reap(pid_t child) {
@@ -278,6 +321,56 @@ TEST_CASE("log: a producer dying in the middle of append_batch leaves what it pu
   for (std::size_t i = 5; i < 11 && i < got.size(); ++i)
     CHECK(got[i].value == std::string(100, 'v'));
   CHECK(test::partition_damage(dir) == "");
+}
+
+TEST_CASE(
+    "log: a roll refused for lack of room names the file and the cause, loses no acknowledged "
+    "record, and succeeds once there is room",
+    "[process]") {
+  TempDir tmp;
+  const std::string dir = tmp.partition();
+  auto log = unwrap(PartitionLog::create(dir, test::small_segments(), test::impatient_options()));
+  void* shared = ::mmap(nullptr, sizeof(FullDiskReport), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(shared != MAP_FAILED);
+  auto* report = new (shared) FullDiskReport;
+
+  pid_t producer = test::spawn([&] { return append_until_roll_fails(dir, *report); });
+  REQUIRE(test::wait_child(producer) == 0);
+  INFO("first error: " << report->first_error << "; retry: " << report->retry_error);
+  CHECK(report->other == 0);
+  REQUIRE(report->failures == 2);
+  REQUIRE(report->acknowledged > 0);
+  // The error names the segment file it could not make, and why.
+  for (const char* error : {report->first_error, report->retry_error}) {
+    CHECK_THAT(error, Catch::Contains(dir) && Catch::Contains(".seg") &&
+                          Catch::Contains("File too large"));
+  }
+
+  // Every acknowledged record is there, intact, and nothing else.
+  const auto acknowledged = static_cast<std::size_t>(report->acknowledged);
+  {
+    auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+    auto got = read_records(reader, acknowledged);
+    REQUIRE(got.size() == acknowledged);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      INFO("record " << i);
+      CHECK(got[i].offset == static_cast<std::int64_t>(i));
+      CHECK(got[i].value == test::make_value(0, i));
+    }
+    CHECK(reader.poll([](const RecordView&) {}).records == 0);
+  }
+  // With room again (this process has no limit), the refused roll is made, and offsets go on
+  // where the acknowledged ones stopped.
+  auto appender = unwrap(LogAppender::open(log));
+  CHECK(append_ok(appender, "after") == report->acknowledged);
+  CHECK(append_ok(appender, "after") == report->acknowledged + 1);
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  auto all = read_records(reader, acknowledged + 2);
+  REQUIRE(all.size() == acknowledged + 2);
+  CHECK(all.back().value == std::string("after"));
+  CHECK(test::partition_damage(dir) == "");
+  ::munmap(shared, sizeof(FullDiskReport));
 }
 
 TEST_CASE("log: recycling never reuses a segment a reader in another process is on", "[process]") {
