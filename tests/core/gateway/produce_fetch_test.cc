@@ -2,14 +2,18 @@
 // timestamps; the same records seen by local sluice::Consumer / sent by sluice::Producer
 // ("one truth"); compressed batches, bad CRCs, magic 0/1 message sets; idempotent producers;
 // acks; the Fetch long poll and offset errors; ListOffsets.
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <zlib.h>
 
+#include <cstdio>
 #include <cstring>
 #include <future>
 #include <string>
 #include <vector>
 
 #include "gateway_test_support.h"
+#include "process_support.h"
 
 namespace sluice::gateway_test {
 namespace {
@@ -839,6 +843,72 @@ TEST_CASE("gateway: ListOffsets answers latest, earliest and by timestamp", "[ka
   CHECK(list_offset(c, "empty", 0, kBaseTs).offset == -1);
   auto unknown = list_offset(c, "nope", 0, -1);
   CHECK(unknown.error_code == ErrorCode::kUnknownTopicOrPartition);
+}
+
+// ---- a full disk
+// ----------------------------------------------------------------------------------
+
+// What a gateway whose disk filled up told its Kafka client (in memory shared with the test,
+// which forked the process running both).
+struct FullDiskProduce {
+  std::int64_t acknowledged = 0;  // records whose Produce succeeded
+  std::int64_t fetched = 0;       // records fetched back afterwards, values as produced
+  std::int16_t error_code = 0;    // of the first Produce that failed
+  char error_message[512] = {};
+};
+
+// A broker and a Kafka client in this process, files limited below a segment's size
+// (RLIMIT_FSIZE: the next segment's file is refused, as on a full disk); produces batches of
+// 1000-byte records until a Produce fails, then fetches what was acknowledged.
+int produce_until_full(FullDiskProduce& out) {
+  GatewayBroker broker;
+  TopicConfig tc;
+  tc.segment_bytes = 64 << 10;
+  broker.create_topic("full", 1, tc);
+  KafkaClient c(broker);
+  ::signal(SIGXFSZ, SIG_IGN);  // a file growing past the limit fails with EFBIG instead
+  rlimit limit{32 << 10, 32 << 10};
+  if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 2;
+  std::vector<TestRecord> sent;
+  for (int round = 0; round < 1000; ++round) {
+    std::vector<TestRecord> batch = kilobyte_records(10);
+    auto reply = c.call<kafka::ProduceResponse>(ApiKey::kProduce, 8,
+                                                produce_request("full", 0, encode_batch(batch, 0)));
+    const auto& p = reply->responses.at(0).partitions.at(0);
+    if (p.error_code != ErrorCode::kNone) {
+      out.error_code = static_cast<std::int16_t>(p.error_code);
+      std::snprintf(out.error_message, sizeof out.error_message, "%s",
+                    std::string(p.error_message.value_or("")).c_str());
+      break;
+    }
+    if (p.base_offset != out.acknowledged) return 3;
+    for (auto& r : with_offsets(batch, out.acknowledged)) sent.push_back(r);
+    out.acknowledged += 10;
+  }
+  if (out.error_code == 0) return 4;
+  std::vector<TestRecord> got = fetch_all(c, "full", 0);
+  if (got != sent) return 5;
+  out.fetched = static_cast<std::int64_t>(got.size());
+  return 0;
+}
+
+TEST_CASE(
+    "gateway: on a full disk Produce gets KAFKA_STORAGE_ERROR naming the file and the cause, "
+    "and every acknowledged record is fetched",
+    "[kafka][process]") {
+  void* shared = ::mmap(nullptr, sizeof(FullDiskProduce), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(shared != MAP_FAILED);
+  auto* out = new (shared) FullDiskProduce;
+  pid_t child = test_process::spawn([out] { return produce_until_full(*out); });
+  CHECK(test_process::wait_child(child) == 0);
+  INFO("error " << out->error_code << ": " << out->error_message);
+  CHECK(out->error_code == static_cast<std::int16_t>(ErrorCode::kKafkaStorageError));
+  CHECK_THAT(out->error_message, Catch::Contains("full") && Catch::Contains(".seg") &&
+                                     Catch::Contains("File too large"));
+  CHECK(out->acknowledged > 0);
+  CHECK(out->fetched == out->acknowledged);
+  ::munmap(shared, sizeof(FullDiskProduce));
 }
 
 }  // namespace
