@@ -3,6 +3,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <new>
 #include <thread>
 
 namespace sluice::test_process {
@@ -58,5 +60,29 @@ inline int wait_child(pid_t pid, std::int64_t timeout_ns = 120'000'000'000) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
+
+// A T in memory shared with the children forked after it (MAP_SHARED | MAP_ANONYMOUS), for
+// what they report back to the test; unmapped when it goes out of scope.
+template <class T>
+class SharedWithChildren {
+ public:
+  SharedWithChildren() {
+    void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(p != MAP_FAILED);
+    value_ = new (p) T;
+  }
+  ~SharedWithChildren() {
+    value_->~T();
+    ::munmap(value_, sizeof(T));
+  }
+  SharedWithChildren(const SharedWithChildren&) = delete;
+  SharedWithChildren& operator=(const SharedWithChildren&) = delete;
+
+  T& operator*() const { return *value_; }
+  T* operator->() const { return value_; }
+
+ private:
+  T* value_ = nullptr;
+};
 
 }  // namespace sluice::test_process

@@ -330,10 +330,7 @@ TEST_CASE(
   TempDir tmp;
   const std::string dir = tmp.partition();
   auto log = unwrap(PartitionLog::create(dir, test::small_segments(), test::impatient_options()));
-  void* shared = ::mmap(nullptr, sizeof(FullDiskReport), PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  REQUIRE(shared != MAP_FAILED);
-  auto* report = new (shared) FullDiskReport;
+  test_process::SharedWithChildren<FullDiskReport> report;
 
   pid_t producer = test::spawn([&] { return append_until_roll_fails(dir, *report); });
   REQUIRE(test::wait_child(producer) == 0);
@@ -370,7 +367,6 @@ TEST_CASE(
   REQUIRE(all.size() == acknowledged + 2);
   CHECK(all.back().value == std::string("after"));
   CHECK(test::partition_damage(dir) == "");
-  ::munmap(shared, sizeof(FullDiskReport));
 }
 
 TEST_CASE("log: recycling never reuses a segment a reader in another process is on", "[process]") {

@@ -2,7 +2,6 @@
 // timestamps; the same records seen by local sluice::Consumer / sent by sluice::Producer
 // ("one truth"); compressed batches, bad CRCs, magic 0/1 message sets; idempotent producers;
 // acks; the Fetch long poll and offset errors; ListOffsets.
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <zlib.h>
 
@@ -896,11 +895,8 @@ TEST_CASE(
     "gateway: on a full disk Produce gets KAFKA_STORAGE_ERROR naming the file and the cause, "
     "and every acknowledged record is fetched",
     "[kafka][process]") {
-  void* shared = ::mmap(nullptr, sizeof(FullDiskProduce), PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  REQUIRE(shared != MAP_FAILED);
-  auto* out = new (shared) FullDiskProduce;
-  pid_t child = test_process::spawn([out] { return produce_until_full(*out); });
+  test_process::SharedWithChildren<FullDiskProduce> out;
+  pid_t child = test_process::spawn([&out] { return produce_until_full(*out); });
   CHECK(test_process::wait_child(child) == 0);
   INFO("error " << out->error_code << ": " << out->error_message);
   CHECK(out->error_code == static_cast<std::int16_t>(ErrorCode::kKafkaStorageError));
@@ -908,7 +904,6 @@ TEST_CASE(
                                      Catch::Contains("File too large"));
   CHECK(out->acknowledged > 0);
   CHECK(out->fetched == out->acknowledged);
-  ::munmap(shared, sizeof(FullDiskProduce));
 }
 
 }  // namespace
