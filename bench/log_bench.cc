@@ -4,6 +4,7 @@
 //   Ref/CacheLinePingPong/...  two CPUs bouncing one cache line: the floor for one-way latency
 //   Ref/Memcpy/...             memcpy bandwidth into a cache-sized ring and into a large buffer
 //   Ref/Clock/...              clock_gettime costs (what a per-record timestamp costs)
+//   Ref/Crc32c/...             CRC-32C of one buffer: the inline path and ISA-L's
 //   Ref/MapSegment/...         mapping a new segment, pre-faulted or not, and first writes
 //   Throughput/...             producer thread(s) on CPU 0, one consumer thread on CPU 1 that
 //                              reads every record concurrently; items/s and bytes/s
@@ -76,6 +77,7 @@
 #include <vector>
 
 #include "shm/clock.h"
+#include "shm/crc32c.h"
 #include "shm/log_appender.h"
 #include "shm/log_reader.h"
 #include "shm/mapped_file.h"
@@ -363,6 +365,20 @@ void BM_Clock(benchmark::State& state, int which) {
     }
   }
   benchmark::DoNotOptimize(sum);
+}
+
+// Ref/Crc32c: the CRC-32C of one buffer, in L1, as a frame's is computed at commit. "inline"
+// is crc32c() below its 256-byte threshold (the crc32 instruction, inlined); "isa-l" calls
+// the out-of-line path (ISA-L) directly, also below the threshold, to show why it is there.
+void BM_Crc32c(benchmark::State& state, std::size_t size, bool isal) {
+  std::vector<unsigned char> buf(size, 0x42);
+  std::uint32_t sum = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(buf.data());
+    sum += isal ? crc32c_extend_large(0, buf.data(), size) : crc32c(buf.data(), size);
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(size));
 }
 
 // Ref/MapSegment: what mapping a new segment costs the process that rolls onto it (the work
@@ -1015,6 +1031,12 @@ void register_all() {
   RegisterBenchmark("Ref/Clock/realtime", BM_Clock, 0);
   RegisterBenchmark("Ref/Clock/realtime_coarse", BM_Clock, 1);
   RegisterBenchmark("Ref/Clock/rdtsc", BM_Clock, 2);
+  for (std::size_t size : {64u, 128u, 192u, 255u})
+    RegisterBenchmark(("Ref/Crc32c/inline/" + std::to_string(size) + "B").c_str(), BM_Crc32c, size,
+                      false);
+  for (std::size_t size : {64u, 128u, 192u, 256u, 1056u, 4096u, 65536u})
+    RegisterBenchmark(("Ref/Crc32c/isa-l/" + std::to_string(size) + "B").c_str(), BM_Crc32c, size,
+                      true);
   for (std::uint64_t mib : {std::uint64_t{4}, std::uint64_t{16}, std::uint64_t{64}})
     for (bool populate : {true, false})
       RegisterBenchmark(

@@ -13,6 +13,7 @@ packages=(
   libmimalloc-dev              # broker and gateway heap
   libconcurrentqueue-dev       # moodycamel, in-process hand-off only
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
+  libisal-dev                  # Intel ISA-L: CRC-32C of frames and Kafka batches
   zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev   # Kafka batch compression codecs
   librdkafka-dev kcat          # real Kafka clients: gateway tests, sluice perf --kafka
   clang libclang-rt-14-dev     # libFuzzer for the Kafka request decoder

@@ -1,10 +1,10 @@
-// CRC-32C (Castagnoli) with the SSE4.2 crc32 instruction.
+// CRC-32C (Castagnoli).
 //
-// Written by hand because Debian 12 packages no C/C++ CRC-32C library (google/crc32c is not
-// packaged); see docs/hand-written.md. Small buffers (every frame header, small values) run
-// inline; buffers of 256 bytes and more go to crc32c_extend_large, which splits them into
-// three interleaved streams combined with carry-less multiplication, so the instruction's
-// three-cycle latency does not limit throughput on large values.
+// Buffers of 256 bytes and more go to Intel's ISA-L (crc32_iscsi, Debian's libisal), which
+// picks the fastest code for the CPU at run time (carry-less multiply folding, with AVX-512
+// where there is one). Smaller buffers (every frame header, small values) run inline here on
+// the SSE4.2 crc32 instruction: below 256 bytes ISA-L takes its slow path, and a call costs
+// more than the CRC (docs/hand-written.md has the figures).
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -17,7 +17,7 @@
 
 namespace sluice::shm {
 
-// Continues a CRC over a buffer of any size (the out-of-line path for large buffers).
+// Continues a CRC over a buffer of any size (the out-of-line path for large buffers, ISA-L).
 std::uint32_t crc32c_extend_large(std::uint32_t crc, const void* data, std::size_t size) noexcept;
 
 // Continues a CRC-32C: crc32c_extend(crc32c_extend(0, a), b) == crc32c(a ++ b).

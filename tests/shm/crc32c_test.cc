@@ -1,5 +1,8 @@
 #include "shm/crc32c.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <random>
@@ -51,9 +54,9 @@ TEST_CASE("crc32c: every length from 0 to 3000 matches a bitwise reference", "[c
     INFO("length " << len);
     REQUIRE(crc32c(data.data(), len) == crc32c_bitwise(data.data(), len));
   }
-  // Unaligned starts, around and past the 768-byte threshold of the three-stream path.
+  // Unaligned starts, around and past the 256-byte threshold of the out-of-line (ISA-L) path.
   for (std::size_t start = 1; start < 8; ++start) {
-    for (std::size_t len : {7u, 64u, 767u, 768u, 769u, 1535u, 1536u, 2304u, 2999u}) {
+    for (std::size_t len : {7u, 64u, 255u, 256u, 257u, 767u, 768u, 1056u, 2304u, 2999u}) {
       INFO("start " << start << " length " << len);
       REQUIRE(crc32c(data.data() + start, len) == crc32c_bitwise(data.data() + start, len));
     }
@@ -81,8 +84,8 @@ TEST_CASE("crc32c: extending piece by piece equals one pass", "[crc32c]") {
     REQUIRE(c == whole);
   }
   // Three uneven pieces, each on either side of the large-buffer threshold.
-  for (std::size_t a : {0u, 5u, 767u, 768u, 1000u}) {
-    for (std::size_t b : {1u, 700u, 768u, 2000u}) {
+  for (std::size_t a : {0u, 5u, 255u, 256u, 1000u}) {
+    for (std::size_t b : {1u, 255u, 256u, 700u, 2000u}) {
       INFO("pieces " << a << ", " << b << ", rest");
       std::uint32_t c = crc32c_extend(0, data.data(), a);
       c = crc32c_extend(c, data.data() + a, b);
@@ -93,6 +96,24 @@ TEST_CASE("crc32c: extending piece by piece equals one pass", "[crc32c]") {
   // Extending from a non-zero CRC agrees with the reference's continuation too.
   REQUIRE(crc32c_extend(0x12345678u, data.data(), 2000) ==
           crc32c_bitwise(data.data(), 2000, 0x12345678u));
+}
+
+TEST_CASE("crc32c: a buffer past ISA-L's int length goes in pieces", "[crc32c]") {
+  // ISA-L takes the length as a 32-bit int: in one call, 4 GiB + 4099 bytes would be read as
+  // 4099. The buffer is zero pages (mapped, never written: every page is the kernel's one
+  // zero page, so it costs no memory). The reference extends in 200-byte steps, which never
+  // leave the inline path.
+  const std::size_t size = (std::size_t{4} << 30) + 4096 + 3;
+  void* zeros =
+      ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  REQUIRE(zeros != MAP_FAILED);
+  const auto* p = static_cast<const unsigned char*>(zeros);
+  std::uint32_t reference = 0;
+  for (std::size_t at = 0; at < size; at += 200)
+    reference = crc32c_extend(reference, p + at, std::min<std::size_t>(200, size - at));
+  std::uint32_t whole = crc32c(p, size);
+  ::munmap(zeros, size);
+  REQUIRE(whole == reference);
 }
 
 }  // namespace
