@@ -4,7 +4,7 @@
 //   Ref/CacheLinePingPong/...  two CPUs bouncing one cache line: the floor for one-way latency
 //   Ref/Memcpy/...             memcpy bandwidth into a cache-sized ring and into a large buffer
 //   Ref/Clock/...              clock_gettime costs (what a per-record timestamp costs)
-//   Ref/Crc32c/...             CRC-32C of one buffer: the inline path and ISA-L's
+//   Ref/Crc32c/...             CRC-32C of one buffer: the inline path, our streams, ISA-L
 //   Ref/MapSegment/...         mapping a new segment, pre-faulted or not, and first writes
 //   Throughput/...             producer thread(s) on CPU 0, one consumer thread on CPU 1 that
 //                              reads every record concurrently; items/s and bytes/s
@@ -367,15 +367,26 @@ void BM_Clock(benchmark::State& state, int which) {
   benchmark::DoNotOptimize(sum);
 }
 
-// Ref/Crc32c: the CRC-32C of one buffer, in L1, as a frame's is computed at commit. "inline"
-// is crc32c() below its 256-byte threshold (the crc32 instruction, inlined); "isa-l" calls
-// the out-of-line path (ISA-L) directly, also below the threshold, to show why it is there.
-void BM_Crc32c(benchmark::State& state, std::size_t size, bool isal) {
+// Ref/Crc32c: the CRC-32C of one buffer, in L1, called back to back (crc32c.h has the three
+// paths): "inline" is crc32c() below its 256-byte threshold; "streams" and "isa-l" call the
+// two out-of-line paths directly, also below the threshold, to show why it is there.
+enum class CrcCode { kInline, kStreams, kIsal };
+void BM_Crc32c(benchmark::State& state, std::size_t size, CrcCode code) {
   std::vector<unsigned char> buf(size, 0x42);
   std::uint32_t sum = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(buf.data());
-    sum += isal ? crc32c_extend_large(0, buf.data(), size) : crc32c(buf.data(), size);
+    switch (code) {
+      case CrcCode::kInline:
+        sum += crc32c(buf.data(), size);
+        break;
+      case CrcCode::kStreams:
+        sum += crc32c_extend_streams(0, buf.data(), size);
+        break;
+      case CrcCode::kIsal:
+        sum += crc32c_extend_isal(0, buf.data(), size);
+        break;
+    }
   }
   benchmark::DoNotOptimize(sum);
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(size));
@@ -1033,10 +1044,13 @@ void register_all() {
   RegisterBenchmark("Ref/Clock/rdtsc", BM_Clock, 2);
   for (std::size_t size : {64u, 128u, 192u, 255u})
     RegisterBenchmark(("Ref/Crc32c/inline/" + std::to_string(size) + "B").c_str(), BM_Crc32c, size,
-                      false);
-  for (std::size_t size : {64u, 128u, 192u, 256u, 1056u, 4096u, 65536u})
+                      CrcCode::kInline);
+  for (std::size_t size : {64u, 192u, 256u, 1056u, 4096u, 65536u}) {
+    RegisterBenchmark(("Ref/Crc32c/streams/" + std::to_string(size) + "B").c_str(), BM_Crc32c, size,
+                      CrcCode::kStreams);
     RegisterBenchmark(("Ref/Crc32c/isa-l/" + std::to_string(size) + "B").c_str(), BM_Crc32c, size,
-                      true);
+                      CrcCode::kIsal);
+  }
   for (std::uint64_t mib : {std::uint64_t{4}, std::uint64_t{16}, std::uint64_t{64}})
     for (bool populate : {true, false})
       RegisterBenchmark(

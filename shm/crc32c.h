@@ -1,10 +1,17 @@
 // CRC-32C (Castagnoli).
 //
-// Buffers of 256 bytes and more go to Intel's ISA-L (crc32_iscsi, Debian's libisal), which
-// picks the fastest code for the CPU at run time (carry-less multiply folding, with AVX-512
-// where there is one). Smaller buffers (every frame header, small values) run inline here on
-// the SSE4.2 crc32 instruction: below 256 bytes ISA-L takes its slow path, and a call costs
-// more than the CRC (docs/hand-written.md has the figures).
+// Three pieces of code, by buffer size and by who calls:
+//   - under 256 bytes (every frame header, small values): inline here, on the SSE4.2 crc32
+//     instruction;
+//   - from 256 bytes, for code that computes checksums back to back (CrcPath::kBulk: the
+//     appender's batch paths, Kafka record batches, the verifier): Intel's ISA-L
+//     (crc32_iscsi, Debian's libisal), which picks its code for the CPU at run time,
+//     carry-less-multiply folding on AVX-512 where there is one;
+//   - from 256 bytes up to 4 KiB otherwise (CrcPath::kLatency, the default: single appends and
+//     a reader's optional check): three interleaved crc32 streams, ours. ISA-L's AVX-512
+//     code is 2.4x faster at 1 KiB in a loop, but called once between waits it costs more
+//     than it saves: it added 150 ns to the 1 KiB one-way latency (docs/hand-written.md).
+//     From 4 KiB the saving is larger than that, and ISA-L runs.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -17,13 +24,24 @@
 
 namespace sluice::shm {
 
-// Continues a CRC over a buffer of any size (the out-of-line path for large buffers, ISA-L).
-std::uint32_t crc32c_extend_large(std::uint32_t crc, const void* data, std::size_t size) noexcept;
+// Who computes a checksum (see above): it picks the code for buffers of 256 bytes and more.
+enum class CrcPath { kLatency, kBulk };
+
+// Buffers from this size go to ISA-L on either path.
+inline constexpr std::size_t kCrcIsalAlwaysBytes = 4096;
+
+// The out-of-line paths, for any size: ISA-L's, and our three interleaved crc32 streams.
+std::uint32_t crc32c_extend_isal(std::uint32_t crc, const void* data, std::size_t size) noexcept;
+std::uint32_t crc32c_extend_streams(std::uint32_t crc, const void* data, std::size_t size) noexcept;
 
 // Continues a CRC-32C: crc32c_extend(crc32c_extend(0, a), b) == crc32c(a ++ b).
+template <CrcPath kPath = CrcPath::kLatency>
 inline std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t size) noexcept {
-  if (size >= 256) [[unlikely]]
-    return crc32c_extend_large(crc, data, size);
+  if (size >= 256) [[unlikely]] {
+    if (kPath == CrcPath::kBulk || size >= kCrcIsalAlwaysBytes)
+      return crc32c_extend_isal(crc, data, size);
+    return crc32c_extend_streams(crc, data, size);
+  }
   const auto* p = static_cast<const unsigned char*>(data);
   std::uint64_t c = ~crc;
   for (; size >= 8; size -= 8, p += 8) {
@@ -48,8 +66,9 @@ inline std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::siz
   return ~c32;
 }
 
+template <CrcPath kPath = CrcPath::kLatency>
 inline std::uint32_t crc32c(const void* data, std::size_t size) noexcept {
-  return crc32c_extend(0, data, size);
+  return crc32c_extend<kPath>(0, data, size);
 }
 
 }  // namespace sluice::shm

@@ -13,10 +13,11 @@
 namespace sluice::shm {
 
 // crc32c over bytes 8..24 (offset, timestamp) then 28..length (type, flags, body).
+template <CrcPath kPath = CrcPath::kLatency>
 inline std::uint32_t frame_crc(const FrameHeader* frame, std::uint32_t length) noexcept {
   const auto* bytes = reinterpret_cast<const unsigned char*>(frame);
   std::uint32_t crc = crc32c(bytes + 8, 16);
-  return crc32c_extend(crc, bytes + 28, length - 28);
+  return crc32c_extend<kPath>(crc, bytes + 28, length - 28);
 }
 
 enum class FrameProblem {

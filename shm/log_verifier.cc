@@ -57,7 +57,7 @@ Result<SegmentReport> verify_segment(const std::string& path, const FrameVisitor
     info.flags = f->flags;
     info.offset = f->offset;
     info.timestamp_ns = f->timestamp_ns;
-    info.crc_ok = frame_crc(f, fc.length) == f->crc32c;
+    info.crc_ok = frame_crc<CrcPath::kBulk>(f, fc.length) == f->crc32c;
     info.frame = f;
     if (visitor) visitor(info);
     if (!info.crc_ok)

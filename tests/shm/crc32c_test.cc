@@ -48,17 +48,25 @@ TEST_CASE("crc32c: the published check values", "[crc32c]") {
   CHECK(crc32c(nullptr, 0) == 0u);
 }
 
-TEST_CASE("crc32c: every length from 0 to 3000 matches a bitwise reference", "[crc32c]") {
-  auto data = random_bytes(3000 + 16, 42);
-  for (std::size_t len = 0; len <= 3000; ++len) {
+TEST_CASE("crc32c: every length from 0 to 5000 matches a bitwise reference, on every path",
+          "[crc32c]") {
+  auto data = random_bytes(5000 + 16, 42);
+  for (std::size_t len = 0; len <= 5000; ++len) {
     INFO("length " << len);
-    REQUIRE(crc32c(data.data(), len) == crc32c_bitwise(data.data(), len));
+    const std::uint32_t expected = crc32c_bitwise(data.data(), len);
+    REQUIRE(crc32c(data.data(), len) == expected);
+    REQUIRE(crc32c<CrcPath::kBulk>(data.data(), len) == expected);
+    REQUIRE(crc32c_extend_streams(0, data.data(), len) == expected);
+    REQUIRE(crc32c_extend_isal(0, data.data(), len) == expected);
   }
-  // Unaligned starts, around and past the 256-byte threshold of the out-of-line (ISA-L) path.
+  // Unaligned starts, around the 256-byte and 4 KiB thresholds and the streams' 768 bytes.
   for (std::size_t start = 1; start < 8; ++start) {
-    for (std::size_t len : {7u, 64u, 255u, 256u, 257u, 767u, 768u, 1056u, 2304u, 2999u}) {
+    for (std::size_t len :
+         {7u, 64u, 255u, 256u, 257u, 767u, 768u, 1056u, 2304u, 4095u, 4096u, 4097u, 4999u}) {
       INFO("start " << start << " length " << len);
-      REQUIRE(crc32c(data.data() + start, len) == crc32c_bitwise(data.data() + start, len));
+      const std::uint32_t expected = crc32c_bitwise(data.data() + start, len);
+      REQUIRE(crc32c(data.data() + start, len) == expected);
+      REQUIRE(crc32c<CrcPath::kBulk>(data.data() + start, len) == expected);
     }
   }
 }
@@ -67,7 +75,10 @@ TEST_CASE("crc32c: large buffers match the bitwise reference", "[crc32c]") {
   auto data = random_bytes(1 << 20, 7);
   for (std::size_t len : {768u * 2 + 5, 768u * 10, 65536u + 3, 1u << 20}) {
     INFO("length " << len);
-    REQUIRE(crc32c(data.data(), len) == crc32c_bitwise(data.data(), len));
+    const std::uint32_t expected = crc32c_bitwise(data.data(), len);
+    REQUIRE(crc32c(data.data(), len) == expected);
+    REQUIRE(crc32c_extend_streams(0, data.data(), len) == expected);
+    REQUIRE(crc32c_extend_isal(0, data.data(), len) == expected);
   }
   std::vector<unsigned char> ones(4096, 0xff);
   REQUIRE(crc32c(ones.data(), ones.size()) == crc32c_bitwise(ones.data(), ones.size()));
@@ -83,7 +94,7 @@ TEST_CASE("crc32c: extending piece by piece equals one pass", "[crc32c]") {
     c = crc32c_extend(c, data.data() + split, data.size() - split);
     REQUIRE(c == whole);
   }
-  // Three uneven pieces, each on either side of the large-buffer threshold.
+  // Three uneven pieces, each on either side of the large-buffer threshold, on both paths.
   for (std::size_t a : {0u, 5u, 255u, 256u, 1000u}) {
     for (std::size_t b : {1u, 255u, 256u, 700u, 2000u}) {
       INFO("pieces " << a << ", " << b << ", rest");
@@ -91,10 +102,16 @@ TEST_CASE("crc32c: extending piece by piece equals one pass", "[crc32c]") {
       c = crc32c_extend(c, data.data() + a, b);
       c = crc32c_extend(c, data.data() + a + b, data.size() - a - b);
       REQUIRE(c == whole);
+      c = crc32c_extend<CrcPath::kBulk>(0, data.data(), a);
+      c = crc32c_extend<CrcPath::kBulk>(c, data.data() + a, b);
+      c = crc32c_extend<CrcPath::kBulk>(c, data.data() + a + b, data.size() - a - b);
+      REQUIRE(c == whole);
     }
   }
   // Extending from a non-zero CRC agrees with the reference's continuation too.
   REQUIRE(crc32c_extend(0x12345678u, data.data(), 2000) ==
+          crc32c_bitwise(data.data(), 2000, 0x12345678u));
+  REQUIRE(crc32c_extend<CrcPath::kBulk>(0x12345678u, data.data(), 2000) ==
           crc32c_bitwise(data.data(), 2000, 0x12345678u));
 }
 

@@ -176,7 +176,8 @@ std::optional<DecodeError> decode_v2(std::string_view in, std::size_t at, bool p
     return error(kErrCorruptMessage,
                  where() + ": magic " + std::to_string(batch.magic) + " among magic 2 batches");
   std::uint32_t stored = h.u32();
-  std::uint32_t computed = shm::crc32c(p + kBatchAttributesOffset, total - kBatchAttributesOffset);
+  std::uint32_t computed =
+      shm::crc32c<shm::CrcPath::kBulk>(p + kBatchAttributesOffset, total - kBatchAttributesOffset);
   if (stored != computed)
     return error(kErrCorruptMessage, where() + ": CRC mismatch: stored " + hex32(stored) +
                                          ", computed " + hex32(computed));
@@ -390,7 +391,8 @@ std::size_t BatchEncoder::finish() {
   std::uint64_t max_be = __builtin_bswap64(static_cast<std::uint64_t>(max_timestamp_));
   std::memcpy(p + 35, &max_be, 8);
   put32(57, static_cast<std::uint32_t>(count_));
-  put32(kBatchCrcOffset, shm::crc32c(p + kBatchAttributesOffset, total - kBatchAttributesOffset));
+  put32(kBatchCrcOffset, shm::crc32c<shm::CrcPath::kBulk>(p + kBatchAttributesOffset,
+                                                          total - kBatchAttributesOffset));
   return total;
 }
 
