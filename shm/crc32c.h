@@ -10,7 +10,7 @@
 //   - from 256 bytes up to 4 KiB otherwise (CrcPath::kLatency, the default: single appends and
 //     a reader's optional check): three interleaved crc32 streams, ours. ISA-L's AVX-512
 //     code is 2.4x faster at 1 KiB in a loop, but called once between waits it costs more
-//     than it saves: it added 150 ns to the 1 KiB one-way latency (docs/hand-written.md).
+//     than it saves: it added 130-190 ns to the 1 KiB one-way latency (docs/hand-written.md).
 //     From 4 KiB the saving is larger than that, and ISA-L runs.
 //
 // Thread-safety: pure functions.
