@@ -11,7 +11,8 @@
 //   ProducerOnly/... ConsumerOnly/...   each half alone on one thread, for attribution
 //   Latency/...                two processes (fork) ping-pong over two partitions: A appends to
 //                              P1, B spins on P1 and appends to P2, A reads P2; one-way = half
-//                              the round trip; p50/p99/p99.9/max as counters
+//                              the round trip; p50/p99/p99.9/max as counters. "append" sends
+//                              with append(), "claim" with claim() + copy + commit()
 //
 // Names spell out what varies: path (batchN = claim_batch of N records, append_batchN =
 // append_batch of N copied records, append = append(),
@@ -856,6 +857,7 @@ struct LatConfig {
   std::uint64_t segment_bytes = std::uint64_t{4} << 20;
   std::uint32_t retain = 4;
   bool sampled = true;  // false: no per-round-trip timer, only the loop's mean (one_way_ns)
+  bool claim = false;   // both sides claim(), copy the value in and commit(), not append()
 
   LogOptions log_options() const {
     LogOptions o;
@@ -884,6 +886,16 @@ void receive_one(LogReader& reader, const LatConfig& cfg, Handler&& handler,
   }
 }
 
+// Appends `value` with append(), or with claim() + copy + commit() when cfg.claim.
+bool send_one(LogAppender& app, const LatConfig& cfg, std::string_view value) {
+  if (!cfg.claim) return app.append(value).outcome == AppendOutcome::kOk;
+  Claim c;
+  if (app.claim(static_cast<std::uint32_t>(value.size()), c) != AppendOutcome::kOk) return false;
+  std::memcpy(c.value().data(), value.data(), value.size());
+  app.commit(c);
+  return true;
+}
+
 // B: reads P1, appends each record's value to P2.
 void latency_echo(const std::string& dir, const LatConfig& cfg, LatShared& sh) {
   pin_to_cpu(1);
@@ -896,8 +908,7 @@ void latency_echo(const std::string& dir, const LatConfig& cfg, LatShared& sh) {
   ao.timestamp_mode = cfg.ts;
   LogAppender app = must(LogAppender::open(p2, ao), "open appender");
   auto echo = [&](const RecordView& r) {
-    if (app.append(r.value.value_or(std::string_view{})).outcome != AppendOutcome::kOk)
-      fatal("echo append failed");
+    if (!send_one(app, cfg, r.value.value_or(std::string_view{}))) fatal("echo append failed");
   };
   sh.ready.v.store(1, std::memory_order_release);
   while (sh.stop.v.load(std::memory_order_relaxed) == 0) receive_one(reader, cfg, echo, &sh.stop.v);
@@ -925,7 +936,7 @@ void BM_Latency(benchmark::State& state, LatConfig cfg) {
   std::uint64_t sink = 0;
   auto on_pong = [&](const RecordView& r) { sink += r.value.value_or(std::string_view{}).size(); };
   auto round_trip = [&] {
-    if (app.append(value).outcome != AppendOutcome::kOk) fatal("append failed");
+    if (!send_one(app, cfg, value)) fatal("append failed");
     receive_one(reader, cfg, on_pong, nullptr);
   };
   while (sh.ready.v.load(std::memory_order_acquire) == 0) {
@@ -1179,7 +1190,8 @@ void register_all() {
 
   // Latency: two processes, ping-pong over two partitions, 32 B.
   auto add_lat = [](const LatConfig& c, std::int64_t samples) {
-    std::string name = std::string("Latency/processes/append/value:") + size_name(c.value_size) +
+    std::string name = std::string("Latency/processes/") + (c.claim ? "claim" : "append") +
+                       "/value:" + size_name(c.value_size) +
                        "/wait:" + (c.poll_spin ? "poll-spin" : wait_strategy_name(c.wait)) +
                        "/ts:" + ts_name(c.ts, false);
     if (c.gap_ns != 0) name += "/gap:" + std::to_string(c.gap_ns / 1000) + "us";
@@ -1206,6 +1218,11 @@ void register_all() {
     add_lat(c, 10'000);
     c.wait = WaitStrategy::kSpin;
     add_lat(c, 10'000);
+  }
+  {  // The zero-copy writer's path: claim(), write in place, commit().
+    LatConfig c;
+    c.claim = true;
+    add_lat(c, 500'000);
   }
 }
 
