@@ -124,9 +124,12 @@ struct PerfConfig {
   }
   bool value_stamped() const { return batch > 0 && rate > 0 && size >= 8; }
   // Group 0's reader of each partition applies retention to it (prepare_next() recycles the
-  // oldest segment into the spare).
-  // Producers' handles have none: their rolls take the spare. (A roll that recycled in place
-  // could race with prepare_next() on another handle.)
+  // oldest segment into the spare), once per segment it reads. Producers' handles have the
+  // same retention: their rolls take the spare, and a roll that finds none (the reader's
+  // prepare_next() came late) recycles the oldest segment in place rather than create a new
+  // file. The two paths claim the oldest file by renaming it, so one of them has it. (With
+  // no retention on the producers' handles, such rolls created, zeroed and pre-faulted
+  // 31-65 new 16 MiB files in 2 s runs at 1 KiB, `--rate 0 --batch 8`, on 2026-11-26.)
   LogOptions retention_options() const {
     LogOptions o;
     o.retain_segments = retain;
@@ -526,7 +529,7 @@ void run_producer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
   ao.timestamp_mode = cfg.batch > 0 ? TimestampMode::kPerBatch : TimestampMode::kWallClock;
   std::vector<LogAppender> apps;
   for (const std::string& dir : dirs) {
-    auto log = PartitionLog::open(dir, LogOptions{});
+    auto log = PartitionLog::open(dir, cfg.retention_options());
     if (!log) {
       fail(slot, "producer: " + log.status().message());
       slot.done.store(1);
@@ -561,9 +564,9 @@ void run_producer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
 // fresh pre-faulted 16 MiB segment costs its first user 3-6 ms here (docs/benchmarks.md,
 // "Segment rolls"). Returns the offset the run's records start at.
 Result<std::int64_t> warm_up(const std::shared_ptr<PartitionLog>& log, const PerfConfig& cfg) {
-  // Appended through a handle without retention, as the producers' are (their rolls take
-  // the spare); `log` is the retention owner's kind of handle.
-  auto producers_kind = PartitionLog::open(log->dir(), LogOptions{});
+  // Appended through a handle of its own, as the producers' are (prepare_next() after every
+  // roll leaves a spare for the next one, so none of the warm-up's rolls recycles in place).
+  auto producers_kind = PartitionLog::open(log->dir(), cfg.retention_options());
   if (!producers_kind) return producers_kind.status();
   auto app = LogAppender::open(*producers_kind);
   if (!app) return app.status();

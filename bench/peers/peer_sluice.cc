@@ -3,12 +3,17 @@
 //               values up to 64 B, 8 up to 4 KiB, else 1; TimestampMode::kPerBatch) into one
 //               partition; a consumer process (CPU 1) polls it (LogReader::poll, and
 //               LogReader::wait with WaitStrategy::kSpin when it has caught up) and reads each
-//               value's first 8 bytes. Segments: 4 MiB x 4 retained, recycled (the consumer's
-//               handle has {retain 4, recycle}, it calls prepare_next() once per segment read;
-//               the producer's handle has no retention, its rolls take the spare) — log_bench's
-//               fastest configuration ("recycled-spare"). Flow control as in log_bench: the
-//               producer does not run more than 2 segments ahead of the consumer. The
-//               warm-up is at least 6 segments, so that recycling is in its steady state.
+//               value's first 8 bytes. Segments: 4 MiB x 4 retained, recycled: both handles
+//               have {retain 4, recycle}; the consumer calls prepare_next() once per segment
+//               read, which recycles the oldest segment into the spare, and a roll that finds
+//               no spare recycles the oldest in place instead of creating a file (log_bench's
+//               "recycled-both"). With no retention on the producer's handle
+//               ("recycled-spare"), such a roll created, zeroed and pre-faulted a new 4 MiB
+//               file on the producer's path, and in some runs it became the rule: 31-282
+//               files in a run instead of the pool's 5-9, and 2.1-7.0 GB/s instead of 10-13.
+//               Flow control as in log_bench: the producer does not run more than 2 segments
+//               ahead of the consumer. The warm-up is at least 6 segments, so that recycling
+//               is in its steady state.
 //   latency     ping-pong over two partitions: A append()s to P1, B waits (kSpin, or --wait)
 //               and polls P1 and append()s the value to P2, A waits likewise and polls P2; one-way
 //               = half the round trip. A, off the clock, every 4096 round trips: prepare_next() on
@@ -143,7 +148,8 @@ void run_tput(const peers::Options& o, peers::Results& res) {
 
   pid_t producer = peers::spawn([&] {
     peers::pin_to_cpu(0);
-    auto log = must(PartitionLog::open(part, LogOptions{}), "open (producer)");
+    // Retention on this handle too: a roll that finds no spare recycles in place.
+    auto log = must(PartitionLog::open(part, recycling()), "open (producer)");
     AppenderOptions ao;
     ao.timestamp_mode = TimestampMode::kPerBatch;
     LogAppender app = must(LogAppender::open(log, ao), "open appender");

@@ -332,5 +332,89 @@ TEST_CASE("reader: seeks while retention recycles segments fail cleanly or succe
   CHECK(good_seeks > 0);
 }
 
+// `sluice perf`'s arrangement, with the two recycling paths racing: the producer's handle
+// recycles the oldest segment in place when its roll finds no spare, while the reader's
+// handle (a handle of its own, as in another process) recycles the oldest into the spare in
+// prepare_next(). Both claim the file by renaming it. The producer stays within (retain - 2)
+// segments of the reader, so that retention never takes a segment still to be read.
+TEST_CASE("log: rolls recycling in place race the reader's prepare_next and lose nothing",
+          "[concurrency][recycling-race]") {
+  TempDir tmp;
+  constexpr std::uint32_t kRetain = 4;
+  const LogOptions options = test::recycling_options(kRetain);
+  auto reader_log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
+  REQUIRE_OK(reader_log->prepare_next());
+  auto producer_log = unwrap(PartitionLog::open(tmp.partition(), options));
+
+  const std::uint64_t kRecords = 60000;
+  // make_value's frames are at most 32 + 132 bytes, 168 aligned: a lower bound of records
+  // per segment, so that the window below is at most (retain - 2) segments.
+  const auto per_segment = static_cast<std::int64_t>(kMinSegmentCapacity / 168);
+  const std::int64_t window = (kRetain - 2) * per_segment;
+  std::atomic<std::int64_t> read_up_to{0};
+  std::atomic<bool> failed{false};
+  std::string producer_problem;
+
+  std::thread producer([&] {
+    auto appender = LogAppender::open(producer_log);
+    if (!appender) {
+      producer_problem = appender.status().message();
+      failed = true;
+      return;
+    }
+    for (std::uint64_t seq = 0; seq < kRecords && !failed; ++seq) {
+      while (static_cast<std::int64_t>(seq) - read_up_to.load() >= window && !failed)
+        std::this_thread::yield();
+      AppendResult r = appender->append(test::make_value(0, seq));
+      if (r.outcome != AppendOutcome::kOk) {
+        producer_problem =
+            std::string("append: ") + describe(r.outcome) + " " + appender->last_error().message();
+        failed = true;
+      }
+    }
+  });
+
+  auto reader = unwrap(LogReader::open(reader_log, {.verify_crc = true}));
+  test::Tally tally(1, kRecords);
+  std::int64_t next_prepare = per_segment / 2;
+  std::int64_t idle_since = monotonic_ns();
+  std::string reader_problem;
+  while (!tally.complete() && !failed) {
+    PollResult r = reader.poll([&](const RecordView& v) { tally.add(v.offset, v.value); });
+    if (r.outcome != ReadOutcome::kOk || !tally.problem().empty()) {
+      reader_problem = tally.summary() + "; " + reader.error().message();
+      failed = true;
+      break;
+    }
+    if (r.records == 0) {
+      if (monotonic_ns() - idle_since > 30'000'000'000) {
+        reader_problem = "nothing to read for 30 s; " + tally.summary();
+        failed = true;
+        break;
+      }
+      reader.wait(WaitStrategy::kYield, 1'000'000);
+      continue;
+    }
+    idle_since = monotonic_ns();
+    read_up_to.store(reader.position());
+    if (reader.position() >= next_prepare) {
+      if (Status s = reader_log->prepare_next(); !s) {
+        reader_problem = "prepare_next: " + s.message();
+        failed = true;
+      }
+      next_prepare = reader.position() + per_segment;
+    }
+  }
+  producer.join();
+  INFO(producer_problem);
+  INFO(reader_problem);
+  REQUIRE_FALSE(failed);
+  CHECK(tally.complete());
+  // Retention kept the partition to its pool: the retained segments, perhaps one more
+  // while a roll and a prepare_next() crossed.
+  CHECK(unwrap(reader_log->segment_bases()).size() <= kRetain + 1);
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
 }  // namespace
 }  // namespace sluice::shm

@@ -304,6 +304,63 @@ TEST_CASE("log: retention recycles segments and readers left on one get kOutOfRa
   CHECK(again.back().offset == static_cast<std::int64_t>(kRecords) - 1);
 }
 
+// The arrangement `sluice perf` and bench/peers use: the reader's handle applies retention
+// with prepare_next(), and the producer's handle has the same retention, so that a roll that
+// finds no spare (prepare_next() came late) recycles the oldest segment in place. Here
+// prepare_next() runs after every other roll only: without retention on the producer's
+// handle, each of the other rolls created a new file.
+TEST_CASE("log: rolls that find no spare recycle in place on a producer handle with retention",
+          "[log]") {
+  TempDir tmp;
+  constexpr std::uint32_t kRetain = 3;
+  const LogOptions options = test::recycling_options(kRetain);
+  auto reader_log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
+  REQUIRE_OK(reader_log->prepare_next());
+  auto producer_log = unwrap(PartitionLog::open(tmp.partition(), options));
+  auto producer = unwrap(LogAppender::open(producer_log));
+  auto reader = unwrap(LogReader::open(reader_log, {.verify_crc = true}));
+
+  std::set<ino_t> inodes;
+  auto note_inodes = [&] {
+    std::vector<std::string> paths = {tmp.partition() + "/spare.seg"};
+    for (std::int64_t b : unwrap(reader_log->segment_bases()))
+      paths.push_back(test::segment_path(tmp.partition(), b));
+    for (const std::string& p : paths) {
+      struct stat st {};
+      if (::stat(p.c_str(), &st) == 0) inodes.insert(st.st_ino);
+    }
+  };
+
+  const std::uint64_t kRecords = 20000;
+  test::Tally tally(1, kRecords);
+  int rolls = 0;
+  std::int64_t active = 0;
+  for (std::uint64_t seq = 0; seq < kRecords; ++seq) {
+    append_ok(producer, test::make_value(0, seq));
+    std::int64_t now_active = producer_log->control()->active.active_base.load();
+    if (now_active == active) continue;
+    active = now_active;
+    ++rolls;
+    // The reader keeps up, so that retention never takes a segment it has still to read.
+    ReadOutcome o = test::drain(reader, tally);
+    INFO(reader.error().message());
+    REQUIRE(o == ReadOutcome::kOk);
+    INFO(tally.summary());
+    REQUIRE(tally.problem().empty());
+    if (rolls % 2 == 0) REQUIRE_OK(reader_log->prepare_next());
+    REQUIRE(unwrap(reader_log->segment_bases()).size() <= kRetain + 1);
+    note_inodes();
+  }
+  CHECK(test::drain(reader, tally) == ReadOutcome::kOk);
+  INFO(tally.summary());
+  CHECK(tally.complete());
+  CHECK(rolls >= 20);
+  // The pool (kRetain segments and a spare) and the file the partition started with: no
+  // roll created another.
+  CHECK(inodes.size() <= kRetain + 2);
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
 TEST_CASE("log: an appender idle since retention took its segment appends in the right place",
           "[log]") {
   TempDir tmp;
