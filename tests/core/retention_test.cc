@@ -156,6 +156,47 @@ TEST_CASE("retention makes a dropped segment the next spare: rolls reuse a few f
   CHECK(seen.size() <= 7);
 }
 
+// A producer that rolls more often than housekeeping runs (every 100 ms by default) must still
+// find a spare at most rolls: the broker replaces a spare a roll took at its next watch tick
+// (10 ms while records come). Housekeeping is made a minute long here, so that only the watch
+// tick can have made the spares this test waits for.
+TEST_CASE("the broker replaces a spare a roll took at its next watch tick and not at housekeeping",
+          "[broker]") {
+  DataDirFixture dir;
+  BrokerConfig bc;
+  bc.data_dir = dir.path();
+  bc.housekeeping_ms = 60'000;
+  bc.retention_check_ms = 60'000;
+  auto broker = must(Broker::start(bc));
+  auto admin = must(Admin::connect(dir.path()));
+  TopicConfig tc;
+  tc.partitions = 1;
+  tc.segment_bytes = kSegmentBytes;
+  BT_REQUIRE_OK(admin.create_topic("t", tc));
+  ProducerConfig pc;
+  pc.data_dir = dir.path();
+  auto producer = must(Producer::open(pc));
+  const std::string value(1000, 'v');
+  const std::string spare = DataDir{dir.path()}.partition("t", 0) + "/spare.seg";
+  auto segments = [&] { return must(admin.describe_topic("t")).partitions.at(0).segments; };
+
+  for (int round = 0; round < 5; ++round) {
+    // Fill the active segment until a roll takes the spare.
+    const std::int64_t before = segments();
+    while (segments() == before) (void)must(producer.send("t", std::nullopt, value, {}, 0));
+    // Records keep coming (so that the watch tick stays at its busy interval) until the
+    // broker has made the next spare.
+    bool ready = eventually(
+        [&] {
+          (void)must(producer.send("t", std::nullopt, value, {}, 0));
+          return std::filesystem::exists(spare);
+        },
+        3000);
+    INFO("round " << round);
+    REQUIRE(ready);
+  }
+}
+
 // A 1000-byte value that names its sequence number and whose every byte depends on it.
 std::string numbered_value(std::int64_t seq) {
   std::string v(1000, '\0');

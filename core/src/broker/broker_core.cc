@@ -135,6 +135,7 @@ SlowestCommitted BrokerCore::slowest_committed() {
 }
 
 std::int64_t BrokerCore::watch() {
+  topics_.replace_taken_spares(wall_ms(), slowest_committed(), warn, info);
   return topics_.watch();
 }
 

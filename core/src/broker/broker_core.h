@@ -31,7 +31,8 @@ class BrokerCore {
   void handle(const std::shared_ptr<Session>& session, control::json& msg);
   void closed(const std::shared_ptr<Session>& session);
   void housekeeping();
-  // The abandoned-claim watchers (TopicManager::watch); the records they stepped over.
+  // New spares for partitions that rolled (TopicManager::replace_taken_spares), then the
+  // abandoned-claim watchers (TopicManager::watch); returns the records they stepped over.
   std::int64_t watch();
   void retention();
   void shutdown();

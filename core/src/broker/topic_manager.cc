@@ -121,15 +121,36 @@ const TopicState* TopicManager::find(const std::string& name) const {
 void TopicManager::housekeeping(std::int64_t now_ms, const SlowestCommitted& slowest,
                                 const std::function<void(const std::string&)>& warn,
                                 const std::function<void(const std::string&)>& info) {
+  for (auto& [name, topic] : topics_)
+    for (std::size_t p = 0; p < topic.partitions.size(); ++p)
+      prepare_spare(name, topic, p, now_ms, slowest, warn, info);
+}
+
+void TopicManager::replace_taken_spares(std::int64_t now_ms, const SlowestCommitted& slowest,
+                                        const std::function<void(const std::string&)>& warn,
+                                        const std::function<void(const std::string&)>& info) {
   for (auto& [name, topic] : topics_) {
     for (std::size_t p = 0; p < topic.partitions.size(); ++p) {
-      shm::PartitionLog& log = *topic.partitions[p].log;
-      if (log.has_spare()) continue;
-      apply_retention(name, topic, p, now_ms, slowest, info);
-      if (Status s = log.prepare_next(); !s && warn)
-        warn("topic " + name + " partition " + std::to_string(p) + ": " + s.message());
+      PartitionState& ps = topic.partitions[p];
+      // Relaxed: only compared with what this thread saw last; a roll missed now is seen at
+      // the next tick.
+      std::int64_t active = ps.log->control()->active.active_base.load(std::memory_order_relaxed);
+      if (active == ps.spare_checked_base) continue;
+      ps.spare_checked_base = active;
+      prepare_spare(name, topic, p, now_ms, slowest, warn, info);
     }
   }
+}
+
+void TopicManager::prepare_spare(const std::string& name, TopicState& topic, std::size_t p,
+                                 std::int64_t now_ms, const SlowestCommitted& slowest,
+                                 const std::function<void(const std::string&)>& warn,
+                                 const std::function<void(const std::string&)>& info) {
+  shm::PartitionLog& log = *topic.partitions[p].log;
+  if (log.has_spare()) return;
+  apply_retention(name, topic, p, now_ms, slowest, info);
+  if (Status s = log.prepare_next(); !s && warn)
+    warn("topic " + name + " partition " + std::to_string(p) + ": " + s.message());
 }
 
 std::int64_t TopicManager::watch() {

@@ -25,6 +25,8 @@ struct PartitionState {
   std::shared_ptr<shm::PartitionLog> log;
   std::optional<shm::LogReader> watcher;  // follows the end, to find abandoned claims
   std::int64_t watched_until = 0;         // the end at the last watch: the watcher's next goal
+  // The active segment's base offset when replace_taken_spares last made or found its spare.
+  std::int64_t spare_checked_base = -1;
 };
 
 struct TopicState {
@@ -57,6 +59,14 @@ class TopicManager {
   void housekeeping(std::int64_t now_ms, const SlowestCommitted& slowest,
                     const std::function<void(const std::string&)>& warn,
                     const std::function<void(const std::string&)>& info);
+  // Prepares a new spare, as housekeeping does, for every partition that rolled since the last
+  // call (every watch tick, 10 ms while records come): a producer that rolls more often than
+  // housekeeping runs would otherwise find no spare, and create, zero and map its next segment
+  // on its hot path. It reads each partition's active segment from shared memory, and looks for
+  // the spare file only where that moved.
+  void replace_taken_spares(std::int64_t now_ms, const SlowestCommitted& slowest,
+                            const std::function<void(const std::string&)>& warn,
+                            const std::function<void(const std::string&)>& info);
   // Follows every partition's committed end to find and pad claims abandoned by dead
   // producers (every watch tick). Returns the records stepped over: 0 when nothing was
   // appended since the last call.
@@ -76,6 +86,11 @@ class TopicManager {
   void apply_retention(const std::string& name, const TopicState& topic, std::size_t partition,
                        std::int64_t now_ms, const SlowestCommitted& slowest,
                        const std::function<void(const std::string&)>& info);
+  // Retention, then a new spare, for a partition without one (housekeeping's work on one).
+  void prepare_spare(const std::string& name, TopicState& topic, std::size_t partition,
+                     std::int64_t now_ms, const SlowestCommitted& slowest,
+                     const std::function<void(const std::string&)>& warn,
+                     const std::function<void(const std::string&)>& info);
 
   TopicStore store_;
   std::int64_t abandon_timeout_ms_;
