@@ -240,7 +240,7 @@ std::shared_ptr<MappedFile> PartitionLog::remember_mapping(std::pair<dev_t, ino_
     at->second.file = file;
   at->second.last_use = ++use_clock_;
   // Drop the least recently used mappings nobody else holds.
-  while (mappings_.size() > kKeptMappings) {
+  while (mappings_.size() > kept_mappings()) {
     auto victim = mappings_.end();
     for (auto m = mappings_.begin(); m != mappings_.end(); ++m)
       if (m->second.file.use_count() == 1 &&
@@ -613,7 +613,8 @@ Result<std::size_t> PartitionLog::premap_segments() {
   if (!bases) return bases.status();
   // Oldest first and the spare last, so that the cache's least recently used are the oldest.
   std::vector<std::string> paths;
-  std::size_t first = bases->size() > kKeptMappings - 1 ? bases->size() - (kKeptMappings - 1) : 0;
+  const std::size_t keep = kept_mappings() - 1;
+  std::size_t first = bases->size() > keep ? bases->size() - keep : 0;
   for (std::size_t i = first; i < bases->size(); ++i)
     paths.push_back(path_of(segment_file_name((*bases)[i])));
   paths.push_back(path_of(kSpareName));

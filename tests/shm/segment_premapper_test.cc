@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
@@ -135,6 +136,53 @@ TEST_CASE("log: premap_segments maps a recycled pool once, and rolls through it 
     // The same four files, each still mapped once per handle: nothing new was mapped.
     std::vector<ino_t> now = pool();
     CHECK(std::set<ino_t>(now.begin(), now.end()) == std::set<ino_t>(files.begin(), files.end()));
+    for (ino_t ino : files) CHECK(mappings_of(ino) == 2);
+  }
+}
+
+// A pool larger than the mapping cache's default of 8 files (sluice perf --retain 12): handles
+// with that retention keep the whole pool mapped. With the cache at 8, premap_segments mapped 8
+// of the 13 files and every roll after it mapped one (and dropped another).
+TEST_CASE("log: handles with retention keep a pool of more than 8 files mapped", "[log]") {
+  TempDir tmp;
+  constexpr std::uint32_t kRetain = 12;
+  const LogOptions retention = test::recycling_options(kRetain);
+  {
+    auto owner = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), retention));
+    REQUIRE_OK(owner->prepare_next());
+    auto producer = unwrap(PartitionLog::open(tmp.partition(), retention));
+    auto appender = unwrap(LogAppender::open(producer));
+    for (std::uint32_t roll = 0; roll < kRetain + 2; ++roll) {
+      append_until_roll(*producer, appender);
+      REQUIRE_OK(owner->prepare_next());
+    }
+  }  // every mapping of those handles is gone
+  auto pool = [&] {
+    std::set<ino_t> inodes;
+    auto log = unwrap(PartitionLog::open(tmp.partition(), test::patient_options()));
+    for (std::int64_t b : unwrap(log->segment_bases()))
+      inodes.insert(inode_of(tmp.partition() + "/" + segment_file_name(b)));
+    // A full pool may have no spare: prepare_next() leaves the next roll to recycle the
+    // oldest segment in place.
+    struct stat st {};
+    if (::stat((tmp.partition() + "/spare.seg").c_str(), &st) == 0) inodes.insert(st.st_ino);
+    return inodes;
+  };
+  const std::set<ino_t> files = pool();
+  REQUIRE(files.size() >= kRetain);
+
+  auto owner = unwrap(PartitionLog::open(tmp.partition(), retention));
+  auto producer = unwrap(PartitionLog::open(tmp.partition(), retention));
+  CHECK(unwrap(owner->premap_segments()) == files.size());
+  CHECK(unwrap(producer->premap_segments()) == files.size());
+  for (ino_t ino : files) CHECK(mappings_of(ino) == 2);
+  auto appender = unwrap(LogAppender::open(producer));
+  for (std::uint32_t roll = 0; roll < 2 * kRetain; ++roll) {
+    INFO("roll " << roll);
+    append_until_roll(*producer, appender);
+    REQUIRE_OK(owner->prepare_next());
+    std::set<ino_t> now = pool();
+    CHECK(std::includes(files.begin(), files.end(), now.begin(), now.end()));
     for (ino_t ino : files) CHECK(mappings_of(ino) == 2);
   }
 }
