@@ -46,6 +46,18 @@ ino_t inode_of(const std::string& path) {
   return st.st_ino;
 }
 
+// Inodes of a partition's segment files and of its spare, when it has one (a full pool may
+// have none: prepare_next() leaves the next roll to recycle the oldest segment in place).
+std::set<ino_t> pool_inodes(const std::string& dir) {
+  std::set<ino_t> inodes;
+  auto log = unwrap(PartitionLog::open(dir, test::patient_options()));
+  for (std::int64_t b : unwrap(log->segment_bases()))
+    inodes.insert(inode_of(dir + "/" + segment_file_name(b)));
+  struct stat st {};
+  if (::stat((dir + "/spare.seg").c_str(), &st) == 0) inodes.insert(st.st_ino);
+  return inodes;
+}
+
 // Appends until the active segment changes (the roll takes the spare); returns the new base.
 std::int64_t append_until_roll(PartitionLog& log, LogAppender& appender) {
   std::int64_t base = log.control()->active.active_base.load();
@@ -111,15 +123,7 @@ TEST_CASE("log: premap_segments maps a recycled pool once, and rolls through it 
       REQUIRE_OK(owner->prepare_next());
     }
   }  // every mapping of those handles is gone
-  auto pool = [&] {
-    std::vector<ino_t> inodes;
-    auto log = unwrap(PartitionLog::open(tmp.partition(), test::patient_options()));
-    for (std::int64_t b : unwrap(log->segment_bases()))
-      inodes.push_back(inode_of(tmp.partition() + "/" + segment_file_name(b)));
-    inodes.push_back(inode_of(tmp.partition() + "/spare.seg"));
-    return inodes;
-  };
-  const std::vector<ino_t> files = pool();
+  const std::set<ino_t> files = pool_inodes(tmp.partition());
   REQUIRE(files.size() == 4);  // 3 segments and the spare
 
   auto owner = unwrap(PartitionLog::open(tmp.partition(), retention));
@@ -134,8 +138,7 @@ TEST_CASE("log: premap_segments maps a recycled pool once, and rolls through it 
     append_until_roll(*plain, appender);
     REQUIRE_OK(owner->prepare_next());
     // The same four files, each still mapped once per handle: nothing new was mapped.
-    std::vector<ino_t> now = pool();
-    CHECK(std::set<ino_t>(now.begin(), now.end()) == std::set<ino_t>(files.begin(), files.end()));
+    CHECK(pool_inodes(tmp.partition()) == files);
     for (ino_t ino : files) CHECK(mappings_of(ino) == 2);
   }
 }
@@ -157,18 +160,7 @@ TEST_CASE("log: handles with retention keep a pool of more than 8 files mapped",
       REQUIRE_OK(owner->prepare_next());
     }
   }  // every mapping of those handles is gone
-  auto pool = [&] {
-    std::set<ino_t> inodes;
-    auto log = unwrap(PartitionLog::open(tmp.partition(), test::patient_options()));
-    for (std::int64_t b : unwrap(log->segment_bases()))
-      inodes.insert(inode_of(tmp.partition() + "/" + segment_file_name(b)));
-    // A full pool may have no spare: prepare_next() leaves the next roll to recycle the
-    // oldest segment in place.
-    struct stat st {};
-    if (::stat((tmp.partition() + "/spare.seg").c_str(), &st) == 0) inodes.insert(st.st_ino);
-    return inodes;
-  };
-  const std::set<ino_t> files = pool();
+  const std::set<ino_t> files = pool_inodes(tmp.partition());
   REQUIRE(files.size() >= kRetain);
 
   auto owner = unwrap(PartitionLog::open(tmp.partition(), retention));
@@ -181,7 +173,7 @@ TEST_CASE("log: handles with retention keep a pool of more than 8 files mapped",
     INFO("roll " << roll);
     append_until_roll(*producer, appender);
     REQUIRE_OK(owner->prepare_next());
-    std::set<ino_t> now = pool();
+    std::set<ino_t> now = pool_inodes(tmp.partition());
     CHECK(std::includes(files.begin(), files.end(), now.begin(), now.end()));
     for (ino_t ino : files) CHECK(mappings_of(ino) == 2);
   }
