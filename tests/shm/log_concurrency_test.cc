@@ -341,10 +341,7 @@ TEST_CASE("log: rolls recycling in place race the reader's prepare_next and lose
           "[concurrency][recycling-race]") {
   TempDir tmp;
   constexpr std::uint32_t kRetain = 4;
-  const LogOptions options = test::recycling_options(kRetain);
-  auto reader_log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
-  REQUIRE_OK(reader_log->prepare_next());
-  auto producer_log = unwrap(PartitionLog::open(tmp.partition(), options));
+  auto [reader_log, producer_log] = test::recycling_handles(tmp.partition(), kRetain);
 
   const std::uint64_t kRecords = 60000;
   // make_value's frames are at most 32 + 132 bytes, 168 aligned: a lower bound of records

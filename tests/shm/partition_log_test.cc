@@ -215,6 +215,15 @@ TEST_CASE("log: recovering an abandoned roll keeps records committed after an ab
 
 // ---- retention -------------------------------------------------------------------------------
 
+// Reads what `reader` can deliver now into `tally`, requiring a clean read of intact records.
+void drain_intact(LogReader& reader, test::Tally& tally) {
+  ReadOutcome o = test::drain(reader, tally);
+  INFO(reader.error().message());
+  REQUIRE(o == ReadOutcome::kOk);
+  INFO(tally.summary());
+  REQUIRE(tally.problem().empty());
+}
+
 TEST_CASE("log: retention recycles segments and readers left on one get kOutOfRange", "[log]") {
   TempDir tmp;
   const LogOptions options = test::recycling_options(3);
@@ -248,11 +257,7 @@ TEST_CASE("log: retention recycles segments and readers left on one get kOutOfRa
       active = now_active;
       ++rolls;
       // The follower keeps up, so that retention never takes its segment.
-      ReadOutcome o = test::drain(follower, tally);
-      INFO(follower.error().message());
-      REQUIRE(o == ReadOutcome::kOk);
-      INFO(tally.summary());
-      REQUIRE(tally.problem().empty());
+      drain_intact(follower, tally);
       REQUIRE_OK(log->prepare_next());
       REQUIRE(unwrap(log->segment_bases()).size() <= 3);
       note_inodes();
@@ -313,10 +318,7 @@ TEST_CASE("log: rolls that find no spare recycle in place on a producer handle w
           "[log]") {
   TempDir tmp;
   constexpr std::uint32_t kRetain = 3;
-  const LogOptions options = test::recycling_options(kRetain);
-  auto reader_log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
-  REQUIRE_OK(reader_log->prepare_next());
-  auto producer_log = unwrap(PartitionLog::open(tmp.partition(), options));
+  auto [reader_log, producer_log] = test::recycling_handles(tmp.partition(), kRetain);
   auto producer = unwrap(LogAppender::open(producer_log));
   auto reader = unwrap(LogReader::open(reader_log, {.verify_crc = true}));
 
@@ -342,11 +344,7 @@ TEST_CASE("log: rolls that find no spare recycle in place on a producer handle w
     active = now_active;
     ++rolls;
     // The reader keeps up, so that retention never takes a segment it has still to read.
-    ReadOutcome o = test::drain(reader, tally);
-    INFO(reader.error().message());
-    REQUIRE(o == ReadOutcome::kOk);
-    INFO(tally.summary());
-    REQUIRE(tally.problem().empty());
+    drain_intact(reader, tally);
     if (rolls % 2 == 0) REQUIRE_OK(reader_log->prepare_next());
     REQUIRE(unwrap(reader_log->segment_bases()).size() <= kRetain + 1);
     note_inodes();

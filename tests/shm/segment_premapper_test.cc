@@ -151,9 +151,7 @@ TEST_CASE("log: handles with retention keep a pool of more than 8 files mapped",
   constexpr std::uint32_t kRetain = 12;
   const LogOptions retention = test::recycling_options(kRetain);
   {
-    auto owner = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), retention));
-    REQUIRE_OK(owner->prepare_next());
-    auto producer = unwrap(PartitionLog::open(tmp.partition(), retention));
+    auto [owner, producer] = test::recycling_handles(tmp.partition(), kRetain);
     auto appender = unwrap(LogAppender::open(producer));
     for (std::uint32_t roll = 0; roll < kRetain + 2; ++roll) {
       append_until_roll(*producer, appender);

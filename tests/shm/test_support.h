@@ -90,6 +90,23 @@ inline LogOptions recycling_options(std::uint32_t retain) {
   return o;
 }
 
+// A partition of small segments with two handles, as sluice perf and bench/peers arrange
+// theirs: `owner` (the reader's) applies retention with prepare_next() and has made the
+// first spare; `producer`, a handle of its own with the same retention, rolls through the
+// pool and recycles the oldest segment in place when it finds no spare.
+struct RecyclingHandles {
+  std::shared_ptr<PartitionLog> owner;
+  std::shared_ptr<PartitionLog> producer;
+};
+inline RecyclingHandles recycling_handles(const std::string& dir, std::uint32_t retain) {
+  const LogOptions options = recycling_options(retain);
+  RecyclingHandles h;
+  h.owner = unwrap(PartitionLog::create(dir, small_segments(), options));
+  REQUIRE_OK(h.owner->prepare_next());
+  h.producer = unwrap(PartitionLog::open(dir, options));
+  return h;
+}
+
 // Options for tests that abandon claims on purpose.
 inline LogOptions impatient_options() {
   LogOptions o;
