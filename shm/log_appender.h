@@ -115,6 +115,18 @@ inline constexpr std::uint64_t kBatchPrefetchBytes = 2048;
 // (2.6 -> 3.6 GB/s). Long frames are long sequential copies, which the hardware's own
 // prefetcher follows.
 inline constexpr std::uint64_t kBatchPrefetchMaxFrame = 512;
+// append() of a value of this many bytes or more (up to kSourcePrefetchMaxBytes) asks for all
+// of the value's lines before its checksum reads them. The checksum comes from the source
+// (write_copied), and where the source is a record another CPU has just written (a consumer
+// forwarding what it read, as the ping-pong's echo does) the checksum's loads otherwise meet
+// those lines' misses a few at a time. `peer_sluice --size N --rounds 50000 --only lat`
+// (AMD EPYC, 2026-11-26, alternated with the build before): 1 KiB p50 310-320 ns against
+// 330-335 with the vCPUs near, 806 against 851 far; 512 B 185-195 against 200 near. append()
+// throughput at 1 KiB did not move beyond the noise. docs/benchmarks.md, "The latency floor
+// of a log", has the runs and the two orders tried that cut more latency but cost throughput.
+inline constexpr std::size_t kSourcePrefetchMinBytes = 512;
+// ... and no more: past the L1 cache the lines would push each other out before use.
+inline constexpr std::size_t kSourcePrefetchMaxBytes = 4096;
 // The page size prefetch_if_next_page assumes (x86-64's smallest).
 inline constexpr std::uint64_t kPageBytes = 4096;
 
@@ -363,6 +375,11 @@ class LogAppender {
   void write_copied(std::uint64_t pos, std::uint64_t length, std::int64_t offset, std::int64_t ts,
                     const RecordMeta& meta, std::string_view value) {
     const std::uint8_t flags = meta.flags();
+    if constexpr (kPath == CrcPath::kLatency) {
+      if (value.size() >= kSourcePrefetchMinBytes && value.size() <= kSourcePrefetchMaxBytes)
+        for (std::size_t i = 0; i < value.size(); i += kCacheLine)
+          __builtin_prefetch(value.data() + i, 0, 3);
+    }
     const std::uint32_t crc = copied_frame_crc<kPath>(offset, ts, flags, meta, value);
     FrameHeader* frame = segment_->frame_at(pos);
     write_header(frame, offset, ts, flags);

@@ -172,6 +172,27 @@ struct Results {
   double p50 = 0, p99 = 0, p999 = 0, mean = 0;
 };
 
+// Copies the latency figures a ping-pong's timing process left in shared memory into r.
+inline void take_latency(const Results& lat, Results& r) {
+  r.p50 = lat.p50;
+  r.p99 = lat.p99;
+  r.p999 = lat.p999;
+  r.mean = lat.mean;
+}
+
+// Removes `flag` from the arguments (into `rest`, argv[0] kept); returns whether it was there.
+inline bool take_flag(int argc, char** argv, const char* flag, std::vector<char*>& rest) {
+  bool found = false;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0 && std::string(argv[i]) == flag) {
+      found = true;
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  return found;
+}
+
 inline void print_json(const Options& o, const Results& r) {
   std::printf(
       "{\"system\":\"%s\",\"size\":%u,\"records\":%lld,\"rounds\":%lld,\"records_per_s\":%.0f,"
@@ -371,10 +392,7 @@ inline void run_lat(Transport& t, const Options& o, Results& r) {
   reap(ping);
   reap(echo);
   t.cleanup();
-  r.p50 = sh->lat.p50;
-  r.p99 = sh->lat.p99;
-  r.p999 = sh->lat.p999;
-  r.mean = sh->lat.mean;
+  take_latency(sh->lat, r);
   ::munmap(sh, sizeof(Shared));
 }
 

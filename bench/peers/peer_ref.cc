@@ -7,7 +7,17 @@
 //               answers n + 1 on the same line; one-way = half the round trip, sampled with
 //               rdtscp (Ref/CacheLinePingPong/processes/one_line/sampled). Independent of the
 //               value size.
+//
+// With --log ("machine-log-ref"), latency only: the floor of a log-shaped transport
+// (docs/benchmarks.md, "The latency floor of a log"). Each
+// direction is a 4 MiB ring of frames as long as Sluice's for that value (a 32-byte header
+// plus the value, 8-byte aligned), each starting with a sequence word the writer stores last
+// (release) after copying the value in; the reader spins with a pause on the next frame's
+// word, then reads the value. So every message lands on lines the other side has not just
+// written, as in a log, but with no reservation, clock, checksum or decoding. Like
+// LogAppender::append, the writer touches the next page when the next frame starts one.
 #include <unistd.h>
+#include <x86intrin.h>
 
 #include "peer_common.h"
 
@@ -79,20 +89,123 @@ void run_pingpong(const peers::Options& o, peers::Results& r) {
   });
   peers::reap(ping);
   peers::reap(echo);
-  r.p50 = l->lat.p50;
-  r.p99 = l->lat.p99;
-  r.p999 = l->lat.p999;
-  r.mean = l->lat.mean;
+  peers::take_latency(l->lat, r);
   ::munmap(l, sizeof(Lines));
+}
+
+constexpr std::size_t kLogRingBytes = std::size_t{4} << 20;
+
+struct alignas(64) LogRings {
+  alignas(64) std::atomic<std::int64_t> stop{0};
+  alignas(64) peers::Results lat;
+  alignas(4096) char ping[kLogRingBytes];  // A -> B
+  alignas(4096) char pong[kLogRingBytes];  // B -> A
+};
+
+// Maps every page of the rings into the calling process, writable: a child does not inherit
+// the parent's page tables for a shared mapping, and would otherwise take a page fault at
+// every 4 KiB of the run, as a Sluice process does not (its segments are mapped populated).
+// An atomic OR of 0 writes nothing, so both children may do it at once.
+void populate(LogRings* l) {
+  for (char* ring : {l->ping, l->pong})
+    for (std::size_t at = 0; at < kLogRingBytes; at += 4096)
+      __atomic_fetch_or(ring + at, 0, __ATOMIC_RELAXED);
+}
+
+// One direction of the log ping-pong: message n (from 1) goes in frame n - 1 of the ring.
+class LogRing {
+ public:
+  LogRing(char* ring, std::uint32_t size)
+      : ring_(ring), size_(size), stride_((32 + std::size_t{size} + 7) & ~std::size_t{7}) {}
+
+  void send(std::int64_t n, const char* value) {
+    char* f = frame(n);
+    std::memcpy(f + 32, value, size_);
+    // Release: the value before the sequence word, as a commit word is published.
+    word(f)->store(n, std::memory_order_release);
+    // When the next frame starts a page, touch it now, as LogAppender::append does: its TLB
+    // miss then falls outside the next round trip.
+    const char* next = frame(n + 1);
+    if (static_cast<std::size_t>(next - ring_) % 4096 < stride_) __builtin_prefetch(next, 0, 3);
+  }
+  // Spins until message n is there (or *stop); returns its value.
+  const char* receive(std::int64_t n, const std::atomic<std::int64_t>* stop) {
+    const char* f = frame(n);
+    while (word(f)->load(std::memory_order_acquire) != n) {
+      if (stop != nullptr && stop->load(std::memory_order_relaxed) != 0) return nullptr;
+      _mm_pause();
+    }
+    return f + 32;
+  }
+
+ private:
+  char* frame(std::int64_t n) const {
+    std::size_t frames = kLogRingBytes / stride_;
+    return ring_ + static_cast<std::size_t>(n - 1) % frames * stride_;
+  }
+  static std::atomic<std::int64_t>* word(const char* f) {
+    return reinterpret_cast<std::atomic<std::int64_t>*>(const_cast<char*>(f));
+  }
+  char* ring_;
+  std::uint32_t size_;
+  std::size_t stride_;
+};
+
+void run_log_pingpong(const peers::Options& o, peers::Results& r) {
+  auto* l = peers::shared_object<LogRings>();
+  std::int64_t warm = std::max<std::int64_t>(o.rounds / 10, 1);
+  std::int64_t total = warm + o.rounds;
+  std::vector<char> value(o.size, 'p');
+  pid_t echo = peers::spawn([&] {
+    peers::pin_to_cpu(1);
+    populate(l);
+    LogRing in(l->ping, o.size), out(l->pong, o.size);
+    for (std::int64_t n = 1; n <= total; ++n) {
+      const char* v = in.receive(n, &l->stop);
+      if (v == nullptr) return;
+      out.send(n, v);  // echoes the value, as peer_sluice's B appends what it read
+    }
+  });
+  pid_t ping = peers::spawn([&] {
+    peers::pin_to_cpu(0);
+    (void)peers::ns_per_tick();
+    populate(l);
+    LogRing out(l->ping, o.size), in(l->pong, o.size);
+    std::vector<std::uint64_t> samples;
+    samples.reserve(static_cast<std::size_t>(o.rounds));
+    char sink = 0;
+    for (std::int64_t n = 1; n <= total; ++n) {
+      std::uint64_t c0 = peers::ticks();
+      out.send(n, value.data());
+      sink ^= in.receive(n, nullptr)[o.size - 1];
+      std::uint64_t c1 = peers::ticks();
+      if (n > warm) samples.push_back(c1 - c0);
+    }
+    l->stop.store(1, std::memory_order_relaxed);
+    peers::percentiles(samples, l->lat);
+    if (sink == 1) std::fputs("", stderr);
+  });
+  peers::reap(ping);
+  peers::reap(echo);
+  peers::take_latency(l->lat, r);
+  ::munmap(l, sizeof(LogRings));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  peers::Options o = peers::parse(argc, argv, "machine-ref");
+  std::vector<char*> args;
+  bool log = peers::take_flag(argc, argv, "--log", args);
+  peers::Options o = peers::parse(static_cast<int>(args.size()), args.data(),
+                                  log ? "machine-log-ref" : "machine-ref");
   peers::Results r;
-  if (o.tput) run_memcpy(o, r);
-  if (o.lat) run_pingpong(o, r);
+  if (log) {
+    o.tput = false;  // a latency reference only
+    if (o.lat) run_log_pingpong(o, r);
+  } else {
+    if (o.tput) run_memcpy(o, r);
+    if (o.lat) run_pingpong(o, r);
+  }
   peers::print_json(o, r);
   return 0;
 }

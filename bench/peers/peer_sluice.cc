@@ -273,10 +273,7 @@ void run_lat(const peers::Options& o, peers::Results& res) {
   });
   peers::reap(ping);
   peers::reap(echo);
-  res.p50 = sh->lat.p50;
-  res.p99 = sh->lat.p99;
-  res.p999 = sh->lat.p999;
-  res.mean = sh->lat.mean;
+  peers::take_latency(sh->lat, res);
   ::munmap(sh, sizeof(LatShared));
   std::filesystem::remove_all(dir);
 }

@@ -53,14 +53,7 @@ class UdsTransport : public peers::Transport {
 
 int main(int argc, char** argv) {
   std::vector<char*> args;
-  bool seqpacket = false;
-  for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]) == "--seqpacket") {
-      seqpacket = true;
-    } else {
-      args.push_back(argv[i]);
-    }
-  }
+  bool seqpacket = peers::take_flag(argc, argv, "--seqpacket", args);
   UdsTransport t(seqpacket);
   return peers::run(static_cast<int>(args.size()), args.data(),
                     seqpacket ? "uds-seqpacket" : "uds-stream", t);
