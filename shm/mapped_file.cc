@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 
 namespace sluice::shm {
@@ -91,6 +92,15 @@ Status link_file(const std::string& from, const std::string& to) {
   if (::link(from.c_str(), to.c_str()) != 0)
     return errno_status("link " + from + " to " + to, errno);
   return Status::ok();
+}
+
+Status move_file_noreplace(const std::string& from, const std::string& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0)
+    return Status::ok();
+  if (errno != EINVAL && errno != ENOSYS)
+    return errno_status("rename " + from + " to " + to, errno);
+  if (Status s = link_file(from, to); !s) return s;
+  return remove_file(from);
 }
 
 Status remove_file(const std::string& path) {

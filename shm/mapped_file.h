@@ -68,6 +68,9 @@ Status create_file(const std::string& path, std::uint64_t size, mode_t mode);
 Status rename_file(const std::string& from, const std::string& to);
 Status link_file(const std::string& from, const std::string& to);
 Status remove_file(const std::string& path);
+// Gives `from` the name `to` unless `to` exists (kAlreadyExists then, and `from` stays): one
+// renameat2(RENAME_NOREPLACE), or link(2) and unlink(2) where the file system lacks it.
+Status move_file_noreplace(const std::string& from, const std::string& to);
 Status make_directories(const std::string& path, mode_t mode);
 bool file_exists(const std::string& path);
 

@@ -32,6 +32,27 @@ std::string unique_suffix() {
          std::to_string(monotonic_ns());
 }
 
+// A descriptor closed when it goes out of scope (or by close()).
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd = -1) : fd_(fd) {}
+  ~ScopedFd() { close(); }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+  int* out() {
+    close();
+    return &fd_;
+  }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
 bool pid_alive(std::uint32_t pid) {
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
 }
@@ -253,8 +274,12 @@ std::shared_ptr<MappedFile> PartitionLog::remember_mapping(std::pair<dev_t, ino_
 }
 
 Result<std::shared_ptr<MappedFile>> PartitionLog::map_cached(const std::string& path) {
-  int fd =
-      ::open(path.c_str(), (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  ScopedFd fd;
+  return open_cached(path, *fd.out());
+}
+
+Result<std::shared_ptr<MappedFile>> PartitionLog::open_cached(const std::string& path, int& fd) {
+  fd = ::open(path.c_str(), (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) return errno_status("open " + path, errno);
   Status error;
   std::shared_ptr<MappedFile> file;
@@ -262,30 +287,36 @@ Result<std::shared_ptr<MappedFile>> PartitionLog::map_cached(const std::string& 
     std::lock_guard<std::mutex> lock(mutex_);
     file = mapping_for(fd, path, error);
   }
-  ::close(fd);
   if (!file) return error;
   return file;
 }
 
 Result<std::shared_ptr<Segment>> PartitionLog::segment(std::int64_t base_offset) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = segments_.find(base_offset);
+    if (it != segments_.end()) {
+      if (auto seg = it->second.lock(); seg && seg->still_current()) return seg;
+    }
+  }
+  std::string path = path_of(segment_file_name(base_offset));
+  ScopedFd fd;
+  auto file = open_cached(path, *fd.out());
+  if (!file) return file.status();
+  return attach_segment(base_offset, std::move(file).value(), path, fd.get());
+}
+
+Result<std::shared_ptr<Segment>> PartitionLog::attach_segment(std::int64_t base_offset,
+                                                              std::shared_ptr<MappedFile> file,
+                                                              const std::string& path, int fd) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = segments_.find(base_offset);
   if (it != segments_.end()) {
+    // Another thread attached it meanwhile: one handle per segment and process.
     if (auto seg = it->second.lock(); seg && seg->still_current()) return seg;
-  }
-  std::string path = path_of(segment_file_name(base_offset));
-  int fd =
-      ::open(path.c_str(), (options_.access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-  if (fd < 0) return errno_status("open " + path, errno);
-  Status error;
-  std::shared_ptr<MappedFile> file = mapping_for(fd, path, error);
-  if (!file) {
-    ::close(fd);
-    return error;
   }
   // A read-only handle pins the file with a flock on a description it opens from fd.
   auto seg = Segment::attach(std::move(file), path, fd);
-  ::close(fd);
   if (!seg) return seg.status();
   if ((*seg)->base_offset() != base_offset)
     // Retention recycled this file into another segment after we opened it.
@@ -380,61 +411,66 @@ Status PartitionLog::create_spare_file(const std::string& final_path) {
     return file.status();
   }
   Segment::format(*file, capacity, interval);
-  // link(2) fails if final_path exists, so two preparers never replace each other's spare.
-  Status s = link_file(tmp, final_path);
-  (void)remove_file(tmp);
+  // Never over an existing final_path, so two preparers never replace each other's spare.
+  Status s = move_file_noreplace(tmp, final_path);
+  if (!s) (void)remove_file(tmp);
   return s;
 }
 
 Result<std::shared_ptr<Segment>> PartitionLog::take_spare_or_create(std::int64_t base,
                                                                     std::uint32_t seq) {
+  // The file that becomes the new segment, under a private name until it is ready.
+  std::string source = path_of("rolling-" + unique_suffix() + ".tmp");
+  ScopedFd fd;
+  std::shared_ptr<MappedFile> file;
+  // Take the prepared spare by renaming it (atomic: one taker wins).
   std::string spare = path_of(kSpareName);
-  std::string source;  // the file that becomes the new segment
-  if (options_.recycle_segments && options_.retain_segments > 0 && !file_exists(spare)) {
-    // Recycling with a full pool: the oldest segment becomes the new one in place, with no
-    // spare dance (one rename). Readers still on it see its seq change and get out-of-range.
+  bool taken = ::rename(spare.c_str(), source.c_str()) == 0;
+  if (!taken && errno != ENOENT) return errno_status("rename " + spare, errno);
+  if (!taken && options_.recycle_segments && options_.retain_segments > 0) {
+    // No spare, recycling with a full pool: the oldest segment becomes the new one in place.
+    // Readers still on it see its seq change and get out-of-range.
     auto bases = segment_bases();
     std::int64_t active = control_->active.active_base.load(std::memory_order_acquire);
     if (bases && bases->size() >= options_.retain_segments && bases->front() < active) {
-      // Claim the oldest file by renaming it to a private name first: retention in another
+      // Claim the oldest file by renaming it to our private name first: retention in another
       // process (prepare_next) may be taking the same file; whoever renames it first has it.
       std::string oldest = path_of(segment_file_name(bases->front()));
-      std::string claimed = path_of("rolling-" + unique_suffix() + ".tmp");
-      if (::rename(oldest.c_str(), claimed.c_str()) == 0) {
-        auto file = map_cached(claimed);
-        if (file && retire_for_reuse(**file, claimed)) {
-          source = claimed;
+      if (::rename(oldest.c_str(), source.c_str()) == 0) {
+        auto mapped = open_cached(source, *fd.out());
+        if (mapped && retire_for_reuse(**mapped, fd.get())) {
+          taken = true;
+          file = std::move(mapped).value();
         } else {
-          // A reader (or an idle producer) still has it open: delete it, use a spare or a new
-          // file. Unlinking is safe for the process still on it.
-          (void)remove_file(claimed);
+          // A reader (or an idle producer) still has it open: delete it and make a new file.
+          // Unlinking is safe for the process still on it.
+          fd.close();
+          (void)remove_file(source);
         }
       }
     }
   }
-  if (source.empty()) {
-    // Take the prepared spare by renaming it to a private name (atomic: one taker wins);
-    // without one, create the file on this cold path.
-    source = path_of("rolling-" + unique_suffix() + ".tmp");
-    if (::rename(spare.c_str(), source.c_str()) != 0) {
-      if (errno != ENOENT) return errno_status("rename " + spare, errno);
-      if (Status s = create_spare_file(source); !s) return s;
-    }
-  }
-  auto file = map_cached(source);
-  if (!file) return file.status();
-  std::uint64_t capacity = segment_capacity();
-  if (!sized_for_partition(**file)) {
-    // A file of another size (the topic's segment size was altered): drop it, use a new one.
-    (void)remove_file(source);
-    source = path_of("rolling-" + unique_suffix() + ".tmp");
+  // Without either, create the file on this cold path.
+  if (!taken)
     if (Status s = create_spare_file(source); !s) return s;
-    file = map_cached(source);
-    if (!file) return file.status();
+  if (!file) {
+    auto mapped = open_cached(source, *fd.out());
+    if (!mapped) return mapped.status();
+    file = std::move(mapped).value();
+  }
+  std::uint64_t capacity = segment_capacity();
+  if (!sized_for_partition(*file)) {
+    // A file of another size (the topic's segment size was altered): drop it, use a new one.
+    fd.close();
+    (void)remove_file(source);
+    if (Status s = create_spare_file(source); !s) return s;
+    auto mapped = open_cached(source, *fd.out());
+    if (!mapped) return mapped.status();
+    file = std::move(mapped).value();
   }
   // Format first retires whatever the file held (seq 0, tail closed: see Segment::format).
-  Segment::format(**file, capacity, control_->index_interval);
-  auto* h = reinterpret_cast<SegmentHeader*>((*file)->data());
+  Segment::format(*file, capacity, control_->index_interval);
+  auto* h = reinterpret_cast<SegmentHeader*>(file->data());
   h->base_offset = base;
   // Release: a process that finds the file under its new name and acquires the seq
   // (Segment::attach) sees the formatted header and base offset above.
@@ -444,7 +480,8 @@ Result<std::shared_ptr<Segment>> PartitionLog::take_spare_or_create(std::int64_t
   h->tail_line.tail.store(0, std::memory_order_release);
   std::string final_path = path_of(segment_file_name(base));
   if (Status s = rename_file(source, final_path); !s) return s;
-  return segment(base);
+  // Attach through the descriptor we hold (the file is ours until published): no second open.
+  return attach_segment(base, std::move(file), final_path, fd.get());
 }
 
 Status PartitionLog::publish_roll(Segment& full, std::uint64_t end_position,
@@ -703,12 +740,11 @@ Status PartitionLog::drop_segment(std::int64_t base) {
     // see the seq change), then offer it as the spare. Its pages stay allocated.
     std::string tmp = path_of("recycle-" + unique_suffix() + ".tmp");
     if (::rename(path.c_str(), tmp.c_str()) != 0) return errno_status("rename " + path, errno);
-    auto file = map_cached(tmp);
-    if (file && sized_for_partition(**file) && retire_for_reuse(**file, tmp) &&
-        link_file(tmp, path_of(kSpareName))) {
-      (void)remove_file(tmp);
-      return Status::ok();
-    }
+    ScopedFd fd;
+    auto file = open_cached(tmp, *fd.out());
+    bool reuse = file && sized_for_partition(**file) && retire_for_reuse(**file, fd.get());
+    fd.close();
+    if (reuse && move_file_noreplace(tmp, path_of(kSpareName))) return Status::ok();
     // Pinned, of a size the partition no longer uses, or a spare appeared meanwhile.
     return remove_file(tmp);
   }
@@ -722,7 +758,7 @@ bool PartitionLog::sized_for_partition(const MappedFile& file) const {
          h->capacity == segment_capacity();
 }
 
-bool PartitionLog::retire_for_reuse(MappedFile& file, const std::string& path) {
+bool PartitionLog::retire_for_reuse(MappedFile& file, int fd) {
   auto* h = reinterpret_cast<SegmentHeader*>(file.data());
   if (file.size() < kSegmentIndexOffset || h->magic != kSegmentMagic) return false;
   // seq 0 tells every handle on the file that its segment is gone (out-of-range for readers;
@@ -733,12 +769,12 @@ bool PartitionLog::retire_for_reuse(MappedFile& file, const std::string& path) {
   h->tail_line.seq.store(0, std::memory_order_seq_cst);
   if (h->seal_line.pins.load(std::memory_order_seq_cst) != 0) return false;
   // Read-only handles pin with a shared flock instead (Segment::attach): if any holds one,
-  // our exclusive try fails. The same handshake, ordered by the kernel's lock calls.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool unpinned = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
-  ::close(fd);  // drops our lock
-  return unpinned;
+  // our exclusive try fails. The same handshake, ordered by the kernel's lock calls. Taking
+  // the lock for a moment is all it needs: a handle attaching later sees seq 0 or the file's
+  // next use. (`fd` is a description of our own, so the lock is ours alone.)
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) return false;
+  (void)::flock(fd, LOCK_UN);
+  return true;
 }
 
 // ---- abandoned claims -----------------------------------------------------------------------

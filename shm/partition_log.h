@@ -165,10 +165,18 @@ class PartitionLog {
   // True when `file` is a segment of the partition's current capacity (a file made before
   // the topic's segment size was altered is not reused).
   bool sized_for_partition(const MappedFile& file) const;
-  // Retires a file that retention took out of the log (under a private name, `path`) and says
-  // whether it may be reused in place: false while a segment handle somewhere pins it (then
-  // the caller deletes it instead).
-  static bool retire_for_reuse(MappedFile& file, const std::string& path);
+  // Retires a file that retention took out of the log (under a private name, open as `fd`, a
+  // description of our own) and says whether it may be reused in place: false while a segment
+  // handle somewhere pins it (then the caller deletes it instead).
+  static bool retire_for_reuse(MappedFile& file, int fd);
+  // Opens a file of the partition read-write (the descriptor is the caller's to close) and
+  // maps it through the cache. The fd lets a roll attach and a recycler lock the file it just
+  // mapped without opening it again.
+  Result<std::shared_ptr<MappedFile>> open_cached(const std::string& path, int& fd);
+  // Segment::attach of a file this handle just mapped, kept in segments_ (under mutex_).
+  Result<std::shared_ptr<Segment>> attach_segment(std::int64_t base_offset,
+                                                  std::shared_ptr<MappedFile> file,
+                                                  const std::string& path, int fd);
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
 
   std::string dir_;

@@ -24,6 +24,29 @@ TEST_CASE("segment: file names carry the base offset in 20 digits", "[segment]")
   CHECK(parse_segment_file_name("partition.ctl") == -1);
 }
 
+TEST_CASE("files: move_file_noreplace moves a file but never over an existing one", "[segment]") {
+  TempDir tmp;
+  const std::string a = tmp.path() + "/a", b = tmp.path() + "/b", c = tmp.path() + "/c";
+  std::uint8_t one = 1, two = 2;
+  REQUIRE(create_file(a, 1, 0600));
+  REQUIRE(create_file(b, 1, 0600));
+  test::write_bytes(a, 0, &one, 1);
+  test::write_bytes(b, 0, &two, 1);
+  Status s = move_file_noreplace(a, b);
+  CHECK(s.code() == ErrorCode::kAlreadyExists);
+  CHECK(s.message().find(b) != std::string::npos);
+  CHECK(file_exists(a));  // left in place
+  std::uint8_t got = 0;
+  test::read_bytes(b, 0, &got, 1);
+  CHECK(got == 2);  // not replaced
+
+  REQUIRE(move_file_noreplace(a, c));
+  CHECK_FALSE(file_exists(a));
+  test::read_bytes(c, 0, &got, 1);
+  CHECK(got == 1);
+  CHECK(move_file_noreplace(a, tmp.path() + "/d").code() == ErrorCode::kNotFound);
+}
+
 TEST_CASE("segment: a file with the wrong magic or version is refused, naming the file",
           "[segment]") {
   TempDir tmp;
