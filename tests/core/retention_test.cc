@@ -12,14 +12,17 @@
 #include <thread>
 #include <vector>
 
+#include "broker/topic_manager.h"
 #include "broker_test_support.h"
 #include "data_dir.h"
+#include "shm/log_appender.h"
 #include "shm/log_reader.h"
 #include "shm/partition_log.h"
 #include "shm/segment.h"
 #include "sluice/broker.h"
 #include "sluice/consumer.h"
 #include "sluice/producer.h"
+#include "topic_store.h"
 
 namespace sluice::broker_test {
 namespace {
@@ -195,6 +198,44 @@ TEST_CASE("the broker replaces a spare a roll took at its next watch tick and no
     INFO("round " << round);
     REQUIRE(ready);
   }
+}
+
+// A partition that rolls again within kFastRollMs of its last roll counts as rolling fast,
+// which makes the broker tick every 2 ms (so that a producer filling a 16 MiB segment every
+// 10-15 ms finds its spares replaced in time: docs/benchmarks.md, "Spares for fast
+// producers"). The clock is the caller's, so this runs the topic manager directly.
+TEST_CASE("the topic manager reports a partition that rolls again within kFastRollMs as fast",
+          "[broker]") {
+  DataDirFixture dir;
+  broker::TopicManager topics(TopicStore(DataDir{dir.path()}), 1000);
+  TopicConfig tc;
+  tc.partitions = 2;
+  tc.segment_bytes = kSegmentBytes;
+  BT_REQUIRE_OK(topics.create("t", tc));
+  const broker::TopicState* t = topics.find("t");
+  REQUIRE(t != nullptr);
+  auto appender = must(shm::LogAppender::open(t->partitions[0].log));
+  const std::string value(1000, 'v');
+  // Appends until partition 0 rolls.
+  auto roll = [&] {
+    std::int64_t base = t->partitions[0].log->control()->active.active_base.load();
+    while (t->partitions[0].log->control()->active.active_base.load() == base)
+      REQUIRE(appender.append(value).outcome == shm::AppendOutcome::kOk);
+  };
+  auto fast = [&](std::int64_t now_ms) {
+    return topics.replace_taken_spares(now_ms, {}, nullptr, nullptr);
+  };
+  const std::int64_t t0 = 1'000'000;
+  CHECK(fast(t0) == 0);  // first look: both partitions' bases are new to it, no roll before
+  roll();
+  CHECK(fast(t0 + 10) == 0);  // a roll, but the first one seen: not fast yet
+  roll();
+  CHECK(fast(t0 + 10 + broker::kFastRollMs - 1) == 1);  // again within kFastRollMs
+  CHECK(fast(t0 + 500) == 0);                           // nothing rolled since
+  roll();
+  CHECK(fast(t0 + 10 + 2 * broker::kFastRollMs + 500) == 0);  // a slow roll
+  roll();
+  CHECK(fast(t0 + 10 + 2 * broker::kFastRollMs + 520) == 1);
 }
 
 // A 1000-byte value that names its sequence number and whose every byte depends on it.

@@ -13,6 +13,7 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -31,7 +32,12 @@ using control::json;
 
 namespace {
 constexpr std::int64_t kWatchBusyMs = 10;  // the watch tick while records come
-}
+// The watch tick while some partition rolls fast (broker::kFastRollMs), and for as long
+// after its last fast roll: a producer that fills a segment that fast finds the spare its last
+// roll took replaced within a couple of ms, rather than up to a busy tick later, when it may
+// already need the next one.
+constexpr std::int64_t kWatchRollingMs = 2;
+}  // namespace
 
 struct Broker::Impl {
   BrokerConfig config;
@@ -43,6 +49,8 @@ struct Broker::Impl {
   std::unique_ptr<gateway::BrokerLink> link;
   std::unique_ptr<gateway::Gateway> gateway;  // the Kafka listener, when configured
   asio::steady_timer housekeeping_timer{io};
+  // When (monotonic ms) the watch last saw a partition roll fast.
+  std::int64_t last_fast_roll_ms = std::numeric_limits<std::int64_t>::min() / 2;
   asio::steady_timer retention_timer{io};
   asio::steady_timer watch_timer{io};
   std::thread thread;
@@ -85,18 +93,27 @@ struct Broker::Impl {
     });
   }
 
-  // The abandoned-claim watchers: every 10 ms while records come, so that each tick's walk
-  // is short (a long one held a CPU the gateway's connection threads wanted: at 850k
-  // records/s from librdkafka, a 100 ms tick put p90 ack latency at 1.8-3.3 ms, a 10 ms one
-  // at 0.9-1.4 ms); the interval doubles, up to housekeeping_ms, while nothing comes.
+  // The abandoned-claim watchers and the spares of partitions that rolled: every 10 ms while
+  // records come, so that each tick's walk is short (a long one held a CPU the gateway's
+  // connection threads wanted: at 850k records/s from librdkafka, a 100 ms tick put p90 ack
+  // latency at 1.8-3.3 ms, a 10 ms one at 0.9-1.4 ms); every 2 ms while some partition rolls
+  // again within 30 ms of its last roll (broker::kFastRollMs; docs/benchmarks.md, "Spares for
+  // fast producers");
+  // the interval doubles, up to housekeeping_ms, while nothing comes.
   void schedule_watch(std::int64_t after_ms) {
     watch_timer.expires_after(std::chrono::milliseconds(after_ms));
     watch_timer.async_wait([this, after_ms](const boost::system::error_code& ec) {
       if (ec) return;
       std::int64_t busy_ms = std::min<std::int64_t>(kWatchBusyMs, config.housekeeping_ms);
-      schedule_watch(core->watch() > 0
-                         ? busy_ms
-                         : std::min(after_ms * 2, std::max(busy_ms, config.housekeeping_ms)));
+      broker::BrokerCore::WatchOutcome w = core->watch();
+      std::int64_t now = shm::monotonic_ns() / 1'000'000;
+      if (w.rolling_fast > 0) last_fast_roll_ms = now;
+      if (now - last_fast_roll_ms < broker::kFastRollMs)
+        schedule_watch(std::min(kWatchRollingMs, busy_ms));
+      else if (w.stepped > 0)
+        schedule_watch(busy_ms);
+      else
+        schedule_watch(std::min(after_ms * 2, std::max(busy_ms, config.housekeeping_ms)));
     });
   }
 

@@ -134,9 +134,11 @@ SlowestCommitted BrokerCore::slowest_committed() {
   return [this](const TopicPartition& tp) { return groups_->slowest_committed(tp); };
 }
 
-std::int64_t BrokerCore::watch() {
-  topics_.replace_taken_spares(wall_ms(), slowest_committed(), warn, info);
-  return topics_.watch();
+BrokerCore::WatchOutcome BrokerCore::watch() {
+  WatchOutcome out;
+  out.rolling_fast = topics_.replace_taken_spares(wall_ms(), slowest_committed(), warn, info);
+  out.stepped = topics_.watch();
+  return out;
 }
 
 void BrokerCore::retention() {

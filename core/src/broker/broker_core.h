@@ -32,8 +32,12 @@ class BrokerCore {
   void closed(const std::shared_ptr<Session>& session);
   void housekeeping();
   // New spares for partitions that rolled (TopicManager::replace_taken_spares), then the
-  // abandoned-claim watchers (TopicManager::watch); returns the records they stepped over.
-  std::int64_t watch();
+  // abandoned-claim watchers (TopicManager::watch).
+  struct WatchOutcome {
+    std::size_t rolling_fast = 0;  // partitions that rolled twice within kFastRollMs
+    std::int64_t stepped = 0;      // records the watchers stepped over
+  };
+  WatchOutcome watch();
   void retention();
   void shutdown();
 

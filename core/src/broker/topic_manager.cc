@@ -126,9 +126,11 @@ void TopicManager::housekeeping(std::int64_t now_ms, const SlowestCommitted& slo
       prepare_spare(name, topic, p, now_ms, slowest, warn, info);
 }
 
-void TopicManager::replace_taken_spares(std::int64_t now_ms, const SlowestCommitted& slowest,
-                                        const std::function<void(const std::string&)>& warn,
-                                        const std::function<void(const std::string&)>& info) {
+std::size_t TopicManager::replace_taken_spares(
+    std::int64_t now_ms, const SlowestCommitted& slowest,
+    const std::function<void(const std::string&)>& warn,
+    const std::function<void(const std::string&)>& info) {
+  std::size_t rolling_fast = 0;
   for (auto& [name, topic] : topics_) {
     for (std::size_t p = 0; p < topic.partitions.size(); ++p) {
       PartitionState& ps = topic.partitions[p];
@@ -136,10 +138,15 @@ void TopicManager::replace_taken_spares(std::int64_t now_ms, const SlowestCommit
       // the next tick.
       std::int64_t active = ps.log->control()->active.active_base.load(std::memory_order_relaxed);
       if (active == ps.spare_checked_base) continue;
+      if (ps.spare_checked_base >= 0) {  // a roll, not this partition's first look
+        if (now_ms - ps.rolled_at_ms < kFastRollMs) ++rolling_fast;
+        ps.rolled_at_ms = now_ms;
+      }
       ps.spare_checked_base = active;
       prepare_spare(name, topic, p, now_ms, slowest, warn, info);
     }
   }
+  return rolling_fast;
 }
 
 void TopicManager::prepare_spare(const std::string& name, TopicState& topic, std::size_t p,

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,9 +26,16 @@ struct PartitionState {
   std::shared_ptr<shm::PartitionLog> log;
   std::optional<shm::LogReader> watcher;  // follows the end, to find abandoned claims
   std::int64_t watched_until = 0;         // the end at the last watch: the watcher's next goal
-  // The active segment's base offset when replace_taken_spares last made or found its spare.
+  // The active segment's base offset when replace_taken_spares last made or found its spare,
+  // and when (wall clock, ms) it saw that base move.
   std::int64_t spare_checked_base = -1;
+  std::int64_t rolled_at_ms = std::numeric_limits<std::int64_t>::min() / 2;
 };
+
+// A partition that rolls again within this many ms of its last roll is "rolling fast": the
+// broker then runs its watch tick every 2 ms so that the spare each roll takes is replaced
+// before the next roll needs it (docs/benchmarks.md, "Spares for fast producers").
+inline constexpr std::int64_t kFastRollMs = 30;
 
 struct TopicState {
   TopicConfig config;
@@ -60,13 +68,14 @@ class TopicManager {
                     const std::function<void(const std::string&)>& warn,
                     const std::function<void(const std::string&)>& info);
   // Prepares a new spare, as housekeeping does, for every partition that rolled since the last
-  // call (every watch tick, 10 ms while records come): a producer that rolls more often than
-  // housekeeping runs would otherwise find no spare, and create, zero and map its next segment
-  // on its hot path. It reads each partition's active segment from shared memory, and looks for
-  // the spare file only where that moved.
-  void replace_taken_spares(std::int64_t now_ms, const SlowestCommitted& slowest,
-                            const std::function<void(const std::string&)>& warn,
-                            const std::function<void(const std::string&)>& info);
+  // call (every watch tick): a producer that rolls more often than housekeeping runs would
+  // otherwise find no spare, and create, zero and map its next segment on its hot path. It
+  // reads each partition's active segment from shared memory, and looks for the spare file
+  // only where that moved. Returns how many of the partitions that rolled are rolling fast
+  // (kFastRollMs).
+  std::size_t replace_taken_spares(std::int64_t now_ms, const SlowestCommitted& slowest,
+                                   const std::function<void(const std::string&)>& warn,
+                                   const std::function<void(const std::string&)>& info);
   // Follows every partition's committed end to find and pad claims abandoned by dead
   // producers (every watch tick). Returns the records stepped over: 0 when nothing was
   // appended since the last call.
