@@ -17,7 +17,7 @@
 //   latency     ping-pong over two partitions: A append()s to P1, B waits (kSpin, or --wait)
 //               and polls P1 and append()s the value to P2, A waits likewise and polls P2; one-way
 //               = half the round trip. A, off the clock, every 4096 round trips: prepare_next() on
-//               both.
+//               both. The warm-up is at least 6 segments of each partition, as for throughput.
 //   --stream RATE / --idle SECONDS (the wait shapes of peer_common.h): a producer process
 //               (CPU 0) append()s to one partition, a consumer process (CPU 1) polls it and,
 //               when caught up, LogReader::wait(--wait STRATEGY, 100 ms) in a loop, as
@@ -218,7 +218,11 @@ void run_lat(const peers::Options& o, peers::Results& res) {
     }
   }
   auto* sh = peers::shared_object<LatShared>();
-  std::int64_t warm = std::max<std::int64_t>(o.rounds / 10, 1);
+  // Warm up through six segments of each partition, as run_tput does: the pool of recycled
+  // segments is complete by then, so no measured round trip waits for a file to be created.
+  std::uint64_t stride = align_frame(kFrameHeaderBytes + std::uint64_t{o.size});
+  auto per_segment = static_cast<std::int64_t>((kSegmentBytes - kFrameHeaderBytes) / stride);
+  std::int64_t warm = std::max<std::int64_t>(o.rounds / 10, 6 * per_segment);
   std::int64_t total = warm + o.rounds;
   std::uint32_t size = o.size;
 
