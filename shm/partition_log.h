@@ -169,9 +169,9 @@ class PartitionLog {
   // description of our own) and says whether it may be reused in place: false while a segment
   // handle somewhere pins it (then the caller deletes it instead).
   static bool retire_for_reuse(MappedFile& file, int fd);
-  // Opens a file of the partition read-write (the descriptor is the caller's to close) and
-  // maps it through the cache. The fd lets a roll attach and a recycler lock the file it just
-  // mapped without opening it again.
+  // Opens a file of the partition with the handle's access (the descriptor is the caller's to
+  // close) and maps it through the cache. The fd lets a roll attach and a recycler lock the
+  // file it just mapped without opening it again.
   Result<std::shared_ptr<MappedFile>> open_cached(const std::string& path, int& fd);
   // Segment::attach of a file this handle just mapped, kept in segments_ (under mutex_).
   Result<std::shared_ptr<Segment>> attach_segment(std::int64_t base_offset,

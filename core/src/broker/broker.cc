@@ -98,8 +98,7 @@ struct Broker::Impl {
   // connection threads wanted: at 850k records/s from librdkafka, a 100 ms tick put p90 ack
   // latency at 1.8-3.3 ms, a 10 ms one at 0.9-1.4 ms); every 2 ms while some partition rolls
   // again within 30 ms of its last roll (broker::kFastRollMs; docs/benchmarks.md, "Spares for
-  // fast producers");
-  // the interval doubles, up to housekeeping_ms, while nothing comes.
+  // fast producers"); the interval doubles, up to housekeeping_ms, while nothing comes.
   void schedule_watch(std::int64_t after_ms) {
     watch_timer.expires_after(std::chrono::milliseconds(after_ms));
     watch_timer.async_wait([this, after_ms](const boost::system::error_code& ec) {
