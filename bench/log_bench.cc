@@ -3,7 +3,7 @@
 //
 //   Ref/CacheLinePingPong/...  two CPUs bouncing one cache line: the floor for one-way latency
 //   Ref/Memcpy/...             memcpy bandwidth into a cache-sized ring and into a large buffer
-//   Ref/Clock/...              clock_gettime costs (what a per-record timestamp costs)
+//   Ref/Clock/...              clock costs (what a per-record timestamp costs)
 //   Ref/Crc32c/...             CRC-32C of one buffer: the inline path, our streams, ISA-L
 //   Ref/MapSegment/...         mapping a new segment, pre-faulted or not, and first writes
 //   Throughput/...             producer thread(s) on CPU 0, one consumer thread on CPU 1 that
@@ -83,6 +83,7 @@
 #include "shm/log_reader.h"
 #include "shm/mapped_file.h"
 #include "shm/partition_log.h"
+#include "shm/tsc_clock.h"
 
 namespace {
 
@@ -366,6 +367,26 @@ void BM_Clock(benchmark::State& state, int which) {
     }
   }
   benchmark::DoNotOptimize(sum);
+}
+
+// The record timestamp's clock (shm/tsc_clock.h), with its largest distance from
+// clock_gettime over the run, counted outside the timed loop: 100k readings each bracketed
+// by clock_gettime, the distance from the bracket's middle less half its width.
+void BM_TscWallClock(benchmark::State& state) {
+  TscWallClock clock;
+  std::int64_t sum = 0;
+  for (auto _ : state) sum += clock.now();
+  benchmark::DoNotOptimize(sum);
+  std::int64_t worst = 0;
+  for (int i = 0; i < 100'000; ++i) {
+    std::int64_t before = wall_clock_ns();
+    std::int64_t t = clock.now();
+    std::int64_t after = wall_clock_ns();
+    std::int64_t off = t < before ? before - t : (t > after ? t - after : 0);
+    worst = std::max(worst, off);
+  }
+  state.counters["uses_tsc"] = clock.uses_tsc() ? 1 : 0;
+  state.counters["worst_off_ns"] = static_cast<double>(worst);
 }
 
 // Ref/Crc32c: the CRC-32C of one buffer, in L1, called back to back (crc32c.h has the three
@@ -1053,6 +1074,7 @@ void register_all() {
   RegisterBenchmark("Ref/Clock/realtime", BM_Clock, 0);
   RegisterBenchmark("Ref/Clock/realtime_coarse", BM_Clock, 1);
   RegisterBenchmark("Ref/Clock/rdtsc", BM_Clock, 2);
+  RegisterBenchmark("Ref/Clock/tsc_wall", BM_TscWallClock);
   for (std::size_t size : {64u, 128u, 192u, 255u})
     RegisterBenchmark(("Ref/Crc32c/inline/" + std::to_string(size) + "B").c_str(), BM_Crc32c, size,
                       CrcCode::kInline);

@@ -28,6 +28,7 @@
 #include "shm/futex.h"
 #include "shm/partition_log.h"
 #include "shm/record.h"
+#include "shm/tsc_clock.h"
 
 namespace sluice::shm {
 
@@ -44,7 +45,7 @@ const char* describe(AppendOutcome outcome) noexcept;
 
 // How record timestamps are taken when the producer gives none.
 enum class TimestampMode : std::uint8_t {
-  kWallClock,  // clock_gettime(CLOCK_REALTIME) per record
+  kWallClock,  // CLOCK_REALTIME per record, from the TSC where it can be (shm/tsc_clock.h)
   kCoarse,     // CLOCK_REALTIME_COARSE: the kernel tick (1-4 ms resolution), cheaper
   kPerBatch,   // one clock read per claim_batch, shared by its records
 };
@@ -295,9 +296,9 @@ class LogAppender {
  private:
   LogAppender() = default;
 
-  std::int64_t now() const {
+  std::int64_t now() {
     return options_.timestamp_mode == TimestampMode::kCoarse ? coarse_wall_clock_ns()
-                                                             : wall_clock_ns();
+                                                             : clock_.now();
   }
 
   // One fetch_add reserves `records` offsets and `bytes` bytes. Falls to the cold path when
@@ -448,6 +449,7 @@ class LogAppender {
   std::shared_ptr<PartitionLog> log_;
   std::shared_ptr<Segment> segment_;
   AppenderOptions options_;
+  TscWallClock clock_;  // CLOCK_REALTIME from the TSC: shm/tsc_clock.h
   std::atomic<std::uint64_t>* tail_ = nullptr;
   std::atomic<std::uint32_t>* seq_word_ = nullptr;
   std::atomic<std::uint32_t>* waiters_ = nullptr;

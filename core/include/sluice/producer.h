@@ -26,7 +26,7 @@
 namespace sluice {
 
 enum class TimestampSource {
-  kWallClock,  // clock_gettime(CLOCK_REALTIME) per record
+  kWallClock,  // CLOCK_REALTIME per record (nanoseconds; read from the TSC where the kernel does)
   kCoarse,     // the kernel tick's clock (1-4 ms resolution), cheaper
 };
 
