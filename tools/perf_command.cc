@@ -1,7 +1,9 @@
 // `sluice perf`: a produce/consume run over temporary partitions. Producer and consumer
 // processes (fork; --threads for threads) attach to the partition logs as any application
 // would; the parent only orchestrates, prints a progress line once a second, and reports
-// records/s, MB/s and one-way latency percentiles.
+// records/s, MB/s and one-way latency percentiles. This file is the parent and the command
+// line; the workers are tools/perf_producer.cc and tools/perf_consumer.cc, and what they
+// share with the parent is tools/perf_shared.h.
 //
 // Partitions and groups (--partitions, --groups): producers spread keyless records as Kafka's
 // sticky partitioner does: 64 records (or one --batch claim) to one partition, then the next,
@@ -36,22 +38,17 @@
 // figures are the steady state. Cold, the first rolls of a 16 MiB pool cost their producer or
 // consumer 3-6 ms each (a new file mapped and pre-faulted), which showed in p99 and beyond.
 #include <fmt/format.h>
-#include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <x86intrin.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -60,11 +57,9 @@
 #include <memory>
 #include <new>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include "shm/clock.h"
@@ -74,171 +69,17 @@
 #include "tools/commands.h"
 #include "tools/histogram.h"
 #include "tools/perf_format.h"
+#include "tools/perf_shared.h"
 #include "tools/perf_topology.h"
 
 namespace sluice::tools {
+
+using namespace perf;
+
 namespace {
-
-using namespace sluice::shm;
-
-constexpr int kMaxProducers = 16;
-constexpr int kMaxConsumers = 16;
-constexpr int kMaxPartitions = 64;
-constexpr std::int64_t kStickyRecords = 64;      // records to one partition before the next
-constexpr std::uint32_t kPollLimit = 64;         // records per poll() call
-constexpr std::int64_t kCopyChunk = 64;          // appends between clock / stop checks
-constexpr std::int64_t kSleepAboveNs = 200'000;  // pacing: sleep when the next send is later
-constexpr std::int64_t kWakeEarlyNs = 100'000;   // ... waking this much early, then spin
-constexpr std::int64_t kDrainTimeoutNs = 10'000'000'000;  // consumers' catch-up after the end
-
-struct PerfConfig {
-  std::uint32_t size = 32;
-  std::int64_t count = 0;  // 0: run for duration_s
-  double duration_s = 10;
-  double rate = 1'000'000;  // records/s over all producers; 0: as fast as possible
-  int producers = 1;
-  int consumers = 1;
-  int partitions = 1;
-  int groups = 0;         // 0: every consumer is a group of its own
-  PerfTopology topology;  // from partitions, consumers and groups (run_perf)
-  std::string wait = "adaptive";
-  std::uint32_t batch = 0;  // 0: append() (copy); N: claim_batch of up to N records
-  std::string data_dir = "/dev/shm/sluice";
-  bool json = false;
-  bool threads = false;
-  std::uint32_t segment_mib = 16;
-  std::uint32_t retain = 4;
-  bool no_pin = false;
-  bool no_progress = false;
-  bool no_warmup = false;
-
-  std::uint64_t segment_bytes() const { return std::uint64_t{segment_mib} << 20; }
-  std::uint64_t stride() const { return align_frame(kFrameHeaderBytes + std::uint64_t{size}); }
-  std::int64_t records_per_segment() const {
-    return static_cast<std::int64_t>((segment_bytes() - kFrameHeaderBytes) / stride());
-  }
-  // How far (in offsets) producers may run ahead of the slowest reader of a partition.
-  std::int64_t window() const {
-    return static_cast<std::int64_t>(retain - 2) * records_per_segment() -
-           static_cast<std::int64_t>(std::max<std::uint32_t>(batch, 1)) * producers;
-  }
-  bool value_stamped() const { return batch > 0 && rate > 0 && size >= 8; }
-  // Group 0's reader of each partition applies retention to it (prepare_next() recycles the
-  // oldest segment into the spare), once per segment it reads. Producers' handles have the
-  // same retention: their rolls take the spare, and a roll that finds none (the reader's
-  // prepare_next() came late) recycles the oldest segment in place rather than create a new
-  // file. The two paths claim the oldest file by renaming it, so one of them has it. (With
-  // no retention on the producers' handles, such rolls created, zeroed and pre-faulted
-  // 31-65 new 16 MiB files in 2 s runs at 1 KiB, `--rate 0 --batch 8`, on 2026-11-26.)
-  LogOptions retention_options() const {
-    LogOptions o;
-    o.retain_segments = retain;
-    o.recycle_segments = true;
-    return o;
-  }
-  WaitStrategy wait_strategy() const {
-    return shm::parse_wait_strategy(wait).value_or(WaitStrategy::kAdaptive);
-  }
-};
-
-// ---- state shared by the parent and the workers (a MAP_SHARED anonymous mapping) ----------
-
-struct alignas(64) ProducerSlot {
-  std::atomic<std::int64_t> sent{0};
-  std::atomic<std::int64_t> bytes{0};
-  std::atomic<std::int64_t> end_ns{0};  // CLOCK_REALTIME when it stopped
-  std::atomic<std::int64_t> roll_failures{0};
-  std::atomic<std::int64_t> flow_waits{0};
-  std::atomic<std::int64_t> max_late_ns{0};  // open loop: furthest behind schedule
-  std::atomic<int> ready{0};                 // its partitions open and mapped
-  std::atomic<int> done{0};
-  std::atomic<int> failed{0};
-  char error[512] = {};
-  std::atomic<std::int64_t> sent_to[kMaxPartitions] = {};  // per partition, once done
-};
-
-// A consumer's read position in one partition (flow control): on a cache line of its own,
-// written by the consumer only, read by the producers.
-struct alignas(64) ReadPosition {
-  std::atomic<std::int64_t> next_offset{0};
-};
-
-struct alignas(64) ConsumerSlot {
-  ReadPosition positions[kMaxPartitions];  // only its partitions' move
-  std::atomic<std::int64_t> received{0};
-  std::atomic<std::int64_t> bytes{0};
-  std::atomic<std::int64_t> last_ns{0};  // CLOCK_REALTIME of the last receipt
-  std::atomic<std::int64_t> prepare_failures{0};
-  // Records whose offset was not the next one of their partition (one missing or repeated).
-  std::atomic<std::int64_t> out_of_sequence{0};
-  std::atomic<std::int64_t> received_from[kMaxPartitions] = {};  // per partition, once done
-  std::atomic<int> ready{0};
-  std::atomic<int> done{0};
-  std::atomic<int> failed{0};
-  char error[512] = {};
-  LatencyHistogram histogram;
-};
-
-struct PerfShared {
-  std::atomic<int> stop{0};  // interrupted or failed: everyone stops now
-  std::atomic<int> go{0};
-  std::atomic<std::int64_t> start_ns{0};  // CLOCK_REALTIME of the first scheduled send
-  std::atomic<std::int64_t> target{-1};   // records sent in all, once every producer is done
-  // Records sent to each partition; written before `target` (release), read after it.
-  std::atomic<std::int64_t> partition_target[kMaxPartitions] = {};
-  // Each partition's first offset of the run (where the warm-up ended); written before the
-  // workers start.
-  std::int64_t first_offset[kMaxPartitions] = {};
-  ProducerSlot producers[kMaxProducers];
-  ConsumerSlot consumers[kMaxConsumers];
-};
-
-PerfShared* g_shared = nullptr;
 
 extern "C" void on_stop_signal(int) {
   if (g_shared != nullptr) g_shared->stop.store(1, std::memory_order_relaxed);
-}
-
-template <class Slot>
-void fail(Slot& slot, const std::string& message) {
-  std::snprintf(slot.error, sizeof slot.error, "%s", message.c_str());
-  slot.failed.store(1, std::memory_order_release);
-}
-
-// ---- helpers -------------------------------------------------------------------------------
-
-int cpu_count() {
-  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<int>(n) : 1;
-}
-
-void pin_to_cpu(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(static_cast<std::size_t>(cpu % cpu_count()), &set);
-  (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
-void sleep_until_realtime(std::int64_t ns) {
-  timespec ts;
-  ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-  ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-  while (::clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-    if (g_shared != nullptr && g_shared->stop.load(std::memory_order_relaxed) != 0) return;
-  }
-}
-
-// Waits until CLOCK_REALTIME reaches ns: sleeps while it is far, spins the rest.
-void wait_until(std::int64_t ns, const std::atomic<int>& stop) {
-  for (;;) {
-    std::int64_t now = wall_clock_ns();
-    if (now >= ns || stop.load(std::memory_order_relaxed) != 0) return;
-    if (ns - now > kSleepAboveNs) {
-      sleep_until_realtime(ns - kWakeEarlyNs);
-    } else {
-      _mm_pause();
-    }
-  }
 }
 
 // A worker: a forked child process, or a thread.
@@ -288,448 +129,6 @@ class Worker {
   pid_t pid_ = -1;
   std::thread thread_;
 };
-
-// ---- producer ------------------------------------------------------------------------------
-
-class FlowControl {
- public:
-  FlowControl(const PerfConfig& cfg, PerfShared& sh)
-      : sh_(sh),
-        readers_(cfg.topology.partition_readers),
-        window_(cfg.window()),
-        limit_(static_cast<std::size_t>(cfg.partitions), cfg.window()) {}
-
-  // Returns once `offset` of `partition` is within the window ahead of the slowest reader of
-  // that partition (one per group); false if the run is stopping.
-  bool admit(int partition, std::int64_t offset, ProducerSlot& slot) {
-    auto p = static_cast<std::size_t>(partition);
-    if (offset < limit_[p]) [[likely]]
-      return true;
-    bool counted = false;
-    for (std::uint32_t spins = 0;; ++spins) {
-      std::int64_t slowest = std::numeric_limits<std::int64_t>::max();
-      // Acquire: paired with the consumer's release store of its position.
-      for (int c : readers_[p])
-        slowest = std::min(
-            slowest, sh_.consumers[c].positions[p].next_offset.load(std::memory_order_acquire));
-      limit_[p] = slowest + window_;
-      if (offset < limit_[p]) return true;
-      if (sh_.stop.load(std::memory_order_relaxed) != 0) return false;
-      if (!counted) {
-        slot.flow_waits.fetch_add(1, std::memory_order_relaxed);
-        counted = true;
-      }
-      if (spins < 128) {
-        _mm_pause();
-      } else {
-        sched_yield();
-      }
-    }
-  }
-
- private:
-  PerfShared& sh_;
-  const std::vector<std::vector<int>>& readers_;
-  std::int64_t window_;
-  std::vector<std::int64_t> limit_;  // per partition
-};
-
-class Producer {
- public:
-  Producer(const PerfConfig& cfg, PerfShared& sh, int id, std::vector<LogAppender> apps)
-      : cfg_(cfg),
-        sh_(sh),
-        slot_(sh.producers[id]),
-        id_(id),
-        apps_(std::move(apps)),
-        flow_(cfg, sh),
-        payload_(std::max<std::uint32_t>(cfg.size, 8), std::byte{0x5a}),
-        sent_to_(apps_.size(), 0),
-        partition_(id % cfg.partitions) {
-    std::int64_t share = cfg.count / cfg.producers;
-    quota_ = cfg.count == 0 ? std::numeric_limits<std::int64_t>::max()
-                            : share + (id < cfg.count % cfg.producers ? 1 : 0);
-  }
-
-  void run() {
-    while (sh_.go.load(std::memory_order_acquire) == 0) {
-      if (stopping()) return finish();
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-    start_ = sh_.start_ns.load(std::memory_order_relaxed);
-    end_ = cfg_.count == 0 ? start_ + static_cast<std::int64_t>(std::llround(cfg_.duration_s * 1e9))
-                           : std::numeric_limits<std::int64_t>::max();
-    wait_until(start_, sh_.stop);
-    if (cfg_.rate > 0) {
-      open_loop();
-    } else {
-      closed_loop();
-    }
-    finish();
-  }
-
- private:
-  bool stopping() const { return sh_.stop.load(std::memory_order_relaxed) != 0; }
-
-  void finish() {
-    for (std::size_t p = 0; p < sent_to_.size(); ++p)
-      slot_.sent_to[p].store(sent_to_[p], std::memory_order_relaxed);
-    slot_.sent.store(sent_, std::memory_order_relaxed);
-    slot_.bytes.store(sent_ * cfg_.size, std::memory_order_relaxed);
-    slot_.end_ns.store(wall_clock_ns(), std::memory_order_relaxed);
-    slot_.done.store(1, std::memory_order_release);
-  }
-
-  void publish_progress() {
-    slot_.sent.store(sent_, std::memory_order_relaxed);
-    slot_.bytes.store(sent_ * cfg_.size, std::memory_order_relaxed);
-  }
-
-  // A failed roll (a full disk, or a race in the log) is counted and retried: the next
-  // reservation waits for the roll and recovers it after the abandon timeout.
-  bool retry(AppendOutcome o) {
-    if (o == AppendOutcome::kRollFailed && !stopping()) {
-      slot_.roll_failures.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-    fail(slot_, fmt::format("producer {}: append failed: {}", id_, describe(o)));
-    sh_.stop.store(1, std::memory_order_relaxed);
-    return false;
-  }
-
-  // Sticky partitioning: after kStickyRecords records (or one batch) on a partition, the next.
-  void next_partition() {
-    on_partition_ = 0;
-    if (++partition_ == static_cast<int>(apps_.size())) partition_ = 0;
-  }
-
-  // Appends one record (timestamp < 0: the appender's clock). False when stopping.
-  bool append_one(std::int64_t timestamp_ns) {
-    if (cfg_.size >= 8) {
-      std::uint64_t seq = static_cast<std::uint64_t>(sent_);
-      std::memcpy(payload_.data(), &seq, 8);
-    }
-    RecordMeta meta;
-    meta.timestamp_ns = timestamp_ns;
-    std::string_view value(reinterpret_cast<const char*>(payload_.data()), cfg_.size);
-    const int p = partition_;
-    for (;;) {
-      AppendResult r = apps_[static_cast<std::size_t>(p)].append(value, meta);
-      if (r.outcome == AppendOutcome::kOk) {
-        ++sent_;
-        ++sent_to_[static_cast<std::size_t>(p)];
-        if (++on_partition_ == kStickyRecords) next_partition();
-        return flow_.admit(p, r.offset, slot_);
-      }
-      if (!retry(r.outcome)) return false;
-    }
-  }
-
-  // Appends n records with one claim_batch; scheduled[i] (if given) goes into value i's first
-  // 8 bytes. False when stopping.
-  bool append_batch(std::uint32_t n, const std::int64_t* scheduled) {
-    const int p = partition_;
-    LogAppender& app = apps_[static_cast<std::size_t>(p)];
-    BatchClaim b;
-    for (;;) {
-      AppendOutcome o = app.claim_batch(n, cfg_.size, b);
-      if (o == AppendOutcome::kOk) break;
-      if (!retry(o)) return false;
-    }
-    for (std::uint32_t i = 0; i < n; ++i) {
-      std::byte* v = b.value(i).data();
-      std::memcpy(v, payload_.data(), cfg_.size);
-      if (scheduled != nullptr) std::memcpy(v, &scheduled[i], 8);
-    }
-    app.commit(b);
-    sent_ += n;
-    sent_to_[static_cast<std::size_t>(p)] += n;
-    next_partition();
-    return flow_.admit(p, b.first_offset() + n - 1, slot_);
-  }
-
-  void closed_loop() {
-    while (!stopping() && sent_ < quota_) {
-      if (cfg_.batch > 0) {
-        auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(cfg_.batch, quota_ - sent_));
-        if (!append_batch(n, nullptr)) return;
-      } else {
-        std::int64_t chunk = std::min(kCopyChunk, quota_ - sent_);
-        for (std::int64_t k = 0; k < chunk; ++k)
-          if (!append_one(-1)) return;
-      }
-      publish_progress();
-      if (cfg_.count == 0 && wall_clock_ns() >= end_) return;
-    }
-  }
-
-  // Record i of this producer is due at start + (i + id / producers) / per-producer rate.
-  std::int64_t scheduled(std::int64_t i) const {
-    double per_producer = cfg_.rate / cfg_.producers;
-    double t =
-        (static_cast<double>(i) + static_cast<double>(id_) / cfg_.producers) / per_producer * 1e9;
-    return start_ + static_cast<std::int64_t>(t);
-  }
-
-  void open_loop() {
-    std::vector<std::int64_t> stamps(std::max<std::uint32_t>(cfg_.batch, 1));
-    std::int64_t max_late = 0;
-    while (!stopping() && sent_ < quota_) {
-      std::int64_t due_at = scheduled(sent_);
-      if (due_at >= end_) break;
-      std::int64_t now = wall_clock_ns();
-      if (now < due_at) {
-        wait_until(due_at, sh_.stop);
-        continue;
-      }
-      max_late = std::max(max_late, now - due_at);
-      // Send what is due now: up to one batch, or a chunk of single appends.
-      if (cfg_.batch == 0) {
-        for (std::int64_t k = 0; k < kCopyChunk && sent_ < quota_; ++k) {
-          std::int64_t t = scheduled(sent_);
-          if (t > now || t >= end_) break;
-          if (!append_one(t)) return;
-        }
-      } else {
-        std::uint32_t n = 0;
-        while (n < cfg_.batch && sent_ + n < quota_) {
-          std::int64_t t = scheduled(sent_ + n);
-          if (t > now || t >= end_) break;
-          stamps[n++] = t;
-        }
-        if (n > 0 && !append_batch(n, cfg_.value_stamped() ? stamps.data() : nullptr)) return;
-      }
-      publish_progress();
-    }
-    slot_.max_late_ns.store(max_late, std::memory_order_relaxed);
-  }
-
-  const PerfConfig& cfg_;
-  PerfShared& sh_;
-  ProducerSlot& slot_;
-  int id_;
-  std::vector<LogAppender> apps_;  // one per partition
-  FlowControl flow_;
-  std::vector<std::byte> payload_;
-  std::vector<std::int64_t> sent_to_;  // per partition
-  int partition_ = 0;                  // where the next record goes
-  std::int64_t on_partition_ = 0;      // records sent there since it became the sticky one
-  std::int64_t quota_ = 0;
-  std::int64_t sent_ = 0;
-  std::int64_t start_ = 0;
-  std::int64_t end_ = 0;
-};
-
-void run_producer(const PerfConfig& cfg, const std::vector<std::string>& dirs, PerfShared& sh,
-                  int id, int cpu) {
-  ProducerSlot& slot = sh.producers[id];
-  if (cpu >= 0) pin_to_cpu(cpu);
-  ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);  // precise pacing sleeps
-  AppenderOptions ao;
-  ao.timestamp_mode = cfg.batch > 0 ? TimestampMode::kPerBatch : TimestampMode::kWallClock;
-  std::vector<LogAppender> apps;
-  for (const std::string& dir : dirs) {
-    auto log = PartitionLog::open(dir, cfg.retention_options());
-    if (!log) {
-      fail(slot, "producer: " + log.status().message());
-      slot.done.store(1);
-      return;
-    }
-    auto app = LogAppender::open(*log, ao);
-    if (!app) {
-      fail(slot, "producer: " + app.status().message());
-      slot.done.store(1);
-      return;
-    }
-    // The pool the warm-up made, mapped now: no roll of the run maps a file.
-    if (auto mapped = (*log)->premap_segments(); !mapped) {
-      fail(slot, "producer: " + mapped.status().message());
-      slot.done.store(1);
-      return;
-    }
-    apps.push_back(std::move(app).value());
-  }
-  slot.ready.store(1, std::memory_order_release);
-  Producer p(cfg, sh, id, std::move(apps));
-  p.run();
-}
-
-// ---- warm-up -------------------------------------------------------------------------------
-
-// Runs a new partition once through its pool of recycled segments (--retain segments and a
-// spare, all allocated and formatted), the way the run will: large filler records, and
-// prepare_next() after every roll, which recycles the oldest segment into the spare once
-// --retain are there. The run then creates no file, and every worker maps the whole pool
-// before it starts (PartitionLog::premap_segments), so that none of its rolls maps one: a
-// fresh pre-faulted 16 MiB segment costs its first user 3-6 ms here (docs/benchmarks.md,
-// "Segment rolls"). Returns the offset the run's records start at.
-Result<std::int64_t> warm_up(const std::shared_ptr<PartitionLog>& log, const PerfConfig& cfg) {
-  // Appended through a handle of its own, as the producers' are (prepare_next() after every
-  // roll leaves a spare for the next one, so none of the warm-up's rolls recycles in place).
-  auto producers_kind = PartitionLog::open(log->dir(), cfg.retention_options());
-  if (!producers_kind) return producers_kind.status();
-  auto app = LogAppender::open(*producers_kind);
-  if (!app) return app.status();
-  const std::string filler(static_cast<std::size_t>(cfg.segment_bytes() / 64), 'w');
-  std::int64_t base = log->control()->active.active_base.load(std::memory_order_acquire);
-  for (std::uint32_t rolls = 0; rolls <= cfg.retain;) {
-    AppendResult r = app->append(filler);
-    if (r.outcome != AppendOutcome::kOk)
-      return Status(ErrorCode::kIo, std::string(describe(r.outcome)));
-    std::int64_t now = log->control()->active.active_base.load(std::memory_order_acquire);
-    if (now != base) {
-      base = now;
-      ++rolls;
-      if (Status s = log->prepare_next(); !s) return s;
-    }
-  }
-  return log->end_offset();
-}
-
-// ---- consumer ------------------------------------------------------------------------------
-
-// One partition a consumer reads.
-struct AssignedPartition {
-  int partition = 0;
-  std::shared_ptr<PartitionLog> log;
-  LogReader reader;
-  bool retention = false;  // this consumer applies retention to it (group 0's reader)
-  std::int64_t received = 0;
-  std::int64_t next_offset = 0;   // expected next (offsets start at 0 and have no gaps)
-  std::int64_t next_prepare = 0;  // prepare_next() once `received` reaches this
-};
-
-void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, PerfShared& sh,
-                  int id, int cpu) {
-  ConsumerSlot& slot = sh.consumers[id];
-  auto finish = [&] {
-    slot.done.store(1, std::memory_order_release);
-    slot.ready.store(1, std::memory_order_release);
-  };
-  if (cpu >= 0) pin_to_cpu(cpu);
-  std::int64_t per_segment = cfg.records_per_segment();
-  std::vector<AssignedPartition> parts;
-  for (int p : cfg.topology.consumer_partitions[static_cast<std::size_t>(id)]) {
-    bool retention = cfg.topology.retention_owner(p) == id;
-    auto log = PartitionLog::open(dirs[static_cast<std::size_t>(p)],
-                                  retention ? cfg.retention_options() : LogOptions{});
-    if (!log) {
-      fail(slot, "consumer: " + log.status().message());
-      return finish();
-    }
-    if (auto mapped = (*log)->premap_segments(); !mapped) {
-      fail(slot, "consumer: " + mapped.status().message());
-      return finish();
-    }
-    auto opened = LogReader::open(*log);
-    if (!opened) {
-      fail(slot, "consumer: " + opened.status().message());
-      return finish();
-    }
-    const std::int64_t first = sh.first_offset[p];
-    if (Status s = opened->seek(first); !s) {
-      fail(slot, "consumer: " + s.message());
-      return finish();
-    }
-    parts.push_back({p, *log, std::move(opened).value(), retention, 0, first, per_segment / 2});
-  }
-  slot.ready.store(1, std::memory_order_release);
-
-  WaitStrategy strategy = cfg.wait_strategy();
-  bool stamped = cfg.value_stamped();
-  std::int64_t stamps[kPollLimit];
-  std::uint32_t n = 0;
-  std::int64_t bytes = 0;
-  std::int64_t expected = 0;  // the next offset of the partition being polled
-  std::int64_t out_of_sequence = 0;
-  auto handler = [&](const RecordView& r) {
-    std::string_view v = r.value.value_or(std::string_view{});
-    std::int64_t t = r.timestamp_ns;
-    if (stamped && v.size() >= 8) std::memcpy(&t, v.data(), 8);
-    stamps[n++] = t;
-    bytes += static_cast<std::int64_t>(v.size());
-    if (r.offset != expected) [[unlikely]]
-      ++out_of_sequence;
-    expected = r.offset + 1;
-  };
-  std::int64_t received = 0;
-  std::int64_t idle_since = 0;       // several partitions, adaptive wait: when the looks found none
-  std::vector<LogReader*> wait_set;  // several partitions: the readers a blocking wait parks on
-  for (AssignedPartition& a : parts) wait_set.push_back(&a.reader);
-  for (;;) {
-    bool any = false;
-    for (AssignedPartition& a : parts) {
-      n = 0;
-      expected = a.next_offset;
-      PollResult pr = a.reader.poll(handler, kPollLimit);
-      a.next_offset = expected;
-      if (pr.records != 0) {
-        any = true;
-        std::int64_t now = wall_clock_ns();
-        for (std::uint32_t i = 0; i < n; ++i)
-          slot.histogram.record(now > stamps[i] ? static_cast<std::uint64_t>(now - stamps[i]) : 0);
-        received += pr.records;
-        a.received += pr.records;
-        // Release: paired with the producers' acquire in FlowControl::admit.
-        slot.positions[a.partition].next_offset.store(a.reader.position(),
-                                                      std::memory_order_release);
-        slot.received.store(received, std::memory_order_relaxed);
-        slot.bytes.store(bytes, std::memory_order_relaxed);
-        slot.last_ns.store(now, std::memory_order_relaxed);
-        if (a.retention && a.received >= a.next_prepare) {
-          if (!a.log->prepare_next()) slot.prepare_failures.fetch_add(1, std::memory_order_relaxed);
-          a.next_prepare = a.received + per_segment;
-        }
-        continue;
-      }
-      if (pr.outcome != ReadOutcome::kOk) {
-        fail(slot, fmt::format("consumer {}: partition {}: {}", id, a.partition,
-                               a.reader.error().message()));
-        sh.stop.store(1, std::memory_order_relaxed);
-        slot.out_of_sequence.store(out_of_sequence, std::memory_order_relaxed);
-        return finish();
-      }
-    }
-    if (any) {
-      idle_since = 0;
-      continue;
-    }
-    if (sh.stop.load(std::memory_order_relaxed) != 0) break;
-    // Acquire: paired with the parent's release store of target, after partition_target.
-    if (sh.target.load(std::memory_order_acquire) >= 0) {
-      bool all = true;
-      for (const AssignedPartition& a : parts)
-        all = all && a.received >= sh.partition_target[a.partition].load(std::memory_order_relaxed);
-      if (all) break;
-    }
-    if (parts.size() == 1) {
-      (void)parts[0].reader.wait(strategy, 100'000'000);
-    } else if (parts.empty()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // an idle member
-    } else {
-      // Several partitions, as the client library's Consumer::poll waits: spin (or yield)
-      // over all of them; block and adaptive (after 50 us of spinning) park on all their
-      // futexes at once (LogReader::wait_any), woken by a record in any of them.
-      bool park = strategy == WaitStrategy::kBlock;
-      if (strategy == WaitStrategy::kAdaptive) {
-        std::int64_t now = wall_clock_ns();
-        if (idle_since == 0) idle_since = now;
-        park = now - idle_since > 50'000;
-      }
-      if (park) {
-        (void)LogReader::wait_any(wait_set, 100'000'000);
-      } else if (strategy == WaitStrategy::kYield) {
-        sched_yield();
-      } else {
-        _mm_pause();
-      }
-    }
-  }
-  for (const AssignedPartition& a : parts)
-    slot.received_from[a.partition].store(a.received, std::memory_order_relaxed);
-  slot.out_of_sequence.store(out_of_sequence, std::memory_order_relaxed);
-  finish();
-}
 
 // ---- the run -------------------------------------------------------------------------------
 
@@ -1245,7 +644,6 @@ int run_perf(PerfConfig cfg) {
   if (!errors.empty()) return 1;
   return interrupted ? 130 : 0;  // 128 + SIGINT, as a shell reports an interrupted command
 }
-
 }  // namespace
 
 // `perf --kafka HOST:PORT`: the same run against a Kafka endpoint (tools/perf_kafka.cc).
