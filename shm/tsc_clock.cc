@@ -32,34 +32,20 @@ bool disabled_by_environment() {
   return env != nullptr && std::strcmp(env, "0") == 0;
 }
 
-// A realtime reading between two TSC reads, the narrowest of several; the TSC at its middle.
-void read_pair(std::uint64_t& tsc, std::int64_t& ns) {
-  std::uint64_t best_gap = ~std::uint64_t{0};
-  for (int i = 0; i < 8; ++i) {
-    std::uint64_t t0 = __rdtsc();
-    std::int64_t n = wall_clock_ns();
-    std::uint64_t t1 = __rdtsc();
-    if (t1 - t0 < best_gap) {
-      best_gap = t1 - t0;
-      tsc = t0 + (t1 - t0) / 2;
-      ns = n;
-    }
-  }
-}
-
 // ns per tick (<< 32) over at least `span_ns` of realtime; 0 if the system clock was set
 // meanwhile.
 std::uint64_t measure_scale(std::int64_t span_ns) {
-  std::uint64_t tsc0, tsc1;
-  std::int64_t ns0, ns1;
-  read_pair(tsc0, ns0);
+  // The narrowest of 8 reads at either end.
+  const HardwareTscSource hw;
+  TscPair a = read_tsc_pair(hw, 8, 0);
+  TscPair b;
   do {
-    read_pair(tsc1, ns1);
-  } while (ns1 - ns0 < span_ns && ns1 >= ns0);
-  if (ns1 <= ns0 || tsc1 <= tsc0) return 0;
+    b = read_tsc_pair(hw, 8, 0);
+  } while (b.ns - a.ns < span_ns && b.ns >= a.ns);
+  if (b.ns <= a.ns || b.tsc <= a.tsc) return 0;
   return static_cast<std::uint64_t>(
-      (static_cast<Uint128>(ns1 - ns0) << BasicTscClock<HardwareTscSource>::kShift) /
-      (tsc1 - tsc0));
+      (static_cast<Uint128>(b.ns - a.ns) << BasicTscClock<HardwareTscSource>::kShift) /
+      (b.tsc - a.tsc));
 }
 
 // Two back-to-back measurements of 100 us each that agree within 1/1000 (against a read

@@ -60,6 +60,33 @@ struct HardwareTscSource {
   TscCalibration calibration() const { return tsc_calibration(); }
 };
 
+// A realtime reading with the TSC read on either side, and the TSC at its middle.
+struct TscPair {
+  std::uint64_t tsc;
+  std::int64_t ns;
+};
+
+// The narrowest of up to `tries` pairs (an interrupt or a preemption between the reads widens
+// one), stopping early at one narrower than `good_gap` ticks (0: always all the tries). Used
+// by the process's calibration and by each clock's recalibrations.
+template <class Source>
+TscPair read_tsc_pair(const Source& source, int tries, std::uint64_t good_gap) noexcept {
+  TscPair best{};
+  std::uint64_t best_gap = ~std::uint64_t{0};
+  for (int i = 0; i < tries; ++i) {
+    std::uint64_t t0 = source.ticks();
+    std::int64_t ns = source.realtime_ns();
+    std::uint64_t t1 = source.ticks();
+    std::uint64_t gap = t1 - t0;
+    if (gap < best_gap) {
+      best_gap = gap;
+      best = {t0 + gap / 2, ns};
+    }
+    if (gap < good_gap) break;
+  }
+  return best;
+}
+
 template <class Source>
 class BasicTscClock {
  public:
@@ -94,29 +121,10 @@ class BasicTscClock {
   bool uses_tsc() const noexcept { return usable_; }
 
  private:
-  struct Pair {
-    std::uint64_t tsc;
-    std::int64_t ns;
-  };
+  using Pair = TscPair;
 
-  // A realtime reading with the TSC read on either side; the TSC at its middle. Retried when
-  // something (an interrupt, a preemption) came between the reads.
-  Pair read_pair() const noexcept {
-    Pair best{};
-    std::uint64_t best_gap = ~std::uint64_t{0};
-    for (int i = 0; i < 4; ++i) {
-      std::uint64_t t0 = source_.ticks();
-      std::int64_t ns = source_.realtime_ns();
-      std::uint64_t t1 = source_.ticks();
-      std::uint64_t gap = t1 - t0;
-      if (gap < best_gap) {
-        best_gap = gap;
-        best = {t0 + gap / 2, ns};
-      }
-      if (gap < 512) break;
-    }
-    return best;
-  }
+  // Up to 4 tries, stopping at a pair whose TSC reads are under 512 ticks apart.
+  Pair read_pair() const noexcept { return read_tsc_pair(source_, 4, 512); }
 
   void reset(std::uint64_t mult) noexcept {
     Pair p = read_pair();
