@@ -55,7 +55,6 @@
 // Usage: build/bench/log_bench [--benchmark_filter=REGEX]. SLUICE_DATA_DIR (default
 // /dev/shm/sluice) holds the temporary partitions; each benchmark removes its own.
 #include <benchmark/benchmark.h>
-#include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -84,12 +83,15 @@
 #include "shm/mapped_file.h"
 #include "shm/partition_log.h"
 #include "shm/tsc_clock.h"
+#include "tools/cpu_pinning.h"
 
 namespace {
 
 using sluice::Result;
 using sluice::Status;
 using namespace sluice::shm;
+using sluice::tools::cpu_count;
+using sluice::tools::pin_to_cpu;
 using Clock = std::chrono::steady_clock;
 
 // ---- small utilities -------------------------------------------------------------------------
@@ -115,19 +117,6 @@ T must(Result<T> r, const std::string& what) {
 
 void must(const Status& s, const std::string& what) {
   if (!s) fatal(what + ": " + s.message());
-}
-
-int cpu_count() {
-  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<int>(n) : 1;
-}
-
-// Pins the calling thread to `cpu` (modulo the CPUs present).
-void pin_to_cpu(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(static_cast<std::size_t>(cpu % cpu_count()), &set);
-  (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
 double seconds_between(Clock::time_point a, Clock::time_point b) {

@@ -1,7 +1,5 @@
 #include "tools/perf_shared.h"
 
-#include <pthread.h>
-#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 #include <x86intrin.h>
@@ -26,18 +24,6 @@ void sleep_until_realtime(std::int64_t ns) {
 }
 
 }  // namespace
-
-int cpu_count() {
-  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<int>(n) : 1;
-}
-
-void pin_to_cpu(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(static_cast<std::size_t>(cpu % cpu_count()), &set);
-  (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
 
 void wait_until(std::int64_t ns, const std::atomic<int>& stop) {
   for (;;) {

@@ -20,6 +20,7 @@
 #include "shm/log_reader.h"
 #include "shm/partition_log.h"
 #include "shm/status.h"
+#include "tools/cpu_pinning.h"
 #include "tools/histogram.h"
 #include "tools/perf_topology.h"
 
@@ -148,8 +149,6 @@ void fail(Slot& slot, const std::string& message) {
   slot.failed.store(1, std::memory_order_release);
 }
 
-int cpu_count();
-void pin_to_cpu(int cpu);
 // Waits until CLOCK_REALTIME reaches ns: sleeps while it is far, spins the rest.
 void wait_until(std::int64_t ns, const std::atomic<int>& stop);
 
