@@ -69,6 +69,7 @@
 #include "tools/commands.h"
 #include "tools/histogram.h"
 #include "tools/perf_format.h"
+#include "tools/perf_kafka.h"
 #include "tools/perf_shared.h"
 #include "tools/perf_topology.h"
 
@@ -645,14 +646,6 @@ int run_perf(PerfConfig cfg) {
   return interrupted ? 130 : 0;  // 128 + SIGINT, as a shell reports an interrupted command
 }
 }  // namespace
-
-// `perf --kafka HOST:PORT`: the same run against a Kafka endpoint (tools/perf_kafka.cc).
-struct KafkaPerfOptions;
-std::shared_ptr<KafkaPerfOptions> add_perf_kafka_options(CLI::App* perf);
-bool perf_kafka_selected(const KafkaPerfOptions& k);
-int run_perf_kafka(const KafkaPerfOptions& k, int partitions, std::uint32_t size,
-                   std::int64_t count, double duration_s, double rate, int producers, int consumers,
-                   bool json, bool no_progress);
 
 void add_perf_command(CLI::App& app, int& exit_code) {
   auto cfg = std::make_shared<PerfConfig>();
