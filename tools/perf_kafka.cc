@@ -132,11 +132,7 @@ int run(const KafkaPerfOptions& k, const Settings& s) {
       own_topic ? fmt::format("sluice-perf-{}-{}", ::getpid(), wall_clock_ns() / 1'000'000)
                 : k.topic;
   std::string error;
-  rd_kafka_conf_t* aconf = base_conf(k, &error);
-  if (aconf != nullptr && !apply_user_config(aconf, k, &error)) {
-    rd_kafka_conf_destroy(aconf);
-    aconf = nullptr;
-  }
+  rd_kafka_conf_t* aconf = make_conf(k, {}, &error);
   if (aconf == nullptr) {
     fmt::print(stderr, "sluice perf: {}\n", error);
     return 2;

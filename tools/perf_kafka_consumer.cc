@@ -21,25 +21,21 @@ void run_consumer(const KafkaPerfOptions& k, const std::string& topic, RunState&
     cs.done.store(1, std::memory_order_release);
   };
   std::string error;
-  rd_kafka_conf_t* conf = base_conf(k, &error);
-  bool ok = conf != nullptr;
-  if (ok) {
-    // librdkafka's assign() wants a group.id; assign() never joins the group, and nothing is
-    // committed.
-    ok = conf_set(conf, "group.id", fmt::format("sluice-perf-{}", ::getpid()), &error) &&
-         conf_set(conf, "enable.auto.commit", "false", &error) &&
-         conf_set(conf, "enable.partition.eof", "false", &error) &&
-         // A start offset the endpoint no longer has (retention) is an error, not a silent
-         // jump to the end.
-         conf_set(conf, "auto.offset.reset", "error", &error) &&
-         conf_set(conf, "fetch.wait.max.ms", k.sequential ? "1" : "100", &error) &&
-         conf_set(conf, "fetch.max.bytes", "52428800", &error) &&
-         conf_set(conf, "max.partition.fetch.bytes", "4194304", &error) &&
-         conf_set(conf, "queued.max.messages.kbytes", "262144", &error) &&
-         apply_user_config(conf, k, &error);
-    if (!ok) rd_kafka_conf_destroy(conf);
-  }
-  if (!ok) {
+  rd_kafka_conf_t* conf = make_conf(k,
+                                    {// librdkafka's assign() wants a group.id; assign() never joins
+                                     // the group, and nothing is committed.
+                                     {"group.id", fmt::format("sluice-perf-{}", ::getpid())},
+                                     {"enable.auto.commit", "false"},
+                                     {"enable.partition.eof", "false"},
+                                     // A start offset the endpoint no longer has (retention) is an
+                                     // error, not a silent jump to the end.
+                                     {"auto.offset.reset", "error"},
+                                     {"fetch.wait.max.ms", k.sequential ? "1" : "100"},
+                                     {"fetch.max.bytes", "52428800"},
+                                     {"max.partition.fetch.bytes", "4194304"},
+                                     {"queued.max.messages.kbytes", "262144"}},
+                                    &error);
+  if (conf == nullptr) {
     cs.error = error;
     rs.stop.store(1);
     return finish();

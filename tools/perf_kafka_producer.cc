@@ -53,25 +53,21 @@ void run_producer(const Settings& s, const KafkaPerfOptions& k, const std::strin
   ProducerState& ps = *rs.producers[static_cast<std::size_t>(id)];
   auto finish = [&ps] { ps.done.store(1, std::memory_order_release); };
   std::string error;
-  rd_kafka_conf_t* conf = base_conf(k, &error);
-  bool ok = conf != nullptr;
-  if (ok) {
-    // Throughput-minded defaults (-X overrides them).
-    ok = conf_set(conf, "acks", k.acks, &error) &&
-         conf_set(conf, "compression.type", k.compression, &error) &&
-         conf_set(conf, "linger.ms", fmt::format("{}", k.linger_ms), &error) &&
-         conf_set(conf, "batch.size", std::to_string(k.batch_bytes), &error) &&
-         // Keyless records spread evenly over the partitions (each partition still batches
-         // on its own), not all on one for a while (librdkafka's sticky default).
-         conf_set(conf, "sticky.partitioning.linger.ms", "0", &error) &&
-         conf_set(conf, "queue.buffering.max.messages", "1000000", &error) &&
-         conf_set(conf, "queue.buffering.max.kbytes", "1048576", &error) &&
-         conf_set(conf, "message.max.bytes",
-                  std::to_string(std::max(1'000'000, k.batch_bytes + 65536)), &error) &&
-         apply_user_config(conf, k, &error);
-    if (!ok) rd_kafka_conf_destroy(conf);
-  }
-  if (!ok) {
+  // Throughput-minded defaults (-X overrides them).
+  rd_kafka_conf_t* conf =
+      make_conf(k,
+                {{"acks", k.acks},
+                 {"compression.type", k.compression},
+                 {"linger.ms", fmt::format("{}", k.linger_ms)},
+                 {"batch.size", std::to_string(k.batch_bytes)},
+                 // Keyless records spread evenly over the partitions (each partition still batches
+                 // on its own), not all on one for a while (librdkafka's sticky default).
+                 {"sticky.partitioning.linger.ms", "0"},
+                 {"queue.buffering.max.messages", "1000000"},
+                 {"queue.buffering.max.kbytes", "1048576"},
+                 {"message.max.bytes", std::to_string(std::max(1'000'000, k.batch_bytes + 65536))}},
+                &error);
+  if (conf == nullptr) {
     ps.error = error;
     rs.stop.store(1);
     return finish();

@@ -61,6 +61,8 @@ CpuSample sample_cpu(int server_pid) {
 
 // ---- librdkafka helpers ----------------------------------------------------------------------
 
+namespace {
+
 bool conf_set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value,
               std::string* error) {
   char err[512];
@@ -71,19 +73,6 @@ bool conf_set(rd_kafka_conf_t* conf, const std::string& name, const std::string&
   return true;
 }
 
-// A configuration with the settings every handle gets.
-rd_kafka_conf_t* base_conf(const KafkaPerfOptions& k, std::string* error) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  if (!conf_set(conf, "bootstrap.servers", k.bootstrap, error) ||
-      !conf_set(conf, "client.id", "sluice-perf", error) ||
-      !conf_set(conf, "log_level", "4", error)) {
-    rd_kafka_conf_destroy(conf);
-    return nullptr;
-  }
-  return conf;
-}
-
-// The user's -X name=value pairs, applied last so that they win over every default here.
 bool apply_user_config(rd_kafka_conf_t* conf, const KafkaPerfOptions& k, std::string* error) {
   for (const std::string& kv : k.config) {
     auto eq = kv.find('=');
@@ -94,6 +83,24 @@ bool apply_user_config(rd_kafka_conf_t* conf, const KafkaPerfOptions& k, std::st
     if (!conf_set(conf, kv.substr(0, eq), kv.substr(eq + 1), error)) return false;
   }
   return true;
+}
+
+}  // namespace
+
+rd_kafka_conf_t* make_conf(const KafkaPerfOptions& k, const std::vector<ConfEntry>& defaults,
+                           std::string* error) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  bool ok = conf_set(conf, "bootstrap.servers", k.bootstrap, error) &&
+            conf_set(conf, "client.id", "sluice-perf", error) &&
+            conf_set(conf, "log_level", "4", error);
+  for (std::size_t i = 0; ok && i < defaults.size(); ++i)
+    ok = conf_set(conf, defaults[i].first, defaults[i].second, error);
+  if (ok) ok = apply_user_config(conf, k, error);
+  if (!ok) {
+    rd_kafka_conf_destroy(conf);
+    return nullptr;
+  }
+  return conf;
 }
 
 RkHandle new_handle(rd_kafka_type_t type, rd_kafka_conf_t* conf, std::string* error) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tools/histogram.h"
@@ -99,13 +100,13 @@ struct RkDeleter {
 };
 using RkHandle = std::unique_ptr<rd_kafka_t, RkDeleter>;
 
-// rd_kafka_conf_set; false with *error naming the property on a refusal.
-bool conf_set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value,
-              std::string* error);
-// A configuration with the settings every handle gets; nullptr with *error.
-rd_kafka_conf_t* base_conf(const KafkaPerfOptions& k, std::string* error);
-// The user's -X name=value pairs, applied last so that they win over every default here.
-bool apply_user_config(rd_kafka_conf_t* conf, const KafkaPerfOptions& k, std::string* error);
+// A librdkafka property: name, value.
+using ConfEntry = std::pair<std::string, std::string>;
+// A handle's configuration: the settings every handle gets, then `defaults` in order, then the
+// user's -X name=value pairs, which win over both. nullptr with *error naming the property
+// refused.
+rd_kafka_conf_t* make_conf(const KafkaPerfOptions& k, const std::vector<ConfEntry>& defaults,
+                           std::string* error);
 // rd_kafka_new, which takes `conf` (destroyed here on failure).
 RkHandle new_handle(rd_kafka_type_t type, rd_kafka_conf_t* conf, std::string* error);
 // Number of partitions of `topic` (0: not there yet, -1: error), from a Metadata request. A
