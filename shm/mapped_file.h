@@ -62,6 +62,8 @@ class MappedFile {
 
 // Creates `path` exclusively with `size` bytes of allocated storage (so a full disk fails here
 // with ENOSPC rather than later with SIGBUS), mode `mode` exactly (not reduced by the umask).
+// In a RAM-backed file system it first checks that the file leaves the memory reserve
+// available (storage_room.h), and fails like a full disk when it would not.
 Status create_file(const std::string& path, std::uint64_t size, mode_t mode);
 
 // rename(2) / link(2) / unlink(2) with errors that name both paths.

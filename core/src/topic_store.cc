@@ -14,6 +14,7 @@
 #include "shm/mapped_file.h"
 #include "shm/partition_log.h"
 #include "shm/segment.h"
+#include "shm/storage_room.h"
 
 namespace sluice {
 
@@ -132,6 +133,26 @@ Status TopicStore::create_partition(const std::string& topic_dir, std::int32_t p
   return Status::ok();
 }
 
+Status TopicStore::check_room(const std::string& name, std::int32_t count,
+                              const TopicConfig& config) const {
+  // Each new partition takes its control file and first segment now, and a spare segment soon
+  // after (the broker prepares one for every partition). Refused up front, with the figure for
+  // all of them, rather than partition after partition until the file system (or, on tmpfs,
+  // the memory: shm/storage_room.h) runs out.
+  std::uint64_t segment_file =
+      shm::Segment::header_bytes_for(config.segment_bytes, shm::LogConfig{}.index_interval) +
+      config.segment_bytes;
+  std::uint64_t bytes =
+      static_cast<std::uint64_t>(count) * (shm::kControlFileBytes + 2 * segment_file);
+  std::string segment = config.segment_bytes % (1 << 20) == 0
+                            ? std::to_string(config.segment_bytes >> 20) + " MiB"
+                            : std::to_string(config.segment_bytes >> 10) + " KiB";
+  return shm::check_storage_room(dir_.topics(), bytes,
+                                 "topic " + name + ": " + std::to_string(count) + " new partition" +
+                                     (count == 1 ? "" : "s") + " (each a " + segment +
+                                     " segment and a spare)");
+}
+
 Status TopicStore::create(const std::string& name, const TopicConfig& requested) const {
   TopicConfig config = requested;
   // The default record limit (1 MiB, Kafka's) shrinks to fit a smaller segment.
@@ -145,6 +166,7 @@ Status TopicStore::create(const std::string& name, const TopicConfig& requested)
     return Status(ErrorCode::kAlreadyExists, "topic " + name + " already exists");
   if (Status s = shm::make_directories(dir_.topics(), 0770); !s) return s;
   apply_ownership(dir_.topics(), ownership_, true);
+  if (Status s = check_room(name, config.partitions, config); !s) return s;
   std::string tmp = dir_.topics() + "/." + name + ".tmp-" + unique_suffix();
   std::error_code ec;
   fs::create_directory(tmp, ec);
@@ -223,6 +245,8 @@ Status TopicStore::alter(const std::string& name, const TopicConfig& config) con
     return Status(ErrorCode::kInvalidArgument,
                   "topic " + name + " has " + std::to_string(current->partitions) +
                       " partitions: partitions can grow but never shrink");
+  if (config.partitions > current->partitions)
+    if (Status s = check_room(name, config.partitions - current->partitions, config); !s) return s;
   for (std::int32_t p = current->partitions; p < config.partitions; ++p) {
     if (Status s = create_partition(dir_.topic(name), p, config);
         !s && s.code() != ErrorCode::kAlreadyExists)

@@ -47,6 +47,8 @@ class TopicStore {
                       const TopicConfig& config) const;
   Status create_partition(const std::string& topic_dir, std::int32_t p,
                           const TopicConfig& config) const;
+  // Whether the data directory can take `count` new partitions of `config`'s topic `name`.
+  Status check_room(const std::string& name, std::int32_t count, const TopicConfig& config) const;
   DataDir dir_;
   FileOwnership ownership_;
 };

@@ -1,6 +1,7 @@
 // The broker's control plane: one broker per data directory, a control socket that survives
 // garbage, fencing of commits from old generations, members owned by their connection,
 // all-or-nothing commits, a bounded outbox per connection, and topic administration.
+#include <filesystem>
 #include <map>
 #include <random>
 #include <set>
@@ -716,6 +717,42 @@ TEST_CASE("a client that never reads its replies is disconnected; the broker ser
 }
 
 // ---- topic administration -----------------------------------------------------------------
+
+TEST_CASE(
+    "topics: a topic or growth larger than the data directory can hold is refused up front "
+    "naming the need and leaves nothing",
+    "[broker]") {
+  DataDirFixture dir;
+  EmbeddedBroker b(dir.path());
+  auto admin = must(Admin::connect(dir.path()));
+
+  TopicConfig huge;
+  huge.partitions = 100000;
+  huge.segment_bytes = 1 << 30;  // with a spare each: 200 TiB
+  Status s = admin.create_topic("huge", huge);
+  INFO(s.message());
+  CHECK(s.code() == ErrorCode::kIo);
+  CHECK_THAT(s.message(), Catch::Contains("topic huge: 100000 new partitions") &&
+                              Catch::Contains("1024 MiB segment") &&
+                              Catch::Contains("no space left on the device"));
+  CHECK(must(admin.list_topics()).empty());
+  std::error_code ec;
+  CHECK(std::filesystem::is_empty(dir.path() + "/topics", ec));
+
+  // Growing a topic is checked the same way, for the new partitions only.
+  TopicConfig small;
+  small.partitions = 2;
+  small.segment_bytes = 1 << 16;
+  BT_REQUIRE_OK(admin.create_topic("small", small));
+  TopicConfig grow;
+  grow.partitions = 100000;
+  grow.segment_bytes = 1 << 30;
+  s = admin.alter_topic("small", grow, {"partitions", "segment_bytes"});
+  INFO(s.message());
+  CHECK(s.code() == ErrorCode::kIo);
+  CHECK_THAT(s.message(), Catch::Contains("topic small: 99998 new partitions"));
+  CHECK(must(admin.describe_topic("small")).partitions.size() == 2);
+}
 
 TEST_CASE("topics: create, describe, alter (grow, never shrink), delete through Admin",
           "[broker]") {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -236,6 +237,46 @@ TEST_CASE("the topic manager reports a partition that rolls again within kFastRo
   CHECK(fast(t0 + 10 + 2 * broker::kFastRollMs + 500) == 0);  // a slow roll
   roll();
   CHECK(fast(t0 + 10 + 2 * broker::kFastRollMs + 520) == 1);
+}
+
+// Housekeeping retries a spare that cannot be made (a full disk; here tmpfs at the memory
+// reserve) every tick: the failure is logged when it starts and then once a minute, not at
+// every tick, and its end is logged too.
+TEST_CASE("the topic manager logs a failing spare once a minute and says when it is back",
+          "[broker]") {
+  DataDirFixture dir;  // in /dev/shm
+  broker::TopicManager topics(TopicStore(DataDir{dir.path()}), 1000);
+  TopicConfig tc;
+  tc.partitions = 1;
+  tc.segment_bytes = kSegmentBytes;
+  BT_REQUIRE_OK(topics.create("t", tc));
+  std::vector<std::string> warnings, infos;
+  auto tick = [&](std::int64_t now_ms) {
+    topics.housekeeping(
+        now_ms, [](const TopicPartition&) { return std::optional<std::int64_t>(); },
+        [&](const std::string& m) { warnings.push_back(m); },
+        [&](const std::string& m) { infos.push_back(m); });
+  };
+  struct ReserveAboveTheMachine {
+    ReserveAboveTheMachine() { ::setenv("SLUICE_MIN_FREE_MEMORY", "1048576G", 1); }
+    ~ReserveAboveTheMachine() { ::unsetenv("SLUICE_MIN_FREE_MEMORY"); }
+  };
+  const std::int64_t t0 = 1'000'000;
+  {
+    ReserveAboveTheMachine no_room;
+    for (std::int64_t t = t0; t < t0 + broker::kSpareWarnEveryMs; t += 100) tick(t);
+    REQUIRE(warnings.size() == 1);
+    CHECK_THAT(warnings[0],
+               Catch::StartsWith("topic t partition 0: ") && Catch::Contains("not enough memory"));
+    tick(t0 + broker::kSpareWarnEveryMs);
+    CHECK(warnings.size() == 2);
+    CHECK_FALSE(topics.find("t")->partitions[0].log->has_spare());
+  }
+  tick(t0 + broker::kSpareWarnEveryMs + 100);
+  CHECK(warnings.size() == 2);
+  CHECK(topics.find("t")->partitions[0].log->has_spare());
+  REQUIRE(infos.size() == 1);
+  CHECK(infos[0] == "topic t partition 0: spare segment prepared again");
 }
 
 // A 1000-byte value that names its sequence number and whose every byte depends on it.

@@ -147,16 +147,26 @@ struct FullDiskReport {
   char retry_error[512] = {};
 };
 
-// Appends make_value(0, i) records with files limited to less than a segment (RLIMIT_FSIZE, as
-// a full disk refuses the next segment's file) until a roll fails, then tries once more.
-int append_until_roll_fails(const std::string& dir, FullDiskReport& report) {
+// How a producer is made to run out of room for the next segment's file.
+enum class NoRoom {
+  kFileSizeLimit,  // RLIMIT_FSIZE below a segment: the file is refused as on a full disk
+  kMemoryReserve,  // a memory reserve above what the machine has (the test's dir is on tmpfs)
+};
+
+// Appends make_value(0, i) records with no room for another segment until a roll fails, then
+// tries once more.
+int append_until_roll_fails(const std::string& dir, NoRoom no_room, FullDiskReport& report) {
   auto log = PartitionLog::open(dir, test::impatient_options());
   if (!log) return 2;
   auto appender = LogAppender::open(*log);
   if (!appender) return 3;
-  ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead of killing
-  rlimit limit{kMinSegmentCapacity / 2, kMinSegmentCapacity / 2};
-  if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 4;
+  if (no_room == NoRoom::kFileSizeLimit) {
+    ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead of killing
+    rlimit limit{kMinSegmentCapacity / 2, kMinSegmentCapacity / 2};
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 4;
+  } else if (::setenv("SLUICE_MIN_FREE_MEMORY", "1048576G", 1) != 0) {  // 1 PiB
+    return 4;
+  }
   auto copy = [](char* to, const std::string& from) {
     std::snprintf(to, sizeof FullDiskReport::first_error, "%s", from.c_str());
   };
@@ -323,16 +333,15 @@ TEST_CASE("log: a producer dying in the middle of append_batch leaves what it pu
   CHECK(test::partition_damage(dir) == "");
 }
 
-TEST_CASE(
-    "log: a roll refused for lack of room names the file and the cause, loses no acknowledged "
-    "record, and succeeds once there is room",
-    "[process]") {
+// A producer runs out of room (`no_room`) for the next segment: the roll's error names the file
+// and `cause`, no acknowledged record is lost, and the roll succeeds once there is room.
+void check_refused_roll(NoRoom no_room, const char* cause) {
   TempDir tmp;
   const std::string dir = tmp.partition();
   auto log = unwrap(PartitionLog::create(dir, test::small_segments(), test::impatient_options()));
   test_process::SharedWithChildren<FullDiskReport> report;
 
-  pid_t producer = test::spawn([&] { return append_until_roll_fails(dir, *report); });
+  pid_t producer = test::spawn([&] { return append_until_roll_fails(dir, no_room, *report); });
   REQUIRE(test::wait_child(producer) == 0);
   INFO("first error: " << report->first_error << "; retry: " << report->retry_error);
   CHECK(report->other == 0);
@@ -340,8 +349,7 @@ TEST_CASE(
   REQUIRE(report->acknowledged > 0);
   // The error names the segment file it could not make, and why.
   for (const char* error : {report->first_error, report->retry_error}) {
-    CHECK_THAT(error, Catch::Contains(dir) && Catch::Contains(".seg") &&
-                          Catch::Contains("File too large"));
+    CHECK_THAT(error, Catch::Contains(dir) && Catch::Contains(".seg") && Catch::Contains(cause));
   }
 
   // Every acknowledged record is there, intact, and nothing else.
@@ -367,6 +375,20 @@ TEST_CASE(
   REQUIRE(all.size() == acknowledged + 2);
   CHECK(all.back().value == std::string("after"));
   CHECK(test::partition_damage(dir) == "");
+}
+
+TEST_CASE(
+    "log: a roll refused for lack of room names the file and the cause, loses no acknowledged "
+    "record, and succeeds once there is room",
+    "[process]") {
+  check_refused_roll(NoRoom::kFileSizeLimit, "File too large");
+}
+
+TEST_CASE(
+    "log: on tmpfs a roll that would eat into the memory reserve is refused as on a full disk "
+    "and loses no acknowledged record",
+    "[process]") {
+  check_refused_roll(NoRoom::kMemoryReserve, "not enough memory");
 }
 
 TEST_CASE("log: recycling never reuses a segment a reader in another process is on", "[process]") {

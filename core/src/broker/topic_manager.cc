@@ -156,8 +156,17 @@ void TopicManager::prepare_spare(const std::string& name, TopicState& topic, std
   shm::PartitionLog& log = *topic.partitions[p].log;
   if (log.has_spare()) return;
   apply_retention(name, topic, p, now_ms, slowest, info);
-  if (Status s = log.prepare_next(); !s && warn)
-    warn("topic " + name + " partition " + std::to_string(p) + ": " + s.message());
+  PartitionState& ps = topic.partitions[p];
+  std::string where = "topic " + name + " partition " + std::to_string(p);
+  if (Status s = log.prepare_next(); !s) {
+    if (ps.spare_warned_ms < 0 || now_ms - ps.spare_warned_ms >= kSpareWarnEveryMs) {
+      if (warn) warn(where + ": " + s.message() + " (retried every tick, logged once a minute)");
+      ps.spare_warned_ms = now_ms;
+    }
+  } else if (ps.spare_warned_ms >= 0) {
+    ps.spare_warned_ms = -1;
+    if (info) info(where + ": spare segment prepared again");
+  }
 }
 
 std::int64_t TopicManager::watch() {

@@ -30,7 +30,13 @@ struct PartitionState {
   // and when (wall clock, ms) it saw that base move.
   std::int64_t spare_checked_base = -1;
   std::int64_t rolled_at_ms = std::numeric_limits<std::int64_t>::min() / 2;
+  // While preparing its spare fails (a full disk, or tmpfs at the memory reserve): when the
+  // failure was last logged (wall clock, ms); -1 while it succeeds.
+  std::int64_t spare_warned_ms = -1;
 };
+
+// A failing spare is retried every housekeeping tick, and logged once in this many ms.
+inline constexpr std::int64_t kSpareWarnEveryMs = 60'000;
 
 // A partition that rolls again within this many ms of its last roll is "rolling fast": the
 // broker then runs its watch tick every 2 ms so that the spare each roll takes is replaced

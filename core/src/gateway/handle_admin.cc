@@ -145,7 +145,9 @@ void RequestHandler::create_topics(ConnectionState&, const Header& h, ByteReader
       }
       if (validate_only) continue;
       if (Status s = core.create_topic(it.name, it.config); !s) {
+        // kIo: no room for the partitions' files (or memory, on tmpfs), or a failing disk.
         it.fail(s.code() == sluice::ErrorCode::kAlreadyExists ? ErrorCode::kTopicAlreadyExists
+                : s.code() == sluice::ErrorCode::kIo          ? ErrorCode::kKafkaStorageError
                                                               : ErrorCode::kInvalidRequest,
                 s.message());
       } else {

@@ -137,6 +137,21 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "gateway: CreateTopics of a topic larger than the data directory can hold gets "
+    "KAFKA_STORAGE_ERROR and creates nothing",
+    "[kafka][gateway]") {
+  GatewayBroker broker;
+  KafkaClient c(broker);
+  // 100000 partitions of 1 GiB segments (each with a spare): 200 TiB.
+  auto errors = create_topics(
+      c, {{"huge", 100000, 1, {{"segment.bytes", "1073741824"}}}, {"fine", 2, 1, {}}});
+  CHECK(errors == std::vector<ErrorCode>{ErrorCode::kKafkaStorageError, ErrorCode::kNone});
+  CHECK_FALSE(broker.describe_topic("huge").has_value());
+  CHECK(metadata_topic_error(c, "huge") == ErrorCode::kUnknownTopicOrPartition);
+  CHECK(broker.describe_topic("fine").has_value());
+}
+
 TEST_CASE("gateway: DeleteTopics deletes; Metadata then says UNKNOWN_TOPIC_OR_PARTITION",
           "[kafka][gateway]") {
   GatewayBroker broker;

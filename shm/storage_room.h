@@ -1,0 +1,46 @@
+// Room for new files in a data directory, checked before they are allocated.
+//
+// A data directory on a disk fills up and then refuses the next file with ENOSPC, which
+// create_file reports. One in a RAM-backed file system (tmpfs, as /dev/shm, the default; or
+// ramfs) is different: its files are memory that the kernel cannot reclaim (tmpfs can only
+// swap it out), and a tmpfs is often as large as the RAM (Debian's /dev/shm is half of it by
+// default, many machines have it at all of it). Filling it ends with the OOM killer, which
+// picks the broker or a client, long before ENOSPC. So in such a directory a new file must
+// also leave a reserve of memory available: below it the file is refused with an error, as
+// on a full disk, and nothing already written is touched.
+//
+// The reserve is 1/16 of the RAM, at least 64 MiB and at most 1 GiB, unless
+// SLUICE_MIN_FREE_MEMORY in the environment gives it: a number of bytes, with an optional
+// suffix K, M or G (powers of 1024); 0 turns the check off.
+//
+// Thread-safety: the functions read the environment, statfs(2) and /proc/meminfo, and keep
+// no state.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "shm/status.h"
+
+namespace sluice::shm {
+
+struct StorageRoom {
+  std::uint64_t free_bytes = 0;        // the file system's space for unprivileged users
+  bool ram_backed = false;             // tmpfs or ramfs: the files are memory
+  const char* file_system = "";        // "tmpfs", "ramfs" or "" (another)
+  std::uint64_t memory_available = 0;  // if ram_backed: MemAvailable (+ SwapFree on tmpfs)
+  std::uint64_t memory_reserve = 0;    // if ram_backed: what must stay available
+};
+
+// What the file system holding `path` (a file or directory that exists) can take now.
+Result<StorageRoom> storage_room(const std::string& path);
+
+// ok if `bytes` more can be allocated beside `path`: within the file system's free space and,
+// where it is RAM-backed, leaving the memory reserve available. Else kIo, with a message that
+// begins with `what` and says which limit and by how much.
+Status check_storage_room(const std::string& path, std::uint64_t bytes, const std::string& what);
+
+// The reserve described above (kInvalidArgument if SLUICE_MIN_FREE_MEMORY is not a size).
+Result<std::uint64_t> memory_reserve_bytes();
+
+}  // namespace sluice::shm
