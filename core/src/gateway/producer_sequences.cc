@@ -1,6 +1,9 @@
 #include "producer_sequences.h"
 
+#include <algorithm>
 #include <limits>
+#include <utility>
+#include <vector>
 
 namespace sluice::gateway {
 
@@ -15,7 +18,7 @@ SequenceCheck ProducerSequences::check(std::int64_t producer_id, std::int16_t ep
                                        std::int32_t record_count) const {
   auto it = state_.find(producer_id);
   if (it == state_.end()) return {};
-  const ProducerState& s = it->second;
+  const ProducerState& s = it->second.state;
   if (epoch < s.epoch) return {SequenceVerdict::kFencedEpoch, -1};
   if (epoch > s.epoch) {
     // A bumped epoch starts its sequences again at 0.
@@ -37,7 +40,7 @@ const ProducerState& ProducerSequences::appended(std::int64_t producer_id, std::
                                                  std::int32_t base_sequence,
                                                  std::int32_t record_count,
                                                  std::int64_t first_offset) {
-  ProducerState& s = state_[producer_id];
+  ProducerState& s = entry(producer_id).state;
   if (epoch != s.epoch || s.count == 0) {
     s = ProducerState{};
     s.epoch = epoch;
@@ -51,11 +54,29 @@ const ProducerState& ProducerSequences::appended(std::int64_t producer_id, std::
 
 const ProducerState* ProducerSequences::find(std::int64_t producer_id) const {
   auto it = state_.find(producer_id);
-  return it == state_.end() ? nullptr : &it->second;
+  return it == state_.end() ? nullptr : &it->second.state;
 }
 
 void ProducerSequences::restore(std::int64_t producer_id, const ProducerState& state) {
-  state_[producer_id] = state;
+  entry(producer_id).state = state;
+}
+
+ProducerSequences::Entry& ProducerSequences::entry(std::int64_t producer_id) {
+  auto it = state_.find(producer_id);
+  if (it == state_.end()) {
+    if (state_.size() >= kMaxProducers) {
+      // Forget the least recently used quarter: the oldest `used` stamps.
+      std::vector<std::pair<std::uint64_t, std::int64_t>> by_use;
+      by_use.reserve(state_.size());
+      for (const auto& [id, e] : state_) by_use.emplace_back(e.used, id);
+      auto cut = by_use.begin() + static_cast<std::ptrdiff_t>(kMaxProducers / 4);
+      std::nth_element(by_use.begin(), cut, by_use.end());
+      for (auto i = by_use.begin(); i != cut; ++i) state_.erase(i->second);
+    }
+    it = state_.emplace(producer_id, Entry{}).first;
+  }
+  it->second.used = ++clock_;
+  return it->second;
 }
 
 }  // namespace sluice::gateway

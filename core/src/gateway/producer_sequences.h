@@ -11,11 +11,19 @@
 //
 // Sequences wrap from INT32_MAX to 0, as Kafka's do.
 //
+// At most kMaxProducers producers are remembered. Beyond that, the quarter least recently
+// appended for are forgotten at once (so each new producer costs O(1) amortised): a client
+// making up producer ids (InitProducerId in a loop, or ids of its own) cannot grow the
+// gateway's memory without bound. Kafka bounds the same state by time instead
+// (producer.id.expiration.ms, a day), and has run out of memory to floods of new ids. A
+// forgotten producer's next batch is accepted at whatever sequence it sends.
+//
 // Thread-safety: none; the caller holds the partition's write lock across check() and
 // appended(), so that the check and the append are one step.
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <unordered_map>
 
@@ -48,6 +56,7 @@ struct ProducerState {
 class ProducerSequences {
  public:
   static constexpr int kRememberedBatches = ProducerState::kRememberedBatches;
+  static constexpr std::size_t kMaxProducers = 4096;
 
   SequenceCheck check(std::int64_t producer_id, std::int16_t epoch, std::int32_t base_sequence,
                       std::int32_t record_count) const;
@@ -63,8 +72,15 @@ class ProducerSequences {
   void restore(std::int64_t producer_id, const ProducerState& state);
 
  private:
+  struct Entry {
+    ProducerState state;
+    std::uint64_t used = 0;  // the value of clock_ when it was last appended for or restored
+  };
   static std::int32_t last_of(std::int32_t base, std::int32_t count);
-  std::unordered_map<std::int64_t, ProducerState> state_;
+  // The entry of a producer, made (after forgetting the least recent if full) if missing.
+  Entry& entry(std::int64_t producer_id);
+  std::unordered_map<std::int64_t, Entry> state_;
+  std::uint64_t clock_ = 0;
 };
 
 }  // namespace sluice::gateway

@@ -67,6 +67,46 @@ TEST_CASE("producer state file: sequences saved by one gateway are restored by t
   CHECK(restored.check(9, 0, 0, 1).duplicate_of == 200);
 }
 
+TEST_CASE(
+    "producer sequences: a flood of new producer ids is bounded and the least recently used "
+    "are forgotten first",
+    "[kafka][gateway]") {
+  ProducerSequences seqs;
+  const auto limit = static_cast<std::int64_t>(ProducerSequences::kMaxProducers);
+  for (std::int64_t pid = 1; pid <= limit; ++pid) seqs.appended(pid, 0, 0, 1, pid);
+  CHECK(seqs.producers() == ProducerSequences::kMaxProducers);
+  seqs.appended(1, 0, 1, 1, 5000);  // producer 1 appends again: 2 is now the least recent
+  // Ten times the limit of producers that each append once (InitProducerId in a loop).
+  for (std::int64_t pid = limit + 1; pid <= 11 * limit; ++pid) {
+    seqs.appended(pid, 0, 0, 1, pid);
+    REQUIRE(seqs.producers() <= ProducerSequences::kMaxProducers);
+  }
+  CHECK(seqs.find(11 * limit) != nullptr);  // the newest are remembered
+  CHECK(seqs.find(11 * limit - 100) != nullptr);
+  CHECK(seqs.find(2) == nullptr);  // the oldest are forgotten
+  // A forgotten producer is accepted at whatever sequence it sends, as a new one is.
+  CHECK(seqs.check(2, 0, 7, 1).verdict == SequenceVerdict::kAppend);
+  // A remembered one is still checked.
+  CHECK(seqs.check(11 * limit, 0, 0, 1).verdict == SequenceVerdict::kDuplicate);
+  CHECK(seqs.check(11 * limit, 0, 5, 1).verdict == SequenceVerdict::kOutOfOrder);
+}
+
+TEST_CASE("producer sequences: the producer used most recently survives a forgetting",
+          "[kafka][gateway]") {
+  ProducerSequences seqs;
+  const auto limit = static_cast<std::int64_t>(ProducerSequences::kMaxProducers);
+  for (std::int64_t pid = 1; pid <= limit; ++pid) seqs.appended(pid, 0, 0, 1, pid);
+  seqs.appended(1, 0, 1, 1, 5000);       // the oldest producer appends again
+  seqs.appended(limit + 1, 0, 0, 1, 0);  // full: a quarter is forgotten
+  CHECK(seqs.producers() ==
+        ProducerSequences::kMaxProducers - ProducerSequences::kMaxProducers / 4 + 1);
+  CHECK(seqs.find(1) != nullptr);
+  CHECK(seqs.find(2) == nullptr);
+  CHECK(seqs.find(limit / 4 + 1) == nullptr);
+  CHECK(seqs.find(limit / 4 + 2) != nullptr);
+  CHECK(seqs.check(1, 0, 2, 1).verdict == SequenceVerdict::kAppend);
+}
+
 TEST_CASE("producer state file: beyond its limit a new producer replaces the least recent",
           "[kafka][gateway]") {
   StateDir dir;
