@@ -108,9 +108,11 @@ AppendOutcome append_records(PartitionDirectory& directory,
   std::vector<Planned> plan;
   plan.reserve(batches.size());
   std::lock_guard<std::mutex> lock(writer.mutex);
-  // Sequences as they will be once the batches before this one are appended.
+  // Sequences as they will be once the batches before this one are appended: those of this
+  // request's producers only, copied in as they come (not the whole partition's, up to
+  // ProducerSequences::kMaxProducers, for every request of several batches).
   std::optional<ProducerSequences> scratch;
-  if (batches.size() > 1) scratch.emplace(writer.sequences);
+  if (batches.size() > 1) scratch.emplace();
   for (kafka::DecodedBatch& batch : batches) {
     Planned& p = plan.emplace_back(Planned{&batch, -1, {}, {}});
     if (batch.transactional) {
@@ -121,6 +123,9 @@ AppendOutcome append_records(PartitionDirectory& directory,
     const bool idempotent = batch.producer_id >= 0 && batch.base_sequence >= 0;
     auto count = static_cast<std::int32_t>(batch.records.size());
     if (idempotent) {
+      if (scratch && scratch->find(batch.producer_id) == nullptr)
+        if (const ProducerState* known = writer.sequences.find(batch.producer_id))
+          scratch->restore(batch.producer_id, *known);
       const ProducerSequences& seqs = scratch ? *scratch : writer.sequences;
       SequenceCheck c =
           seqs.check(batch.producer_id, batch.producer_epoch, batch.base_sequence, count);

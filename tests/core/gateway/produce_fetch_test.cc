@@ -250,6 +250,41 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "gateway: several batches of a known idempotent producer in one request are checked "
+    "against what it sent before",
+    "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("idem", 1);
+  KafkaClient c(broker);
+  kafka::BatchOptions o;
+  o.producer_id = 91;
+  o.producer_epoch = 0;
+  auto batch = [&](std::int32_t seq) {
+    o.base_sequence = seq;
+    return encode_batch(mixed_records(2), 0, o);
+  };
+  REQUIRE(produce(c, "idem", 0, batch(0)).error_code == ErrorCode::kNone);
+  REQUIRE(produce(c, "idem", 0, batch(2)).error_code == ErrorCode::kNone);
+  // A retry of the last batch, then the next: the retry is not written again.
+  auto p = produce(c, "idem", 0, batch(2) + batch(4));
+  CHECK(p.error_code == ErrorCode::kNone);
+  CHECK(p.base_offset == 2);
+  CHECK(broker.end_offset("idem") == 6);
+  // The next batch, then one that skips ahead: neither is written.
+  p = produce(c, "idem", 0, batch(6) + batch(10));
+  CHECK(p.error_code == ErrorCode::kOutOfOrderSequenceNumber);
+  CHECK(broker.end_offset("idem") == 6);
+  // Two in order: both written, and the sequence goes on after them.
+  p = produce(c, "idem", 0, batch(6) + batch(8));
+  CHECK(p.error_code == ErrorCode::kNone);
+  CHECK(p.base_offset == 6);
+  CHECK(broker.end_offset("idem") == 10);
+  CHECK(produce(c, "idem", 0, batch(12)).error_code == ErrorCode::kOutOfOrderSequenceNumber);
+  CHECK(produce(c, "idem", 0, batch(10)).error_code == ErrorCode::kNone);
+  CHECK(broker.end_offset("idem") == 12);
+}
+
+TEST_CASE(
     "gateway: Produce to a partition that does not exist, or with null records, fails "
     "for that partition",
     "[kafka][gateway]") {
