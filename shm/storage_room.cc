@@ -35,7 +35,75 @@ void read_meminfo(std::uint64_t& available, std::uint64_t& swap_free) {
   }
 }
 
+// The first line of `path` as a number; nullopt if missing or not one ("max" is not).
+std::optional<std::uint64_t> read_number(const std::string& path) {
+  std::ifstream in(path);
+  std::uint64_t n = 0;
+  if (!(in >> n)) return std::nullopt;
+  return n;
+}
+
+// The value of `key` in a memory.stat file (0 if absent).
+std::uint64_t read_stat(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  std::string name;
+  std::uint64_t value = 0;
+  while (in >> name >> value)
+    if (name == key) return value;
+  return 0;
+}
+
+// The limit set in one cgroup directory (v1 or v2 file names), and what it leaves.
+std::optional<CgroupMemory> limit_in(const std::string& dir, bool v1) {
+  std::optional<std::uint64_t> limit =
+      read_number(dir + (v1 ? "/memory.limit_in_bytes" : "/memory.max"));  // v2 "max": none
+  std::optional<std::uint64_t> usage =
+      read_number(dir + (v1 ? "/memory.usage_in_bytes" : "/memory.current"));
+  // v1 says "no limit" with a number near 2^63.
+  if (!limit || !usage || *limit >= (std::uint64_t{1} << 62)) return std::nullopt;
+  std::uint64_t inactive_file =
+      read_stat(dir + "/memory.stat", v1 ? "total_inactive_file" : "inactive_file");
+  std::uint64_t working_set = *usage > inactive_file ? *usage - inactive_file : 0;
+  return CgroupMemory{*limit, *limit > working_set ? *limit - working_set : 0};
+}
+
 }  // namespace
+
+std::optional<CgroupMemory> cgroup_memory(const std::string& proc_cgroup, const std::string& root) {
+  std::ifstream in(proc_cgroup);
+  std::string line, v1_path, v2_path;
+  bool v1 = false, v2 = false;
+  while (std::getline(in, line)) {
+    // hierarchy-id:controllers:path
+    std::size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    std::string controllers = "," + line.substr(a + 1, b - a - 1) + ",";
+    std::string path = line.substr(b + 1);
+    if (controllers.find(",memory,") != std::string::npos) {
+      v1 = true;
+      v1_path = path;
+    } else if (line.compare(0, a, "0") == 0 && controllers == ",,") {
+      v2 = true;
+      v2_path = path;
+    }
+  }
+  if (!v1 && !v2) return std::nullopt;
+  const std::string base = v1 ? root + "/memory" : root;
+  std::string relative = v1 ? v1_path : v2_path;
+  // The cgroup's own directory, or the mount's root where that is not there (a container
+  // whose cgroup is mounted at the root); then each ancestor up to the root, whose limits
+  // hold too. The tightest wins.
+  std::string dir = base + (relative == "/" ? "" : relative);
+  if (!std::ifstream(dir + (v1 ? "/memory.limit_in_bytes" : "/memory.max"))) dir = base;
+  std::optional<CgroupMemory> tightest;
+  for (;;) {
+    if (auto here = limit_in(dir, v1); here && (!tightest || here->available < tightest->available))
+      tightest = here;
+    if (dir.size() <= base.size()) break;
+    dir = dir.substr(0, dir.rfind('/'));
+  }
+  return tightest;
+}
 
 Result<std::uint64_t> memory_reserve_bytes() {
   const char* env = std::getenv("SLUICE_MIN_FREE_MEMORY");
@@ -70,6 +138,7 @@ Result<std::uint64_t> memory_reserve_bytes() {
   struct sysinfo si {};
   if (::sysinfo(&si) != 0) return std::uint64_t{256} * kMiB;
   std::uint64_t ram = static_cast<std::uint64_t>(si.totalram) * si.mem_unit;
+  if (auto cgroup = cgroup_memory()) ram = std::min(ram, cgroup->limit);
   return std::clamp<std::uint64_t>(ram / 16, 64 * kMiB, 1024 * kMiB);
 }
 
@@ -88,6 +157,10 @@ Result<StorageRoom> storage_room(const std::string& path) {
   std::uint64_t swap_free = 0;
   read_meminfo(room.memory_available, swap_free);
   if (fs.f_type == TMPFS_MAGIC) room.memory_available += swap_free;  // tmpfs pages can swap
+  if (auto cgroup = cgroup_memory(); cgroup && cgroup->available < room.memory_available) {
+    room.memory_available = cgroup->available;
+    room.cgroup_limited = true;
+  }
   auto reserve = memory_reserve_bytes();
   if (!reserve) return reserve.status();
   room.memory_reserve = *reserve;
@@ -103,12 +176,13 @@ Status check_storage_room(const std::string& path, std::uint64_t bytes, const st
   if (room->ram_backed && room->memory_reserve > 0 &&
       (room->memory_available < room->memory_reserve ||
        bytes > room->memory_available - room->memory_reserve))
-    return Status(ErrorCode::kIo,
-                  what + ": not enough memory: the data directory is on " + room->file_system +
-                      ", whose files are memory; " + mib(bytes) + " needed, " +
-                      mib(room->memory_available) + " available, of which " +
-                      mib(room->memory_reserve) +
-                      " is kept free (SLUICE_MIN_FREE_MEMORY; 0 turns the check off)");
+    return Status(
+        ErrorCode::kIo,
+        what + ": not enough memory: the data directory is on " + room->file_system +
+            ", whose files are memory; " + mib(bytes) + " needed, " + mib(room->memory_available) +
+            (room->cgroup_limited ? " available under this process's cgroup limit" : " available") +
+            ", of which " + mib(room->memory_reserve) +
+            " is kept free (SLUICE_MIN_FREE_MEMORY; 0 turns the check off)");
   return Status::ok();
 }
 

@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 
@@ -128,4 +130,71 @@ TEST_CASE("storage room: more than the file system's free space is refused up fr
   REQUIRE_FALSE(s);
   CHECK(s.code() == ErrorCode::kIo);
   CHECK_THAT(s.message(), Catch::StartsWith("topic t: no space left on the device"));
+}
+
+namespace {
+
+// A fake /proc/self/cgroup and /sys/fs/cgroup under a scratch directory.
+struct FakeCgroups {
+  TempDir tmp;
+  std::string proc = tmp.path() + "/cgroup";
+  std::string root = tmp.path() + "/sys";
+  void write(const std::string& path, const std::string& text) const {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path) << text;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("storage room: a cgroup v2 limit of the process or of an ancestor bounds the memory",
+          "[unit]") {
+  FakeCgroups f;
+  f.write(f.proc, "0::/kubepods/pod1/c1\n");
+  const std::string pod = f.root + "/kubepods/pod1";
+  f.write(pod + "/c1/memory.max", "max\n");  // the container: no limit of its own
+  f.write(pod + "/c1/memory.current", std::to_string(100 * kMiB) + "\n");
+  f.write(pod + "/memory.max", std::to_string(2048 * kMiB) + "\n");  // the pod: 2 GiB
+  f.write(pod + "/memory.current", std::to_string(1536 * kMiB) + "\n");
+  f.write(pod + "/memory.stat", "anon 1\ninactive_file " + std::to_string(500 * kMiB) + "\n");
+  f.write(f.root + "/kubepods/memory.max", "max\n");
+  f.write(f.root + "/kubepods/memory.current", "1\n");
+  auto m = cgroup_memory(f.proc, f.root);
+  REQUIRE(m);
+  CHECK(m->limit == 2048 * kMiB);
+  CHECK(m->available == (2048 - (1536 - 500)) * kMiB);  // inactive file pages do not count
+
+  // A tighter limit further down wins.
+  f.write(pod + "/c1/memory.max", std::to_string(512 * kMiB) + "\n");
+  m = cgroup_memory(f.proc, f.root);
+  REQUIRE(m);
+  CHECK(m->limit == 512 * kMiB);
+  CHECK(m->available == 412 * kMiB);
+
+  // Usage above the limit leaves nothing.
+  f.write(pod + "/c1/memory.current", std::to_string(600 * kMiB) + "\n");
+  m = cgroup_memory(f.proc, f.root);
+  REQUIRE(m);
+  CHECK(m->available == 0);
+}
+
+TEST_CASE("storage room: a cgroup v1 memory limit is read and an unlimited one is none", "[unit]") {
+  FakeCgroups f;
+  // The cgroup's own path is not mounted (a container sees its cgroup at the root).
+  f.write(f.proc, "5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n");
+  const std::string mem = f.root + "/memory";
+  f.write(mem + "/memory.limit_in_bytes", std::to_string(1024 * kMiB) + "\n");
+  f.write(mem + "/memory.usage_in_bytes", std::to_string(900 * kMiB) + "\n");
+  f.write(mem + "/memory.stat",
+          "cache 5\ntotal_inactive_file " + std::to_string(100 * kMiB) + "\n");
+  auto m = cgroup_memory(f.proc, f.root);
+  REQUIRE(m);
+  CHECK(m->limit == 1024 * kMiB);
+  CHECK(m->available == 224 * kMiB);
+
+  f.write(mem + "/memory.limit_in_bytes", "9223372036854771712\n");  // v1's "no limit"
+  CHECK_FALSE(cgroup_memory(f.proc, f.root));
+  CHECK_FALSE(cgroup_memory(f.proc + ".missing", f.root));
+  f.write(f.proc, "0::/\n");  // v2, nothing mounted
+  CHECK_FALSE(cgroup_memory(f.proc, f.root));
 }
