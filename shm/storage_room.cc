@@ -105,7 +105,10 @@ std::optional<CgroupMemory> cgroup_memory(const std::string& proc_cgroup, const 
   return tightest;
 }
 
-Result<std::uint64_t> memory_reserve_bytes() {
+namespace {
+
+// The reserve, where `cgroup` is this process's cgroup limit (cgroup_memory()).
+Result<std::uint64_t> reserve_within(const std::optional<CgroupMemory>& cgroup) {
   const char* env = std::getenv("SLUICE_MIN_FREE_MEMORY");
   if (env != nullptr && *env != '\0') {
     char* end = nullptr;
@@ -138,8 +141,14 @@ Result<std::uint64_t> memory_reserve_bytes() {
   struct sysinfo si {};
   if (::sysinfo(&si) != 0) return std::uint64_t{256} * kMiB;
   std::uint64_t ram = static_cast<std::uint64_t>(si.totalram) * si.mem_unit;
-  if (auto cgroup = cgroup_memory()) ram = std::min(ram, cgroup->limit);
+  if (cgroup) ram = std::min(ram, cgroup->limit);
   return std::clamp<std::uint64_t>(ram / 16, 64 * kMiB, 1024 * kMiB);
+}
+
+}  // namespace
+
+Result<std::uint64_t> memory_reserve_bytes() {
+  return reserve_within(cgroup_memory());
 }
 
 Result<StorageRoom> storage_room(const std::string& path) {
@@ -157,11 +166,12 @@ Result<StorageRoom> storage_room(const std::string& path) {
   std::uint64_t swap_free = 0;
   read_meminfo(room.memory_available, swap_free);
   if (fs.f_type == TMPFS_MAGIC) room.memory_available += swap_free;  // tmpfs pages can swap
-  if (auto cgroup = cgroup_memory(); cgroup && cgroup->available < room.memory_available) {
+  std::optional<CgroupMemory> cgroup = cgroup_memory();
+  if (cgroup && cgroup->available < room.memory_available) {
     room.memory_available = cgroup->available;
     room.cgroup_limited = true;
   }
-  auto reserve = memory_reserve_bytes();
+  auto reserve = reserve_within(cgroup);
   if (!reserve) return reserve.status();
   room.memory_reserve = *reserve;
   return room;
