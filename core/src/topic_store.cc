@@ -147,7 +147,7 @@ Status TopicStore::check_room(const std::string& name, std::int32_t count,
   std::string segment = config.segment_bytes % (1 << 20) == 0
                             ? std::to_string(config.segment_bytes >> 20) + " MiB"
                             : std::to_string(config.segment_bytes >> 10) + " KiB";
-  return shm::check_storage_room(dir_.topics(), bytes,
+  return shm::check_storage_room(dir_.root, bytes,
                                  "topic " + name + ": " + std::to_string(count) + " new partition" +
                                      (count == 1 ? "" : "s") + " (each a " + segment +
                                      " segment and a spare)");

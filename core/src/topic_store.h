@@ -42,13 +42,16 @@ class TopicStore {
 
   const DataDir& dir() const { return dir_; }
 
+  // Whether the data directory can take `count` new partitions of `config`'s topic `name`
+  // (create and alter check it; CreateTopics' validate_only asks it alone).
+  Status check_room(const std::string& name, std::int32_t count, const TopicConfig& config) const;
+
  private:
   Status write_config(const std::string& path, const std::string& name,
                       const TopicConfig& config) const;
   Status create_partition(const std::string& topic_dir, std::int32_t p,
                           const TopicConfig& config) const;
-  // Whether the data directory can take `count` new partitions of `config`'s topic `name`.
-  Status check_room(const std::string& name, std::int32_t count, const TopicConfig& config) const;
+
   DataDir dir_;
   FileOwnership ownership_;
 };

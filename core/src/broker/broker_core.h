@@ -44,6 +44,10 @@ class BrokerCore {
   // For the Kafka gateway (through BrokerLink, on this thread).
   bool has_topic(const std::string& name) const { return topics_.find(name) != nullptr; }
   Status create_topic(const std::string& name, const TopicConfig& config);
+  // What create_topic would say of room in the data directory, creating nothing.
+  Status check_topic_room(const std::string& name, const TopicConfig& config) const {
+    return topics_.store().check_room(name, config.partitions, config);
+  }
   Status delete_topic(const std::string& name);
   KafkaGroupService& kafka_groups() { return *kafka_groups_; }
   const BrokerConfig& config() const { return config_; }

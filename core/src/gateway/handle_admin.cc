@@ -143,7 +143,11 @@ void RequestHandler::create_topics(ConnectionState&, const Header& h, ByteReader
         it.fail(ErrorCode::kTopicAlreadyExists, "topic " + it.name + " already exists");
         continue;
       }
-      if (validate_only) continue;
+      if (validate_only) {
+        if (Status s = core.check_topic_room(it.name, it.config); !s)
+          it.fail(ErrorCode::kKafkaStorageError, s.message());
+        continue;
+      }
       if (Status s = core.create_topic(it.name, it.config); !s) {
         // kIo: no room for the partitions' files (or memory, on tmpfs), or a failing disk.
         it.fail(s.code() == sluice::ErrorCode::kAlreadyExists ? ErrorCode::kTopicAlreadyExists

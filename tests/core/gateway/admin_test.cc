@@ -150,6 +150,12 @@ TEST_CASE(
   CHECK_FALSE(broker.describe_topic("huge").has_value());
   CHECK(metadata_topic_error(c, "huge") == ErrorCode::kUnknownTopicOrPartition);
   CHECK(broker.describe_topic("fine").has_value());
+  // validate_only says so too, and creates nothing either way.
+  errors = create_topics(
+      c, {{"huge", 100000, 1, {{"segment.bytes", "1073741824"}}}, {"would-fit", 2, 1, {}}}, true);
+  CHECK(errors == std::vector<ErrorCode>{ErrorCode::kKafkaStorageError, ErrorCode::kNone});
+  CHECK_FALSE(broker.describe_topic("huge").has_value());
+  CHECK_FALSE(broker.describe_topic("would-fit").has_value());
 }
 
 TEST_CASE("gateway: DeleteTopics deletes; Metadata then says UNKNOWN_TOPIC_OR_PARTITION",
