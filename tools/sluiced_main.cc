@@ -96,6 +96,10 @@ int main(int argc, char** argv) {
   app.add_option("--partitions", config.default_topic.partitions,
                  "partitions of auto-created topics")
       ->capture_default_str();
+  app.footer(
+      "Environment: SLUICE_DATA_DIR (the default --data-dir); SLUICE_MIN_FREE_MEMORY="
+      "BYTES[K|M|G], on tmpfs the memory a new segment file must leave available (default "
+      "1/16 of the RAM or of the cgroup's limit, 64 MiB to 1 GiB; 0: no check).");
   CLI11_PARSE(app, argc, argv);
 
   char* end = nullptr;

@@ -1,6 +1,7 @@
 // The broker's control plane: one broker per data directory, a control socket that survives
 // garbage, fencing of commits from old generations, members owned by their connection,
 // all-or-nothing commits, a bounded outbox per connection, and topic administration.
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -752,6 +753,27 @@ TEST_CASE(
   CHECK(s.code() == ErrorCode::kIo);
   CHECK_THAT(s.message(), Catch::Contains("topic small: 99998 new partitions"));
   CHECK(must(admin.describe_topic("small")).partitions.size() == 2);
+}
+
+TEST_CASE("a broker does not start with a SLUICE_MIN_FREE_MEMORY that is not a size", "[broker]") {
+  DataDirFixture dir;
+  BrokerConfig bc;
+  bc.data_dir = dir.path();
+  bc.kafka_listen = "none";
+  {
+    // A first run makes the data directory's files: the second needs no new file, so only
+    // the check at start can refuse the setting.
+    auto first = must(Broker::start(bc));
+    first->stop();
+    first->wait();
+  }
+  ::setenv("SLUICE_MIN_FREE_MEMORY", "plenty", 1);
+  auto broker = Broker::start(bc);
+  ::unsetenv("SLUICE_MIN_FREE_MEMORY");
+  REQUIRE_FALSE(broker);
+  CHECK(broker.status().code() == ErrorCode::kInvalidArgument);
+  CHECK_THAT(broker.status().message(),
+             Catch::Contains("SLUICE_MIN_FREE_MEMORY") && Catch::Contains("plenty"));
 }
 
 TEST_CASE("topics: create, describe, alter (grow, never shrink), delete through Admin",

@@ -24,6 +24,7 @@
 #include "gateway/gateway.h"
 #include "shm/clock.h"
 #include "shm/mapped_file.h"
+#include "shm/storage_room.h"
 
 namespace sluice {
 
@@ -156,6 +157,9 @@ Result<std::unique_ptr<Broker>> Broker::start(const BrokerConfig& config) {
     own.group = g->gr_gid;
   }
   if (Status s = shm::make_directories(config.data_dir, 0770); !s) return s;
+  // A SLUICE_MIN_FREE_MEMORY that is not a size is refused now, not at the first new file.
+  auto room = shm::storage_room(config.data_dir);
+  if (!room) return room.status();
   if (own.group != static_cast<gid_t>(-1))
     (void)::chown(config.data_dir.c_str(), static_cast<uid_t>(-1), own.group);
   if (Status s = impl->take_lock(); !s) return s;
@@ -188,6 +192,12 @@ Result<std::unique_ptr<Broker>> Broker::start(const BrokerConfig& config) {
     raw->stopped_cv.notify_all();
   });
   spdlog::info("sluiced {} serving {} (pid {})", "0.1", config.data_dir, ::getpid());
+  if (room->ram_backed)
+    spdlog::info(
+        "data directory on {} (its files are memory): {} MiB available{}, {} MiB of it kept "
+        "free (SLUICE_MIN_FREE_MEMORY)",
+        room->file_system, room->memory_available >> 20,
+        room->cgroup_limited ? " under the cgroup's limit" : "", room->memory_reserve >> 20);
   return std::unique_ptr<Broker>(new Broker(std::move(impl)));
 }
 
