@@ -447,6 +447,14 @@ std::uint32_t default_batch(std::uint32_t value_size) {
   return 1;
 }
 
+// The default configuration for values of `size`, with the batch that suits them.
+TputConfig sized_config(std::uint32_t size) {
+  TputConfig c;
+  c.value_size = size;
+  c.batch = default_batch(size);
+  return c;
+}
+
 }  // namespace
 
 void register_throughput_benchmarks() {
@@ -462,13 +470,11 @@ void register_throughput_benchmarks() {
   for (Segments segments : {Segments::kRecycledSpare, Segments::kFresh}) {
     for (int producers : {1, 2}) {
       for (std::uint32_t size : {32u, 1024u, 65536u}) {
-        TputConfig c;
-        c.value_size = size;
+        TputConfig c = sized_config(size);
         c.producers = producers;
         c.segments = segments;
         c.path = Path::kBatch;
         c.ts = TimestampMode::kPerBatch;
-        c.batch = default_batch(size);
         add_tput(c);
         c.path = Path::kAppend;
         c.ts = TimestampMode::kWallClock;
@@ -503,27 +509,21 @@ void register_throughput_benchmarks() {
     add_tput(c);
   }
   for (std::uint32_t size : {1024u, 65536u}) {
-    TputConfig c;
-    c.value_size = size;
-    c.batch = default_batch(size);
+    TputConfig c = sized_config(size);
     c.consume = Consume::kCopy;
     add_tput(c);
   }
   // A consumer that backs off when it has caught up instead of spinning on the producer's
   // write position.
   for (std::uint32_t size : {32u, 1024u}) {
-    TputConfig c;
-    c.value_size = size;
-    c.batch = default_batch(size);
+    TputConfig c = sized_config(size);
     c.idle_backoff_ns = 2'000;
     add_tput(c);
   }
   // Segment size (the recycled footprint is about (retain + 1) segments), and the other two
   // ways of recycling.
   for (std::uint32_t size : {32u, 1024u}) {
-    TputConfig c;
-    c.value_size = size;
-    c.batch = default_batch(size);
+    TputConfig c = sized_config(size);
     for (std::uint64_t seg :
          {std::uint64_t{256} << 10, std::uint64_t{1} << 20, std::uint64_t{16} << 20}) {
       c.segment_bytes = seg;
@@ -541,9 +541,7 @@ void register_throughput_benchmarks() {
 
   // The halves alone.
   for (std::uint32_t size : {32u, 1024u}) {
-    TputConfig c;
-    c.value_size = size;
-    c.batch = default_batch(size);
+    TputConfig c = sized_config(size);
     RegisterBenchmark(tput_name("ProducerOnly", c).c_str(), BM_ProducerOnly, c);
     RegisterBenchmark(tput_name("ConsumerOnly", c).c_str(), BM_ConsumerOnly, c);
     c.path = Path::kAppend;

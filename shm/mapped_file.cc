@@ -64,9 +64,8 @@ Status MappedFile::sync() const {
 }
 
 Status create_file(const std::string& path, std::uint64_t size, mode_t mode) {
-  std::string::size_type slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  if (Status s = check_storage_room(dir, size, "create " + path); !s) return s;
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (Status s = check_storage_room(dir.empty() ? "." : dir, size, "create " + path); !s) return s;
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return errno_status("create " + path, errno);
   // The mode exactly, whatever the umask: group members must be able to write what they share.

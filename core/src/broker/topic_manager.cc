@@ -157,15 +157,15 @@ void TopicManager::prepare_spare(const std::string& name, TopicState& topic, std
   if (log.has_spare()) return;
   apply_retention(name, topic, p, now_ms, slowest, info);
   PartitionState& ps = topic.partitions[p];
-  std::string where = "topic " + name + " partition " + std::to_string(p);
+  auto where = [&] { return "topic " + name + " partition " + std::to_string(p); };
   if (Status s = log.prepare_next(); !s) {
     if (ps.spare_warned_ms < 0 || now_ms - ps.spare_warned_ms >= kSpareWarnEveryMs) {
-      if (warn) warn(where + ": " + s.message() + " (retried every tick, logged once a minute)");
+      if (warn) warn(where() + ": " + s.message() + " (retried every tick, logged once a minute)");
       ps.spare_warned_ms = now_ms;
     }
   } else if (ps.spare_warned_ms >= 0) {
     ps.spare_warned_ms = -1;
-    if (info) info(where + ": spare segment prepared again");
+    if (info) info(where() + ": spare segment prepared again");
   }
 }
 
