@@ -17,6 +17,7 @@ packages=(
   zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev   # Kafka batch compression codecs
   librdkafka-dev kcat          # real Kafka clients: gateway tests, sluice perf --kafka
   python3-kafka                # kafka-python, a pure-Python Kafka client: a gateway test
+  golang-go golang-github-shopify-sarama-dev   # Sarama, the Go Kafka client: a gateway test
   clang libclang-rt-14-dev     # libFuzzer for the Kafka request decoder
 )
 # Node.js + npm run the kafkajs gateway test (versions pinned in its package-lock.json). A
