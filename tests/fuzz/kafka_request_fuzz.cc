@@ -75,6 +75,12 @@ void with_request_type(std::int16_t api_key, F&& f) {
       return f.template operator()<InitProducerIdRequest>();
     case ApiKey::kDescribeConfigs:
       return f.template operator()<DescribeConfigsRequest>();
+    case ApiKey::kDescribeGroups:
+      return f.template operator()<DescribeGroupsRequest>();
+    case ApiKey::kListGroups:
+      return f.template operator()<ListGroupsRequest>();
+    case ApiKey::kDeleteGroups:
+      return f.template operator()<DeleteGroupsRequest>();
   }
 }
 
@@ -158,6 +164,18 @@ InitProducerIdRequest seed(InitProducerIdRequest m) {
 }
 DescribeConfigsRequest seed(DescribeConfigsRequest m) {
   m.resources = {{kConfigResourceTopic, "orders", std::nullopt}};
+  return m;
+}
+DescribeGroupsRequest seed(DescribeGroupsRequest m) {
+  m.groups = {"g", "h"};
+  m.include_authorized_operations = true;
+  return m;
+}
+ListGroupsRequest seed(ListGroupsRequest m) {
+  return m;
+}
+DeleteGroupsRequest seed(DeleteGroupsRequest m) {
+  m.groups_names = {"g"};
   return m;
 }
 

@@ -14,13 +14,15 @@ TOPIC must exist with 3 partitions (with_sluiced.sh --topic TOPIC:3). Checks, in
   4. ListOffsets by timestamp (offsets_for_times) finds each partition's first record at or
      after a given time;
   5. a new member of the same group, after 30 more records, reads exactly those 30: it resumes
-     from the committed offsets, nothing is read twice.
+     from the committed offsets, nothing is read twice;
+  6. the admin client (ListGroups, DescribeGroups, DeleteGroups) lists the group, describes it
+     Empty once its members have left, and deletes it with its committed offsets.
 Exits 0 on success; prints what differed and exits 1 otherwise.
 """
 import sys
 import time
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 PARTITIONS = 3
 PER_PARTITION = 100
@@ -150,8 +152,22 @@ def main():
     for m in got:
         expect(m.value == later[(m.partition, m.offset)], "resumed record %d/%d differs"
                % (m.partition, m.offset))
-    print("python_test: ok: %d records produced and read back, group resumed with %d"
-          % (total, len(later)))
+
+    # 6. The group admin APIs.
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    groups = dict(admin.list_consumer_groups())
+    expect(groups.get("py-group") == "consumer",
+           "list_consumer_groups: %r, expected py-group of protocol type consumer" % groups)
+    [described] = admin.describe_consumer_groups(["py-group"])
+    expect(described.state == "Empty" and not described.members,
+           "describe_consumer_groups: %r, expected py-group Empty without members" % (described,))
+    deleted = dict(admin.delete_consumer_groups(["py-group"]))
+    expect(deleted["py-group"].__name__ == "NoError", "delete_consumer_groups: %r" % deleted)
+    left = admin.list_consumer_group_offsets("py-group")
+    expect(not left, "offsets of the deleted group: %r" % left)
+    admin.close()
+    print("python_test: ok: %d records produced and read back, group resumed with %d, "
+          "then listed, described and deleted" % (total, len(later)))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ class BrokerCore {
   }
   Status delete_topic(const std::string& name);
   KafkaGroupService& kafka_groups() { return *kafka_groups_; }
+  GroupService& groups() { return *groups_; }
   const BrokerConfig& config() const { return config_; }
 
  private:

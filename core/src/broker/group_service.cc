@@ -473,20 +473,28 @@ void GroupService::op_reset(const std::shared_ptr<Session>& s, const json& req) 
 }
 
 void GroupService::op_delete(const std::shared_ptr<Session>& s, const json& req) {
-  std::string group = req.at("group").get<std::string>();
-  if (core_.kafka_groups_ &&
-      core_.kafka_groups_->delete_group(group) == kafka::group_errors::kNonEmptyGroup)
-    return fail(s, req, Status(ErrorCode::kBusy, "group " + group + " has Kafka members"));
+  if (Status st = delete_group(req.at("group").get<std::string>()); !st) return fail(s, req, st);
+  reply(s, req, json::object());
+}
+
+Status GroupService::delete_group(const std::string& group) {
+  // Members first, in either coordinator, so that nothing is deleted from one and kept in the
+  // other.
+  if (core_.kafka_groups_ && core_.kafka_groups_->has_members(group))
+    return Status(ErrorCode::kBusy, "group " + group + " has Kafka members");
+  if (has_members(group)) return coordinator_->delete_group(group);  // kBusy, naming them
+  bool in_kafka =
+      core_.kafka_groups_ && core_.kafka_groups_->delete_group(group) == kafka::group_errors::kNone;
   Status st = coordinator_->delete_group(group);
-  if (!st && st.code() != ErrorCode::kNotFound) return fail(s, req, st);
+  if (!st && st.code() != ErrorCode::kNotFound) return st;
   bool in_coordinator = st.is_ok();
   auto stored = table_.list_groups();
   bool in_table = stored && std::find(stored->begin(), stored->end(), group) != stored->end();
-  if (!in_coordinator && !in_table)
-    return fail(s, req, Status(ErrorCode::kNotFound, "unknown group " + group));
-  if (Status ts = table_.delete_group(group); !ts) return fail(s, req, ts);
+  if (!in_kafka && !in_coordinator && !in_table)
+    return Status(ErrorCode::kNotFound, "unknown group " + group);
+  if (Status ts = table_.delete_group(group); !ts) return ts;
   restored_generation_.erase(group);
-  reply(s, req, json::object());
+  return Status::ok();
 }
 
 void GroupService::session_closed(const std::shared_ptr<Session>& session) {

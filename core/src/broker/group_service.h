@@ -18,6 +18,7 @@
 
 #include "control_server.h"
 #include "group_coordinator.h"
+#include "kafka/kafka_groups.h"
 #include "offsets_table.h"
 
 namespace sluice::broker {
@@ -50,6 +51,21 @@ class GroupService {
 
   // The lowest offset committed by any group for a partition (backpressure retention).
   std::optional<std::int64_t> slowest_committed(const TopicPartition& tp);
+
+  // Every group of the broker as Kafka's admin APIs (ListGroups, DescribeGroups) show them,
+  // one name space: groups of local consumers, groups of Kafka clients, and groups known only
+  // from their committed offsets (group_kafka_view.cc).
+  //   list_for_kafka: sorted by name. Local groups have protocol type "consumer"; a group
+  //     that only has committed offsets has "" and is Empty, as in Kafka.
+  //   describe_for_kafka: a Kafka clients' group as its coordinator knows it; a local group
+  //     with its members (client host "local pid N"), each member's topics and partitions
+  //     encoded in the consumer protocol as a Kafka consumer's would be, so that Kafka tools
+  //     show them; Empty for a group with only offsets; Dead for an unknown one.
+  std::vector<kafka::KafkaGroupListing> list_for_kafka();
+  kafka::KafkaGroupDescription describe_for_kafka(const std::string& group);
+  // Deletes an empty group (local or Kafka) and its committed offsets. kBusy while it has
+  // members, kNotFound for a group the broker does not know.
+  Status delete_group(const std::string& group);
 
  private:
   void dispatch(std::vector<CoordinatorEvent> events);

@@ -90,6 +90,12 @@ void RequestHandler::handle(ConnectionState& connection, std::string_view frame,
       return leave_group(connection, h, r, std::move(respond));
     case ApiKey::kSyncGroup:
       return sync_group(connection, h, r, std::move(respond));
+    case ApiKey::kListGroups:
+      return list_groups(connection, h, r, std::move(respond));
+    case ApiKey::kDescribeGroups:
+      return describe_groups(connection, h, r, std::move(respond));
+    case ApiKey::kDeleteGroups:
+      return delete_groups(connection, h, r, std::move(respond));
     case ApiKey::kCreateTopics:
       return create_topics(connection, h, r, std::move(respond));
     case ApiKey::kDeleteTopics:

@@ -9,6 +9,8 @@
 //   Produce, Fetch (long poll), ListOffsets            handle_data.cc, record_path.cc
 //   JoinGroup, SyncGroup, Heartbeat, LeaveGroup,       handle_groups.cc -> the broker's
 //   OffsetCommit, OffsetFetch                          KafkaGroupService
+//   ListGroups, DescribeGroups, DeleteGroups           handle_group_admin.cc -> the broker's
+//                                                      GroupService (every kind of group)
 //
 // Produce and Fetch touch the partition logs directly from the gateway's threads; topic
 // changes and group requests run on the broker's thread (BrokerLink).
@@ -71,6 +73,9 @@ class RequestHandler {
   void leave_group(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void offset_commit(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void offset_fetch(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void list_groups(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void describe_groups(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void delete_groups(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
 
   // Produce: after topics were (auto-)created if need be.
   void produce_now(const Header& h, const kafka::ProduceRequest& req, const Respond& respond);

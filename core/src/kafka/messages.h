@@ -485,6 +485,97 @@ void encode(ByteWriter& w, std::int16_t version, const LeaveGroupResponse& m);
 bool decode(ByteReader& r, std::int16_t version, LeaveGroupResponse& m);
 
 // ---------------------------------------------------------------------------------------------
+// DescribeGroups (15): v0-4
+
+struct DescribeGroupsRequest {
+  std::vector<std::string_view> groups;
+  bool include_authorized_operations = false;  // v3+
+  friend bool operator==(const DescribeGroupsRequest&, const DescribeGroupsRequest&) = default;
+};
+
+// Kafka's "authorized operations not requested" (INT32_MIN).
+inline constexpr std::int32_t kAuthorizedOperationsOmitted =
+    std::numeric_limits<std::int32_t>::min();
+
+struct DescribeGroupsResponse {
+  struct Member {
+    std::string_view member_id;
+    NullableString group_instance_id;  // v4+
+    std::string_view client_id;
+    std::string_view client_host;
+    std::string_view member_metadata;    // bytes: for "consumer", a ConsumerProtocolSubscription
+    std::string_view member_assignment;  // bytes: for "consumer", a ConsumerProtocolAssignment
+    friend bool operator==(const Member&, const Member&) = default;
+  };
+  struct Group {
+    ErrorCode error_code = ErrorCode::kNone;
+    std::string_view group_id;
+    std::string_view group_state;
+    std::string_view protocol_type;
+    std::string_view protocol_data;  // the protocol (assignor) chosen
+    std::vector<Member> members;
+    std::int32_t authorized_operations = kAuthorizedOperationsOmitted;  // v3+
+    friend bool operator==(const Group&, const Group&) = default;
+  };
+  std::int32_t throttle_time_ms = 0;  // v1+
+  std::vector<Group> groups;
+  friend bool operator==(const DescribeGroupsResponse&, const DescribeGroupsResponse&) = default;
+};
+
+bool decode(ByteReader& r, std::int16_t version, DescribeGroupsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const DescribeGroupsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const DescribeGroupsResponse& m);
+bool decode(ByteReader& r, std::int16_t version, DescribeGroupsResponse& m);
+
+// ---------------------------------------------------------------------------------------------
+// ListGroups (16): v0-2 (the request has no fields before v4's states filter)
+
+struct ListGroupsRequest {
+  friend bool operator==(const ListGroupsRequest&, const ListGroupsRequest&) = default;
+};
+
+struct ListGroupsResponse {
+  struct Group {
+    std::string_view group_id;
+    std::string_view protocol_type;
+    friend bool operator==(const Group&, const Group&) = default;
+  };
+  std::int32_t throttle_time_ms = 0;  // v1+
+  ErrorCode error_code = ErrorCode::kNone;
+  std::vector<Group> groups;
+  friend bool operator==(const ListGroupsResponse&, const ListGroupsResponse&) = default;
+};
+
+bool decode(ByteReader& r, std::int16_t version, ListGroupsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const ListGroupsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const ListGroupsResponse& m);
+bool decode(ByteReader& r, std::int16_t version, ListGroupsResponse& m);
+
+// ---------------------------------------------------------------------------------------------
+// DeleteGroups (42): v0-1
+
+struct DeleteGroupsRequest {
+  std::vector<std::string_view> groups_names;
+  friend bool operator==(const DeleteGroupsRequest&, const DeleteGroupsRequest&) = default;
+};
+
+struct DeleteGroupsResponse {
+  struct Result {
+    std::string_view group_id;
+    ErrorCode error_code = ErrorCode::kNone;
+    friend bool operator==(const Result&, const Result&) = default;
+  };
+  std::int32_t throttle_time_ms = 0;
+  std::vector<Result> results;
+  friend bool operator==(const DeleteGroupsResponse&, const DeleteGroupsResponse&) = default;
+};
+
+bool decode(ByteReader& r, std::int16_t version, DeleteGroupsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const DeleteGroupsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const DeleteGroupsResponse& m);
+bool decode(ByteReader& r, std::int16_t version, DeleteGroupsResponse& m);
+
+// ---------------------------------------------------------------------------------------------
 // OffsetCommit (8): v0-7
 
 struct OffsetCommitRequest {

@@ -1,6 +1,7 @@
 // Kafka codec for consumer groups: FindCoordinator (10), JoinGroup (11), SyncGroup (14),
-// Heartbeat (12), LeaveGroup (13), OffsetCommit (8) and OffsetFetch (9), non-flexible versions
-// (messages.h). Layouts follow Kafka's message schemas of the same names.
+// Heartbeat (12), LeaveGroup (13), OffsetCommit (8), OffsetFetch (9), DescribeGroups (15),
+// ListGroups (16) and DeleteGroups (42), non-flexible versions (messages.h). Layouts follow
+// Kafka's message schemas of the same names.
 #include "kafka/messages.h"
 #include "kafka/messages_codec.h"
 
@@ -119,6 +120,70 @@ void fields(IO& io, std::int16_t v, M& m) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// DescribeGroups
+
+template <typename IO, Is<DescribeGroupsRequest> M>
+void fields(IO& io, std::int16_t v, M& m) {
+  io.array(m.groups, kMinString, [&](auto& g) { io.string(g); });
+  if (v >= 3) io.boolean(m.include_authorized_operations);
+}
+
+template <typename IO, Is<DescribeGroupsResponse> M>
+void fields(IO& io, std::int16_t v, M& m) {
+  if (v >= 1) io.i32(m.throttle_time_ms);
+  constexpr std::size_t kMinMember = 3 * kMinString + 2 * kMinBytes;
+  io.array(m.groups, 2 + 4 * kMinString + kMinArray, [&](auto& g) {
+    io.error(g.error_code);
+    io.string(g.group_id);
+    io.string(g.group_state);
+    io.string(g.protocol_type);
+    io.string(g.protocol_data);
+    io.array(g.members, kMinMember, [&](auto& mem) {
+      io.string(mem.member_id);
+      if (v >= 4) io.nullable_string(mem.group_instance_id);
+      io.string(mem.client_id);
+      io.string(mem.client_host);
+      io.bytes(mem.member_metadata);
+      io.bytes(mem.member_assignment);
+    });
+    if (v >= 3) io.i32(g.authorized_operations);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// ListGroups
+
+template <typename IO, Is<ListGroupsRequest> M>
+void fields(IO& /*io*/, std::int16_t /*v*/, M& /*m*/) {}
+
+template <typename IO, Is<ListGroupsResponse> M>
+void fields(IO& io, std::int16_t v, M& m) {
+  if (v >= 1) io.i32(m.throttle_time_ms);
+  io.error(m.error_code);
+  io.array(m.groups, 2 * kMinString, [&](auto& g) {
+    io.string(g.group_id);
+    io.string(g.protocol_type);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeleteGroups
+
+template <typename IO, Is<DeleteGroupsRequest> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.array(m.groups_names, kMinString, [&](auto& g) { io.string(g); });
+}
+
+template <typename IO, Is<DeleteGroupsResponse> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.i32(m.throttle_time_ms);
+  io.array(m.results, kMinString + 2, [&](auto& r) {
+    io.string(r.group_id);
+    io.error(r.error_code);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // OffsetCommit
 
 template <typename IO, Is<OffsetCommitRequest> M>
@@ -207,5 +272,11 @@ SLUICE_KAFKA_CODEC(OffsetCommitRequest)
 SLUICE_KAFKA_CODEC(OffsetCommitResponse)
 SLUICE_KAFKA_CODEC(OffsetFetchRequest)
 SLUICE_KAFKA_CODEC(OffsetFetchResponse)
+SLUICE_KAFKA_CODEC(DescribeGroupsRequest)
+SLUICE_KAFKA_CODEC(DescribeGroupsResponse)
+SLUICE_KAFKA_CODEC(ListGroupsRequest)
+SLUICE_KAFKA_CODEC(ListGroupsResponse)
+SLUICE_KAFKA_CODEC(DeleteGroupsRequest)
+SLUICE_KAFKA_CODEC(DeleteGroupsResponse)
 
 }  // namespace sluice::kafka

@@ -27,6 +27,10 @@ std::string_view api_name(std::int16_t api_key) {
       return "LeaveGroup";
     case ApiKey::kSyncGroup:
       return "SyncGroup";
+    case ApiKey::kDescribeGroups:
+      return "DescribeGroups";
+    case ApiKey::kListGroups:
+      return "ListGroups";
     case ApiKey::kApiVersions:
       return "ApiVersions";
     case ApiKey::kCreateTopics:
@@ -37,6 +41,8 @@ std::string_view api_name(std::int16_t api_key) {
       return "InitProducerId";
     case ApiKey::kDescribeConfigs:
       return "DescribeConfigs";
+    case ApiKey::kDeleteGroups:
+      return "DeleteGroups";
   }
   return "Unknown";
 }

@@ -24,11 +24,14 @@ enum class ApiKey : std::int16_t {
   kHeartbeat = 12,
   kLeaveGroup = 13,
   kSyncGroup = 14,
+  kDescribeGroups = 15,
+  kListGroups = 16,
   kApiVersions = 18,
   kCreateTopics = 19,
   kDeleteTopics = 20,
   kInitProducerId = 22,
   kDescribeConfigs = 32,
+  kDeleteGroups = 42,
 };
 
 constexpr std::int16_t to_int(ApiKey k) {
@@ -135,9 +138,12 @@ struct ApiVersionRange {
   std::int16_t max_version;
 };
 
-// What ApiVersions advertises, and what the gateway decodes: exactly KAFKA-PROTOCOL.md's
-// "advertise" column, ordered by key.
-inline constexpr std::array<ApiVersionRange, 16> kSupportedApis{{
+// What ApiVersions advertises, and what the gateway decodes, ordered by key: KAFKA-PROTOCOL.md's
+// "advertise" column, plus the non-flexible versions of the group admin APIs that Kafka's tools
+// and admin clients use (DescribeGroups, ListGroups, DeleteGroups).
+// One API a line (clang-format would pack these in columns).
+// clang-format off
+inline constexpr std::array<ApiVersionRange, 19> kSupportedApis{{
     {ApiKey::kProduce, 3, 8},
     {ApiKey::kFetch, 4, 11},
     {ApiKey::kListOffsets, 0, 5},
@@ -149,12 +155,16 @@ inline constexpr std::array<ApiVersionRange, 16> kSupportedApis{{
     {ApiKey::kHeartbeat, 0, 3},
     {ApiKey::kLeaveGroup, 0, 1},
     {ApiKey::kSyncGroup, 0, 3},
+    {ApiKey::kDescribeGroups, 0, 4},
+    {ApiKey::kListGroups, 0, 2},
     {ApiKey::kApiVersions, 0, 2},
     {ApiKey::kCreateTopics, 0, 4},
     {ApiKey::kDeleteTopics, 0, 3},
     {ApiKey::kInitProducerId, 0, 1},
     {ApiKey::kDescribeConfigs, 0, 3},
+    {ApiKey::kDeleteGroups, 0, 1},
 }};
+// clang-format on
 
 // The advertised range of an API key; nullopt for keys the gateway does not serve.
 constexpr std::optional<ApiVersionRange> supported_range(std::int16_t api_key) {

@@ -641,6 +641,26 @@ inline Joined join_new_member(KafkaClient& c, JoinParams p, std::int16_t version
   return join_group(c, p, version);
 }
 
+// A group of one Kafka member, Stable: it joins (subscribed to `topic`) and, as the leader,
+// assigns itself `partitions` of it with SyncGroup v3. Returns its JoinGroup answer.
+inline Joined form_group_of_one(KafkaClient& c, const std::string& group, const std::string& topic,
+                                std::vector<std::int32_t> partitions) {
+  JoinParams p;
+  p.group = group;
+  p.metadata = subscription({topic});
+  Joined j = join_new_member(c, p, 5);
+  REQUIRE(j.error == ErrorCode::kNone);
+  kafka::SyncGroupRequest req;
+  req.group_id = group;
+  req.generation_id = j.generation;
+  req.member_id = j.member_id;
+  const std::string assigned = assignment(topic, std::move(partitions));  // outlives req's view
+  req.assignments.push_back({j.member_id, assigned});
+  REQUIRE(c.call<kafka::SyncGroupResponse>(ApiKey::kSyncGroup, 3, req)->error_code ==
+          ErrorCode::kNone);
+  return j;
+}
+
 inline ErrorCode heartbeat(KafkaClient& c, const std::string& group, const std::string& member,
                            std::int32_t generation, std::int16_t version = 3) {
   kafka::HeartbeatRequest req;

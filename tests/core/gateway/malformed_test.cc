@@ -327,6 +327,16 @@ TEST_CASE(
       seeds.push_back(builder.frame(ApiKey::kDescribeConfigs, v, dc, 0));
     for (std::int16_t v = 0; v <= 1; ++v)
       seeds.push_back(builder.frame(ApiKey::kInitProducerId, v, kafka::InitProducerIdRequest{}, 0));
+    kafka::DescribeGroupsRequest dg;
+    dg.groups = {"fuzz-group", "other"};
+    for (std::int16_t v = 0; v <= 4; ++v)
+      seeds.push_back(builder.frame(ApiKey::kDescribeGroups, v, dg, 0));
+    for (std::int16_t v = 0; v <= 2; ++v)
+      seeds.push_back(builder.frame(ApiKey::kListGroups, v, kafka::ListGroupsRequest{}, 0));
+    kafka::DeleteGroupsRequest del;
+    del.groups_names = {"fuzz-group"};
+    for (std::int16_t v = 0; v <= 1; ++v)
+      seeds.push_back(builder.frame(ApiKey::kDeleteGroups, v, del, 0));
     for (std::int16_t v = 0; v <= 3; ++v)
       seeds.push_back(builder.frame(ApiKey::kApiVersions, v, kafka::ApiVersionsRequest{}, 0));
     // Fetch with max_wait 0; the fuzzer leaves its max_wait bytes alone (body bytes 4..7),

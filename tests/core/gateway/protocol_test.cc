@@ -541,25 +541,14 @@ TEST_CASE("gateway: every OffsetCommit 0-7 and OffsetFetch 0-5 version stores an
   broker.create_topic("oc", 8);
   KafkaClient c(broker);
   // A group with one member (for the versions with a generation) ...
-  JoinParams p;
-  p.group = "commits";
-  p.metadata = subscription({"oc"});
-  Joined j = join_new_member(c, p, 5);
-  REQUIRE(j.error == ErrorCode::kNone);
-  kafka::SyncGroupRequest sreq;
-  sreq.group_id = p.group;
-  sreq.generation_id = j.generation;
-  sreq.member_id = j.member_id;
-  const std::string assigned = assignment("oc", {0, 1, 2, 3, 4, 5, 6, 7});  // outlives sreq's view
-  sreq.assignments.push_back({j.member_id, assigned});
-  REQUIRE(c.call<kafka::SyncGroupResponse>(ApiKey::kSyncGroup, 3, sreq)->error_code ==
-          ErrorCode::kNone);
+  const std::string commits = "commits";
+  Joined j = form_group_of_one(c, commits, "oc", {0, 1, 2, 3, 4, 5, 6, 7});
   for (std::int16_t v = min_version(ApiKey::kOffsetCommit); v <= max_version(ApiKey::kOffsetCommit);
        ++v) {
     INFO("OffsetCommit v" << v);
     // v0 carries no generation: a simple commit, which a group with members refuses in Kafka;
     // use a memberless group for it.
-    std::string group = v == 0 ? std::string("simple-commits") : p.group;
+    std::string group = v == 0 ? std::string("simple-commits") : commits;
     std::int64_t offset = 100 + v;
     CHECK(commit_offset(c, group, v == 0 ? "" : j.member_id, v == 0 ? -1 : j.generation, "oc", v,
                         offset, v) == ErrorCode::kNone);
@@ -570,7 +559,7 @@ TEST_CASE("gateway: every OffsetCommit 0-7 and OffsetFetch 0-5 version stores an
     INFO("OffsetFetch v" << v);
     // Partitions 1..7 were committed at 100 + partition, through the member; 0 never was
     // (its commit went to the simple group).
-    CHECK(fetch_offsets(c, p.group, "oc", {0, 1, 7}, v) == std::vector<std::int64_t>{-1, 101, 107});
+    CHECK(fetch_offsets(c, commits, "oc", {0, 1, 7}, v) == std::vector<std::int64_t>{-1, 101, 107});
   }
 }
 

@@ -380,6 +380,42 @@ TEST_CASE("messages: SyncGroup, Heartbeat and LeaveGroup round-trip", "[kafka][m
   });
 }
 
+TEST_CASE("messages: ListGroups DescribeGroups and DeleteGroups round-trip", "[kafka][messages]") {
+  round_trip_versions(ApiKey::kListGroups, ListGroupsRequest{},
+                      [](std::int16_t, ListGroupsRequest&) {});
+  ListGroupsResponse list{1, ErrorCode::kCoordinatorNotAvailable, {{"g1", "consumer"}, {"g2", ""}}};
+  round_trip_versions(ApiKey::kListGroups, list, [](std::int16_t v, ListGroupsResponse& m) {
+    if (v < 1) m.throttle_time_ms = 0;
+  });
+
+  DescribeGroupsRequest describe{{"g1", "g2"}, true};
+  round_trip_versions(ApiKey::kDescribeGroups, describe,
+                      [](std::int16_t v, DescribeGroupsRequest& m) {
+                        if (v < 3) m.include_authorized_operations = false;
+                      });
+  DescribeGroupsResponse::Member member{
+      "member-1",  "instance-1", "client", "/127.0.0.1", std::string_view("\0\1meta", 6),
+      "assignment"};
+  DescribeGroupsResponse described{
+      1,
+      {{ErrorCode::kNone, "g1", "Stable", "consumer", "range", {member, member}, 8},
+       {ErrorCode::kInvalidGroupId, "", "Dead", "", "", {}, 8}}};
+  round_trip_versions(ApiKey::kDescribeGroups, described,
+                      [](std::int16_t v, DescribeGroupsResponse& m) {
+                        if (v < 1) m.throttle_time_ms = 0;
+                        for (auto& g : m.groups) {
+                          if (v < 3) g.authorized_operations = kNoAuthorizedOps;
+                          for (auto& mem : g.members)
+                            if (v < 4) mem.group_instance_id = std::nullopt;
+                        }
+                      });
+
+  DeleteGroupsRequest del{{"g1", "g2"}};
+  round_trip_versions(ApiKey::kDeleteGroups, del, [](std::int16_t, DeleteGroupsRequest&) {});
+  DeleteGroupsResponse deleted{1, {{"g1", ErrorCode::kNone}, {"g2", ErrorCode::kNonEmptyGroup}}};
+  round_trip_versions(ApiKey::kDeleteGroups, deleted, [](std::int16_t, DeleteGroupsResponse&) {});
+}
+
 TEST_CASE("messages: OffsetCommit round-trips v0-7", "[kafka][messages]") {
   OffsetCommitRequest req;
   req.group_id = "group";

@@ -38,7 +38,8 @@ bool decode_all(std::string_view bytes, std::int16_t version, M& m, std::string*
 
 }  // namespace
 
-TEST_CASE("protocol: the advertised ranges are KAFKA-PROTOCOL.md's", "[kafka][messages]") {
+TEST_CASE("protocol: the advertised ranges are KAFKA-PROTOCOL.md's and the group admin APIs",
+          "[kafka][messages]") {
   auto range = [](ApiKey k) {
     auto r = supported_range(to_int(k));
     REQUIRE(r);
@@ -61,6 +62,11 @@ TEST_CASE("protocol: the advertised ranges are KAFKA-PROTOCOL.md's", "[kafka][me
   CHECK(range(ApiKey::kDeleteTopics) == P{0, 3});
   CHECK(range(ApiKey::kInitProducerId) == P{0, 1});
   CHECK(range(ApiKey::kDescribeConfigs) == P{0, 3});
+  // Kafka's group admin APIs (kafka-consumer-groups.sh, admin clients), non-flexible versions.
+  CHECK(range(ApiKey::kDescribeGroups) == P{0, 4});
+  CHECK(range(ApiKey::kListGroups) == P{0, 2});
+  CHECK(range(ApiKey::kDeleteGroups) == P{0, 1});
+  CHECK(api_name(16) == "ListGroups");
   CHECK_FALSE(supported_range(4));  // LeaderAndIsr: not served
   CHECK(is_supported(0, 3));
   CHECK_FALSE(is_supported(0, 2));
@@ -145,8 +151,8 @@ TEST_CASE("messages: ApiVersions responses match hand-computed bytes", "[kafka][
   // The reply to a v3+ request: v0 layout, UNSUPPORTED_VERSION (35), every supported API.
   ByteWriter v3;
   encode(v3, 0, api_versions_response(ErrorCode::kUnsupportedVersion));
-  CHECK(v3.buffer().substr(0, 6) == hex("0023 00000010"));
-  CHECK(v3.size() == 2 + 4 + 16 * 6);
+  CHECK(v3.buffer().substr(0, 6) == hex("0023 00000013"));
+  CHECK(v3.size() == 2 + 4 + 19 * 6);
   ApiVersionsResponse got;
   REQUIRE(decode_all(v3.buffer(), 0, got));
   CHECK(got.error_code == ErrorCode::kUnsupportedVersion);

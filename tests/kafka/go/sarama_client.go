@@ -14,7 +14,9 @@
 //     with the keys, values, headers and timestamps sent, and commit;
 //  4. the committed offsets (OffsetFetch through a third client) are the partitions' ends;
 //  5. after 40 more records, a new member of the same group reads exactly those 40: it
-//     resumes from the committed offsets.
+//     resumes from the committed offsets;
+//  6. the cluster admin (ListGroups, DescribeGroups, DeleteGroups) lists the group, describes
+//     it Empty once its members have left, and deletes it with its committed offsets.
 //
 // Exits 0 on success; prints what differed and exits 1 otherwise.
 package main
@@ -347,5 +349,41 @@ func main() {
 	per = read(bootstrap, topic, extraRecords, -1)
 	fmt.Printf("sarama_client: a new member resumed and read the %d new records (%v)\n",
 		extraRecords, per)
+	// 6. the group admin APIs
+	admin, err := sarama.NewClusterAdmin([]string{bootstrap}, config())
+	if err != nil {
+		fail("cluster admin: %v", err)
+	}
+	groups, err := admin.ListConsumerGroups()
+	if err != nil || groups[group] != "consumer" {
+		fail("ListGroups: %v (%v), want %s of protocol type consumer", groups, err, group)
+	}
+	described, err := admin.DescribeConsumerGroups([]string{group})
+	if err != nil || len(described) != 1 || described[0].State != "Empty" ||
+		len(described[0].Members) != 0 {
+		fail("DescribeGroups: %+v (%v), want %s Empty without members", described, err, group)
+	}
+	// Sarama 1.22's admin has no DeleteConsumerGroup: its DeleteGroups request, to the
+	// group's coordinator.
+	client, err = sarama.NewClient([]string{bootstrap}, config())
+	if err != nil {
+		fail("client: %v", err)
+	}
+	coordinator, err := client.Coordinator(group)
+	if err != nil {
+		fail("coordinator: %v", err)
+	}
+	deleted, err := coordinator.DeleteGroups(&sarama.DeleteGroupsRequest{Groups: []string{group}})
+	if err != nil || deleted.GroupErrorCodes[group] != sarama.ErrNoError {
+		fail("DeleteGroups: %+v (%v)", deleted, err)
+	}
+	client.Close()
+	for p, off := range committed(bootstrap, topic) {
+		if off != sarama.OffsetNewest && off != -1 {
+			fail("partition %d: committed %d after the group was deleted", p, off)
+		}
+	}
+	admin.Close()
+	fmt.Println("sarama_client: the cluster admin listed, described and deleted the group")
 	fmt.Println("sarama_client: OK")
 }
