@@ -81,6 +81,8 @@ void with_request_type(std::int16_t api_key, F&& f) {
       return f.template operator()<ListGroupsRequest>();
     case ApiKey::kDeleteGroups:
       return f.template operator()<DeleteGroupsRequest>();
+    case ApiKey::kCreatePartitions:
+      return f.template operator()<CreatePartitionsRequest>();
   }
 }
 
@@ -172,6 +174,11 @@ DescribeGroupsRequest seed(DescribeGroupsRequest m) {
   return m;
 }
 ListGroupsRequest seed(ListGroupsRequest m) {
+  return m;
+}
+CreatePartitionsRequest seed(CreatePartitionsRequest m) {
+  m.topics = {{"t", 4, std::vector<std::vector<std::int32_t>>{{0}}}, {"u", 2, std::nullopt}};
+  m.timeout_ms = 1000;
   return m;
 }
 DeleteGroupsRequest seed(DeleteGroupsRequest m) {

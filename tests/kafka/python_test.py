@@ -16,13 +16,16 @@ TOPIC must exist with 3 partitions (with_sluiced.sh --topic TOPIC:3). Checks, in
   5. a new member of the same group, after 30 more records, reads exactly those 30: it resumes
      from the committed offsets, nothing is read twice;
   6. the admin client (ListGroups, DescribeGroups, DeleteGroups) lists the group, describes it
-     Empty once its members have left, and deletes it with its committed offsets.
+     Empty once its members have left, and deletes it with its committed offsets;
+  7. the admin client grows the topic to 4 partitions (CreatePartitions); a record sent to the
+     new partition is its offset 0.
 Exits 0 on success; prints what differed and exits 1 otherwise.
 """
 import sys
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewPartitions
 
 PARTITIONS = 3
 PER_PARTITION = 100
@@ -165,9 +168,19 @@ def main():
     expect(deleted["py-group"].__name__ == "NoError", "delete_consumer_groups: %r" % deleted)
     left = admin.list_consumer_group_offsets("py-group")
     expect(not left, "offsets of the deleted group: %r" % left)
+
+    # 7. Growing the topic.
+    admin.create_partitions({topic: NewPartitions(total_count=PARTITIONS + 1)})
     admin.close()
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    expect(p.partitions_for(topic) == set(range(PARTITIONS + 1)),
+           "after create_partitions: partitions %r" % p.partitions_for(topic))
+    md = p.send(topic, value=b"new-partition", partition=PARTITIONS).get(timeout=10)
+    expect(md.offset == 0, "first record of the new partition at offset %d" % md.offset)
+    p.close()
     print("python_test: ok: %d records produced and read back, group resumed with %d, "
-          "then listed, described and deleted" % (total, len(later)))
+          "then listed, described and deleted; the topic grew to %d partitions"
+          % (total, len(later), PARTITIONS + 1))
 
 
 if __name__ == "__main__":

@@ -66,6 +66,31 @@ Status BrokerCore::delete_topic(const std::string& name) {
   return Status::ok();
 }
 
+Status BrokerCore::alter_topic(const std::string& name, const TopicConfig& config) {
+  if (Status st = topics_.alter(name, config); !st) return st;
+  if (groups_) groups_->topic_changed(name);
+  info("altered topic " + name);
+  return Status::ok();
+}
+
+Status BrokerCore::grow_topic(const std::string& name, std::int32_t partitions,
+                              bool validate_only) {
+  const TopicState* current = topics_.find(name);
+  if (current == nullptr)
+    return Status(ErrorCode::kUnknownTopic, "unknown topic " + name + " in " + dir_.root);
+  const std::int32_t now = current->config.partitions;
+  if (partitions <= now)
+    return Status(ErrorCode::kInvalidArgument,
+                  "topic " + name + " has " + std::to_string(now) + " partitions: " +
+                      (partitions == now ? std::string("it already has that many")
+                                         : "partitions can grow but never shrink"));
+  TopicConfig config = current->config;
+  config.partitions = partitions;
+  if (Status st = validate_topic_config(config); !st) return st.with_context("topic " + name);
+  if (validate_only) return topics_.store().check_room(name, partitions - now, config);
+  return alter_topic(name, config);
+}
+
 void BrokerCore::shutdown() {
   if (groups_) groups_->shutdown();
 }
@@ -217,14 +242,10 @@ void BrokerCore::op_topic_alter(const std::shared_ptr<Session>& s, const json& r
     return;
   }
   auto config = control::topic_config_from(req.value("config", json::object()), current->config);
-  Status st = config ? topics_.alter(name, *config) : config.status();
-  if (!st) {
+  if (Status st = config ? alter_topic(name, *config) : config.status(); !st) {
     fail(s, req, st);
     out["__failed"] = true;
-    return;
   }
-  if (groups_) groups_->topic_changed(name);
-  info("altered topic " + name);
 }
 
 void BrokerCore::op_topic_delete(const std::shared_ptr<Session>& s, const json& req, json& out) {

@@ -49,11 +49,22 @@ class BrokerCore {
     return topics_.store().check_room(name, config.partitions, config);
   }
   Status delete_topic(const std::string& name);
+  // Kafka's CreatePartitions: grows topic `name` to `partitions`. kUnknownTopic;
+  // kInvalidArgument when that is not more than it has, or more than a topic may have; kIo
+  // when the data directory has no room for them. With validate_only, checks and changes
+  // nothing.
+  Status grow_topic(const std::string& name, std::int32_t partitions, bool validate_only);
+  // How many partitions topic `name` has; nullopt if the broker has no such topic.
+  std::optional<std::int32_t> topic_partitions(const std::string& name) const {
+    const TopicState* t = topics_.find(name);
+    return t == nullptr ? std::nullopt : std::optional<std::int32_t>(t->config.partitions);
+  }
   KafkaGroupService& kafka_groups() { return *kafka_groups_; }
   GroupService& groups() { return *groups_; }
   const BrokerConfig& config() const { return config_; }
 
  private:
+  Status alter_topic(const std::string& name, const TopicConfig& config);
   using Handler = void (BrokerCore::*)(const std::shared_ptr<Session>&, const control::json&,
                                        control::json& reply);
   void reply(const std::shared_ptr<Session>& s, const control::json& req, control::json body);

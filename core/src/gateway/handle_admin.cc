@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <deque>
+#include <set>
 
 #include "broker_core.h"
 #include "record_path.h"
@@ -169,6 +170,76 @@ void RequestHandler::create_topics(ConnectionState&, const Header& h, ByteReader
         resp.topics.push_back(t);
       }
       respond({response_frame(*hdr, resp), false, {}});
+    });
+  });
+}
+
+void RequestHandler::create_partitions(ConnectionState&, const Header& h, ByteReader& r,
+                                       Respond respond) {
+  kafka::CreatePartitionsRequest req;
+  if (!kafka::decode(r, h.api_version, req))
+    return respond(malformed_request("CreatePartitions", r));
+  struct Item {
+    std::string name;
+    std::int32_t count = 0;
+    std::optional<std::vector<std::vector<std::int32_t>>> assignments;
+    ErrorCode error = ErrorCode::kNone;
+    std::string message;
+  };
+  auto items = std::make_shared<std::vector<Item>>();
+  std::set<std::string_view> seen;
+  for (const auto& t : req.topics) {
+    Item it{std::string(t.name), t.count, t.assignments, ErrorCode::kNone, {}};
+    if (!seen.insert(t.name).second) {
+      it.error = ErrorCode::kInvalidRequest;
+      it.message = "topic " + it.name + " appears more than once in the request";
+    }
+    items->push_back(std::move(it));
+  }
+  const std::int32_t node = config_.kafka_node_id;
+  broker_.post([this, items, h, node, validate_only = req.validate_only,
+                respond](broker::BrokerCore& core) {
+    for (Item& it : *items) {
+      if (it.error != ErrorCode::kNone) continue;
+      std::optional<std::int32_t> now = core.topic_partitions(it.name);
+      if (it.assignments && now) {
+        // One broker: each new partition's only replica is this node.
+        bool ok = static_cast<std::int32_t>(it.assignments->size()) == it.count - *now;
+        for (const auto& replicas : *it.assignments)
+          ok = ok && replicas == std::vector<std::int32_t>{node};
+        if (!ok) {
+          it.error = ErrorCode::kInvalidReplicaAssignment;
+          it.message = "a Sluice host is one broker: give each new partition the replicas [" +
+                       std::to_string(node) + "], or no assignment";
+          continue;
+        }
+      }
+      Status s = core.grow_topic(it.name, it.count, validate_only);
+      if (s) continue;
+      it.message = s.message();
+      switch (s.code()) {
+        case sluice::ErrorCode::kUnknownTopic:
+          it.error = ErrorCode::kUnknownTopicOrPartition;
+          break;
+        case sluice::ErrorCode::kInvalidArgument:
+          it.error = ErrorCode::kInvalidPartitions;
+          break;
+        case sluice::ErrorCode::kIo:  // no room for the new partitions' files, or memory
+          it.error = ErrorCode::kKafkaStorageError;
+          break;
+        default:
+          it.error = ErrorCode::kUnknownServerError;
+      }
+    }
+    boost::asio::post(io_, [this, items, h, respond] {
+      kafka::CreatePartitionsResponse resp;
+      for (const Item& it : *items) {
+        directory_.forget(it.name);
+        resp.results.push_back({it.name, it.error,
+                                it.error == ErrorCode::kNone ? kafka::NullableString()
+                                                             : kafka::NullableString(it.message)});
+      }
+      respond({response_frame(h, resp), false, {}});
     });
   });
 }

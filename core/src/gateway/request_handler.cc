@@ -100,6 +100,8 @@ void RequestHandler::handle(ConnectionState& connection, std::string_view frame,
       return create_topics(connection, h, r, std::move(respond));
     case ApiKey::kDeleteTopics:
       return delete_topics(connection, h, r, std::move(respond));
+    case ApiKey::kCreatePartitions:
+      return create_partitions(connection, h, r, std::move(respond));
     case ApiKey::kInitProducerId:
       return init_producer_id(connection, h, r, std::move(respond));
     case ApiKey::kDescribeConfigs:

@@ -4,7 +4,8 @@
 // (a malformed one closes the connection with the decoder's reason in the log), and answers:
 //
 //   ApiVersions, Metadata, FindCoordinator,            request_handler.cc, handle_admin.cc
-//   CreateTopics, DeleteTopics, DescribeConfigs,
+//   CreateTopics, DeleteTopics, CreatePartitions,
+//   DescribeConfigs,
 //   InitProducerId
 //   Produce, Fetch (long poll), ListOffsets            handle_data.cc, record_path.cc
 //   JoinGroup, SyncGroup, Heartbeat, LeaveGroup,       handle_groups.cc -> the broker's
@@ -62,6 +63,7 @@ class RequestHandler {
   void find_coordinator(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void create_topics(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void delete_topics(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void create_partitions(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void describe_configs(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void init_producer_id(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void produce(ConnectionState&, const Header&, kafka::ByteReader&, Respond);

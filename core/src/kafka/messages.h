@@ -733,6 +733,41 @@ void encode(ByteWriter& w, std::int16_t version, const DeleteTopicsResponse& m);
 bool decode(ByteReader& r, std::int16_t version, DeleteTopicsResponse& m);
 
 // ---------------------------------------------------------------------------------------------
+// CreatePartitions (37): v0-1 (the same layout; v2 is flexible)
+
+struct CreatePartitionsRequest {
+  struct Topic {
+    std::string_view name;
+    std::int32_t count = 0;  // the partition count the topic is to have
+    // One entry per new partition, each its replicas' broker ids; null: the broker chooses.
+    std::optional<std::vector<std::vector<std::int32_t>>> assignments;
+    friend bool operator==(const Topic&, const Topic&) = default;
+  };
+  std::vector<Topic> topics;
+  std::int32_t timeout_ms = 0;
+  bool validate_only = false;
+  friend bool operator==(const CreatePartitionsRequest&, const CreatePartitionsRequest&) = default;
+};
+
+struct CreatePartitionsResponse {
+  struct Result {
+    std::string_view name;
+    ErrorCode error_code = ErrorCode::kNone;
+    NullableString error_message;
+    friend bool operator==(const Result&, const Result&) = default;
+  };
+  std::int32_t throttle_time_ms = 0;
+  std::vector<Result> results;
+  friend bool operator==(const CreatePartitionsResponse&,
+                         const CreatePartitionsResponse&) = default;
+};
+
+bool decode(ByteReader& r, std::int16_t version, CreatePartitionsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const CreatePartitionsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const CreatePartitionsResponse& m);
+bool decode(ByteReader& r, std::int16_t version, CreatePartitionsResponse& m);
+
+// ---------------------------------------------------------------------------------------------
 // DescribeConfigs (32): v0-3
 
 // Resource types of DescribeConfigs (Kafka's ConfigResource.Type).

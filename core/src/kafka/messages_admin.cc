@@ -1,6 +1,6 @@
 // Kafka codec for cluster metadata and administration: Metadata (3), CreateTopics (19),
-// DeleteTopics (20), DescribeConfigs (32) and InitProducerId (22), non-flexible versions
-// (messages.h). Layouts follow Kafka's message schemas of the same names.
+// DeleteTopics (20), CreatePartitions (37), DescribeConfigs (32) and InitProducerId (22),
+// non-flexible versions (messages.h). Layouts follow Kafka's message schemas of the same names.
 #include "kafka/messages.h"
 #include "kafka/messages_codec.h"
 
@@ -115,6 +115,31 @@ void fields(IO& io, std::int16_t v, M& m) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CreatePartitions
+
+template <typename IO, Is<CreatePartitionsRequest> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.array(m.topics, kMinString + 4 + kMinArray, [&](auto& t) {
+    io.string(t.name);
+    io.i32(t.count);
+    io.nullable_array(t.assignments, kMinArray,
+                      [&](auto& replicas) { io.array(replicas, 4, [&](auto& b) { io.i32(b); }); });
+  });
+  io.i32(m.timeout_ms);
+  io.boolean(m.validate_only);
+}
+
+template <typename IO, Is<CreatePartitionsResponse> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.i32(m.throttle_time_ms);
+  io.array(m.results, kMinString + 2 + kMinString, [&](auto& r) {
+    io.string(r.name);
+    io.error(r.error_code);
+    io.nullable_string(r.error_message);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // DescribeConfigs
 
 template <typename IO, Is<DescribeConfigsRequest> M>
@@ -183,6 +208,8 @@ SLUICE_KAFKA_CODEC(CreateTopicsRequest)
 SLUICE_KAFKA_CODEC(CreateTopicsResponse)
 SLUICE_KAFKA_CODEC(DeleteTopicsRequest)
 SLUICE_KAFKA_CODEC(DeleteTopicsResponse)
+SLUICE_KAFKA_CODEC(CreatePartitionsRequest)
+SLUICE_KAFKA_CODEC(CreatePartitionsResponse)
 SLUICE_KAFKA_CODEC(DescribeConfigsRequest)
 SLUICE_KAFKA_CODEC(DescribeConfigsResponse)
 SLUICE_KAFKA_CODEC(InitProducerIdRequest)

@@ -41,6 +41,8 @@ std::string_view api_name(std::int16_t api_key) {
       return "InitProducerId";
     case ApiKey::kDescribeConfigs:
       return "DescribeConfigs";
+    case ApiKey::kCreatePartitions:
+      return "CreatePartitions";
     case ApiKey::kDeleteGroups:
       return "DeleteGroups";
   }

@@ -31,6 +31,7 @@ enum class ApiKey : std::int16_t {
   kDeleteTopics = 20,
   kInitProducerId = 22,
   kDescribeConfigs = 32,
+  kCreatePartitions = 37,
   kDeleteGroups = 42,
 };
 
@@ -139,11 +140,11 @@ struct ApiVersionRange {
 };
 
 // What ApiVersions advertises, and what the gateway decodes, ordered by key: KAFKA-PROTOCOL.md's
-// "advertise" column, plus the non-flexible versions of the group admin APIs that Kafka's tools
-// and admin clients use (DescribeGroups, ListGroups, DeleteGroups).
+// "advertise" column, plus the non-flexible versions of admin APIs that Kafka's tools and admin
+// clients use (DescribeGroups, ListGroups, DeleteGroups; CreatePartitions).
 // One API a line (clang-format would pack these in columns).
 // clang-format off
-inline constexpr std::array<ApiVersionRange, 19> kSupportedApis{{
+inline constexpr std::array<ApiVersionRange, 20> kSupportedApis{{
     {ApiKey::kProduce, 3, 8},
     {ApiKey::kFetch, 4, 11},
     {ApiKey::kListOffsets, 0, 5},
@@ -162,6 +163,7 @@ inline constexpr std::array<ApiVersionRange, 19> kSupportedApis{{
     {ApiKey::kDeleteTopics, 0, 3},
     {ApiKey::kInitProducerId, 0, 1},
     {ApiKey::kDescribeConfigs, 0, 3},
+    {ApiKey::kCreatePartitions, 0, 1},
     {ApiKey::kDeleteGroups, 0, 1},
 }};
 // clang-format on

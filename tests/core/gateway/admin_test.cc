@@ -1,6 +1,7 @@
 // Topic administration through the gateway: CreateTopics (partitions, configs, replication
-// factor, duplicates, validate_only), DeleteTopics, DescribeConfigs for topics and the broker,
-// and auto-creation of topics by Metadata/Produce only when the broker allows it.
+// factor, duplicates, validate_only), DeleteTopics, CreatePartitions, DescribeConfigs for
+// topics and the broker, and auto-creation of topics by Metadata/Produce only when the broker
+// allows it.
 #include <map>
 #include <string>
 #include <vector>
@@ -187,6 +188,97 @@ TEST_CASE("gateway: DeleteTopics deletes; Metadata then says UNKNOWN_TOPIC_OR_PA
   CHECK(f.error == ErrorCode::kNone);
   CHECK(f.high_watermark == 0);
   CHECK(f.records.empty());
+}
+
+struct Growth {
+  std::string topic;
+  std::int32_t count = 0;
+  std::optional<std::vector<std::vector<std::int32_t>>> assignments;
+};
+
+// CreatePartitions v1 of `growths`; the error of each, in order.
+std::vector<ErrorCode> create_partitions(KafkaClient& c, const std::vector<Growth>& growths,
+                                         bool validate_only = false) {
+  kafka::CreatePartitionsRequest req;
+  for (const Growth& g : growths) req.topics.push_back({g.topic, g.count, g.assignments});
+  req.timeout_ms = 5000;
+  req.validate_only = validate_only;
+  auto reply = c.call<kafka::CreatePartitionsResponse>(ApiKey::kCreatePartitions, 1, req);
+  REQUIRE(reply->results.size() == growths.size());
+  std::vector<ErrorCode> out;
+  for (std::size_t i = 0; i < growths.size(); ++i) {
+    CHECK(reply->results[i].name == growths[i].topic);
+    CHECK(reply->results[i].error_message.has_value() ==
+          (reply->results[i].error_code != ErrorCode::kNone));
+    out.push_back(reply->results[i].error_code);
+  }
+  return out;
+}
+
+TEST_CASE(
+    "gateway: CreatePartitions grows topics and refuses what Kafka refuses; the new "
+    "partitions take records at once",
+    "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("grow", 2);
+  broker.create_topic("other", 3);
+  broker.create_topic("third", 1);
+  KafkaClient c(broker);
+  const auto partitions = [&](const std::string& t) {
+    return broker.describe_topic(t)->partitions.size();
+  };
+  // What Metadata tells Kafka clients.
+  const auto metadata_partitions = [&](std::string_view t) {
+    kafka::MetadataRequest req;
+    req.topics = std::vector<std::string_view>{t};
+    auto reply = c.call<kafka::MetadataResponse>(ApiKey::kMetadata, 8, req);
+    REQUIRE(reply->topics.size() == 1);
+    return reply->topics[0].partitions.size();
+  };
+  REQUIRE(metadata_partitions("grow") == 2);  // the gateway knows it at 2
+
+  SECTION("validate_only checks and changes nothing") {
+    CHECK(create_partitions(c, {{"grow", 4, std::nullopt}}, true) ==
+          std::vector<ErrorCode>{ErrorCode::kNone});
+    CHECK(partitions("grow") == 2);
+    CHECK(create_partitions(c, {{"grow", 2, std::nullopt}}, true) ==
+          std::vector<ErrorCode>{ErrorCode::kInvalidPartitions});
+  }
+  SECTION("growing, then producing to and fetching from a new partition") {
+    CHECK(create_partitions(c, {{"grow", 4, std::nullopt},
+                                {"other", 4, std::vector<std::vector<std::int32_t>>{{0}}}}) ==
+          std::vector<ErrorCode>{ErrorCode::kNone, ErrorCode::kNone});
+    CHECK(partitions("grow") == 4);
+    CHECK(partitions("other") == 4);
+    CHECK(metadata_partitions("grow") == 4);
+    REQUIRE(produce(c, "grow", 3, encode_batch({{"k", "v", {}, -1, -1}}, 1000)).error_code ==
+            ErrorCode::kNone);
+    FetchedPartition f = fetch(c, "grow", 3, 0);
+    CHECK(f.error == ErrorCode::kNone);
+    REQUIRE(f.records.size() == 1);
+    CHECK(f.records[0].value == "v");
+  }
+  SECTION("what is refused changes nothing") {
+    CHECK(create_partitions(c, {{"grow", 2, std::nullopt},
+                                {"other", 1, std::nullopt},
+                                {"never-was", 5, std::nullopt},
+                                {"grow", 3, std::vector<std::vector<std::int32_t>>{{7}}},
+                                {"third", 3, std::vector<std::vector<std::int32_t>>{{0}}}}) ==
+          std::vector<ErrorCode>{ErrorCode::kInvalidPartitions, ErrorCode::kInvalidPartitions,
+                                 ErrorCode::kUnknownTopicOrPartition,
+                                 ErrorCode::kInvalidRequest,  // "grow" twice
+                                 ErrorCode::kInvalidReplicaAssignment});
+    CHECK(partitions("grow") == 2);
+    CHECK(partitions("other") == 3);
+    CHECK(partitions("third") == 1);
+    // 100000 partitions of the default segments: more than the data directory holds.
+    CHECK(create_partitions(c, {{"grow", 100000, std::nullopt}}) ==
+          std::vector<ErrorCode>{ErrorCode::kKafkaStorageError});
+    CHECK(create_partitions(c, {{"grow", 100000, std::nullopt}}, true) ==
+          std::vector<ErrorCode>{ErrorCode::kKafkaStorageError});
+    CHECK(partitions("grow") == 2);
+    CHECK(metadata_partitions("grow") == 2);
+  }
 }
 
 TEST_CASE("gateway: DescribeConfigs describes topics and the broker", "[kafka][gateway]") {

@@ -500,6 +500,19 @@ TEST_CASE("messages: CreateTopics and DeleteTopics round-trip", "[kafka][message
   });
 }
 
+TEST_CASE("messages: CreatePartitions round-trips v0-1", "[kafka][messages]") {
+  CreatePartitionsRequest req{
+      {{"t", 4, std::vector<std::vector<std::int32_t>>{{0}, {1, 2}}}, {"u", 2, std::nullopt}},
+      1000,
+      true};
+  round_trip_versions(ApiKey::kCreatePartitions, req,
+                      [](std::int16_t, CreatePartitionsRequest&) {});
+  CreatePartitionsResponse resp{
+      1, {{"t", ErrorCode::kNone, std::nullopt}, {"u", ErrorCode::kInvalidPartitions, "why"}}};
+  round_trip_versions(ApiKey::kCreatePartitions, resp,
+                      [](std::int16_t, CreatePartitionsResponse&) {});
+}
+
 TEST_CASE("messages: DescribeConfigs round-trips v0-3", "[kafka][messages]") {
   DescribeConfigsRequest req{
       {{kConfigResourceTopic, "orders", std::vector<std::string_view>{"retention.ms"}},
