@@ -83,6 +83,10 @@ void with_request_type(std::int16_t api_key, F&& f) {
       return f.template operator()<DeleteGroupsRequest>();
     case ApiKey::kCreatePartitions:
       return f.template operator()<CreatePartitionsRequest>();
+    case ApiKey::kAlterConfigs:
+      return f.template operator()<AlterConfigsRequest>();
+    case ApiKey::kIncrementalAlterConfigs:
+      return f.template operator()<IncrementalAlterConfigsRequest>();
   }
 }
 
@@ -179,6 +183,17 @@ ListGroupsRequest seed(ListGroupsRequest m) {
 CreatePartitionsRequest seed(CreatePartitionsRequest m) {
   m.topics = {{"t", 4, std::vector<std::vector<std::int32_t>>{{0}}}, {"u", 2, std::nullopt}};
   m.timeout_ms = 1000;
+  return m;
+}
+AlterConfigsRequest seed(AlterConfigsRequest m) {
+  m.resources = {{kConfigResourceTopic, "t", {{"retention.ms", "1000"}, {"segment.bytes", {}}}}};
+  return m;
+}
+IncrementalAlterConfigsRequest seed(IncrementalAlterConfigsRequest m) {
+  m.resources = {
+      {kConfigResourceTopic,
+       "t",
+       {{"retention.ms", kConfigOpSet, "1000"}, {"segment.bytes", kConfigOpDelete, {}}}}};
   return m;
 }
 DeleteGroupsRequest seed(DeleteGroupsRequest m) {

@@ -18,14 +18,16 @@ TOPIC must exist with 3 partitions (with_sluiced.sh --topic TOPIC:3). Checks, in
   6. the admin client (ListGroups, DescribeGroups, DeleteGroups) lists the group, describes it
      Empty once its members have left, and deletes it with its committed offsets;
   7. the admin client grows the topic to 4 partitions (CreatePartitions); a record sent to the
-     new partition is its offset 0.
+     new partition is its offset 0;
+  8. the admin client sets the topic's retention.ms (AlterConfigs) and reads it back
+     (DescribeConfigs).
 Exits 0 on success; prints what differed and exits 1 otherwise.
 """
 import sys
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewPartitions
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions
 
 PARTITIONS = 3
 PER_PARTITION = 100
@@ -171,6 +173,14 @@ def main():
 
     # 7. Growing the topic.
     admin.create_partitions({topic: NewPartitions(total_count=PARTITIONS + 1)})
+
+    # 8. Topic configs.
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                        configs={"retention.ms": "86400000"})])
+    [described] = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    values = {c[0]: c[1] for c in described.resources[0][4]}
+    expect(values.get("retention.ms") == "86400000",
+           "retention.ms after alter_configs: %r" % values.get("retention.ms"))
     admin.close()
     p = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     expect(p.partitions_for(topic) == set(range(PARTITIONS + 1)),

@@ -91,6 +91,19 @@ Status BrokerCore::grow_topic(const std::string& name, std::int32_t partitions,
   return alter_topic(name, config);
 }
 
+Status BrokerCore::reconfigure_topic(const std::string& name, const TopicConfig& config,
+                                     bool validate_only) {
+  const TopicState* current = topics_.find(name);
+  if (current == nullptr)
+    return Status(ErrorCode::kUnknownTopic, "unknown topic " + name + " in " + dir_.root);
+  if (config.partitions != current->config.partitions)
+    return Status(ErrorCode::kInvalidArgument,
+                  "topic " + name + ": partitions change only by growing the topic");
+  if (Status st = validate_topic_config(config); !st) return st.with_context("topic " + name);
+  if (validate_only) return Status::ok();
+  return alter_topic(name, config);
+}
+
 void BrokerCore::shutdown() {
   if (groups_) groups_->shutdown();
 }

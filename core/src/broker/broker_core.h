@@ -59,6 +59,15 @@ class BrokerCore {
     const TopicState* t = topics_.find(name);
     return t == nullptr ? std::nullopt : std::optional<std::int32_t>(t->config.partitions);
   }
+  // Topic `name`'s config; nullopt if the broker has no such topic.
+  std::optional<TopicConfig> topic_config(const std::string& name) const {
+    const TopicState* t = topics_.find(name);
+    return t == nullptr ? std::nullopt : std::optional<TopicConfig>(t->config);
+  }
+  // Kafka's AlterConfigs: gives topic `name` the configs of `config` (its partition count must
+  // be the topic's). kUnknownTopic; kInvalidArgument for a config a topic may not have. With
+  // validate_only, checks and changes nothing.
+  Status reconfigure_topic(const std::string& name, const TopicConfig& config, bool validate_only);
   KafkaGroupService& kafka_groups() { return *kafka_groups_; }
   GroupService& groups() { return *groups_; }
   const BrokerConfig& config() const { return config_; }

@@ -100,20 +100,15 @@ void RequestHandler::create_topics(ConnectionState&, const Header& h, ByteReader
                                    Respond respond) {
   auto req = std::make_shared<kafka::CreateTopicsRequest>();
   if (!kafka::decode(r, h.api_version, *req)) return respond(malformed_request("CreateTopics", r));
-  struct Item {
+  struct Item : ItemError {
     std::string name;
     TopicConfig config;
-    ErrorCode error = ErrorCode::kNone;
-    std::string message;
-    void fail(ErrorCode e, std::string m) {
-      if (error != ErrorCode::kNone) return;
-      error = e;
-      message = std::move(m);
-    }
   };
   auto items = std::make_shared<std::vector<Item>>();
   for (const auto& t : req->topics) {
-    Item it{std::string(t.name), config_.default_topic, ErrorCode::kNone, {}};
+    Item it;
+    it.name = std::string(t.name);
+    it.config = config_.default_topic;
     if (Status s = validate_topic_name(it.name); !s)
       it.fail(ErrorCode::kInvalidTopicException, s.message());
     if (t.num_partitions > 0) {
@@ -179,21 +174,21 @@ void RequestHandler::create_partitions(ConnectionState&, const Header& h, ByteRe
   kafka::CreatePartitionsRequest req;
   if (!kafka::decode(r, h.api_version, req))
     return respond(malformed_request("CreatePartitions", r));
-  struct Item {
+  struct Item : ItemError {
     std::string name;
     std::int32_t count = 0;
     std::optional<std::vector<std::vector<std::int32_t>>> assignments;
-    ErrorCode error = ErrorCode::kNone;
-    std::string message;
   };
   auto items = std::make_shared<std::vector<Item>>();
   std::set<std::string_view> seen;
   for (const auto& t : req.topics) {
-    Item it{std::string(t.name), t.count, t.assignments, ErrorCode::kNone, {}};
-    if (!seen.insert(t.name).second) {
-      it.error = ErrorCode::kInvalidRequest;
-      it.message = "topic " + it.name + " appears more than once in the request";
-    }
+    Item it;
+    it.name = std::string(t.name);
+    it.count = t.count;
+    it.assignments = t.assignments;
+    if (!seen.insert(t.name).second)
+      it.fail(ErrorCode::kInvalidRequest,
+              "topic " + it.name + " appears more than once in the request");
     items->push_back(std::move(it));
   }
   const std::int32_t node = config_.kafka_node_id;
@@ -208,28 +203,19 @@ void RequestHandler::create_partitions(ConnectionState&, const Header& h, ByteRe
         for (const auto& replicas : *it.assignments)
           ok = ok && replicas == std::vector<std::int32_t>{node};
         if (!ok) {
-          it.error = ErrorCode::kInvalidReplicaAssignment;
-          it.message = "a Sluice host is one broker: give each new partition the replicas [" +
-                       std::to_string(node) + "], or no assignment";
+          it.fail(ErrorCode::kInvalidReplicaAssignment,
+                  "a Sluice host is one broker: give each new partition the replicas [" +
+                      std::to_string(node) + "], or no assignment");
           continue;
         }
       }
-      Status s = core.grow_topic(it.name, it.count, validate_only);
-      if (s) continue;
-      it.message = s.message();
-      switch (s.code()) {
-        case sluice::ErrorCode::kUnknownTopic:
-          it.error = ErrorCode::kUnknownTopicOrPartition;
-          break;
-        case sluice::ErrorCode::kInvalidArgument:
-          it.error = ErrorCode::kInvalidPartitions;
-          break;
-        case sluice::ErrorCode::kIo:  // no room for the new partitions' files, or memory
-          it.error = ErrorCode::kKafkaStorageError;
-          break;
-        default:
-          it.error = ErrorCode::kUnknownServerError;
-      }
+      if (Status s = core.grow_topic(it.name, it.count, validate_only); !s)
+        it.fail(s.code() == sluice::ErrorCode::kUnknownTopic ? ErrorCode::kUnknownTopicOrPartition
+                : s.code() == sluice::ErrorCode::kInvalidArgument ? ErrorCode::kInvalidPartitions
+                // no room for the new partitions' files (or memory, on tmpfs)
+                : s.code() == sluice::ErrorCode::kIo ? ErrorCode::kKafkaStorageError
+                                                     : ErrorCode::kUnknownServerError,
+                s.message());
     }
     boost::asio::post(io_, [this, items, h, respond] {
       kafka::CreatePartitionsResponse resp;

@@ -102,6 +102,9 @@ void RequestHandler::handle(ConnectionState& connection, std::string_view frame,
       return delete_topics(connection, h, r, std::move(respond));
     case ApiKey::kCreatePartitions:
       return create_partitions(connection, h, r, std::move(respond));
+    case ApiKey::kAlterConfigs:
+    case ApiKey::kIncrementalAlterConfigs:
+      return alter_configs(connection, h, r, std::move(respond));
     case ApiKey::kInitProducerId:
       return init_producer_id(connection, h, r, std::move(respond));
     case ApiKey::kDescribeConfigs:

@@ -6,6 +6,7 @@
 //   ApiVersions, Metadata, FindCoordinator,            request_handler.cc, handle_admin.cc
 //   CreateTopics, DeleteTopics, CreatePartitions,
 //   DescribeConfigs,
+//   AlterConfigs, IncrementalAlterConfigs             handle_alter_configs.cc
 //   InitProducerId
 //   Produce, Fetch (long poll), ListOffsets            handle_data.cc, record_path.cc
 //   JoinGroup, SyncGroup, Heartbeat, LeaveGroup,       handle_groups.cc -> the broker's
@@ -64,6 +65,8 @@ class RequestHandler {
   void create_topics(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void delete_topics(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void create_partitions(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  // AlterConfigs and IncrementalAlterConfigs (by the header's API key).
+  void alter_configs(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void describe_configs(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void init_producer_id(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void produce(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
@@ -107,6 +110,18 @@ class RequestHandler {
   std::mutex waiting_mutex_;
   std::set<std::shared_ptr<boost::asio::steady_timer>> waiting_;
   std::atomic<bool> stopping_{false};
+};
+
+// The answer to one item of a batched admin request (a topic of CreateTopics, a resource of
+// AlterConfigs): the first error found stands, with its message.
+struct ItemError {
+  kafka::ErrorCode error = kafka::ErrorCode::kNone;
+  std::string message;
+  void fail(kafka::ErrorCode e, std::string m) {
+    if (error != kafka::ErrorCode::kNone) return;
+    error = e;
+    message = std::move(m);
+  }
 };
 
 // A whole response frame: size, correlation id, the body at the request's version.

@@ -57,6 +57,12 @@ Status apply_topic_config(std::string_view name, std::optional<std::string_view>
   return Status::ok();
 }
 
+Status reset_topic_config(std::string_view name, const TopicConfig& defaults, TopicConfig& config) {
+  for (const auto& [n, value] : describe_topic_config(defaults))
+    if (n == name) return apply_topic_config(name, value, config);
+  return Status::ok();
+}
+
 std::vector<std::pair<std::string, std::string>> describe_topic_config(const TopicConfig& c) {
   return {
       {"cleanup.policy", "delete"},

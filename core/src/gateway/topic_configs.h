@@ -1,4 +1,5 @@
-// Kafka topic config names <-> Sluice's TopicConfig, for CreateTopics and DescribeConfigs:
+// Kafka topic config names <-> Sluice's TopicConfig, for CreateTopics, DescribeConfigs,
+// AlterConfigs and IncrementalAlterConfigs:
 //
 //   partitions            CreateTopics' num_partitions
 //   segment.bytes         TopicConfig::segment_bytes
@@ -29,6 +30,10 @@ namespace sluice::gateway {
 // Applies one Kafka config to `config`; an error names the config and why.
 Status apply_topic_config(std::string_view name, std::optional<std::string_view> value,
                           TopicConfig& config);
+
+// Gives config `name` of `config` its value in `defaults` (IncrementalAlterConfigs' DELETE).
+// A name Sluice ignores is left alone.
+Status reset_topic_config(std::string_view name, const TopicConfig& defaults, TopicConfig& config);
 
 // Every config DescribeConfigs shows for a topic, (name, value).
 std::vector<std::pair<std::string, std::string>> describe_topic_config(const TopicConfig& config);

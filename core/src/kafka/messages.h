@@ -825,6 +825,72 @@ void encode(ByteWriter& w, std::int16_t version, const DescribeConfigsResponse& 
 bool decode(ByteReader& r, std::int16_t version, DescribeConfigsResponse& m);
 
 // ---------------------------------------------------------------------------------------------
+// AlterConfigs (33): v0-1 and IncrementalAlterConfigs (44): v0 (their next versions are
+// flexible). Both answer with AlterConfigsResponse (the same layout).
+
+struct AlterConfigsRequest {
+  struct Config {
+    std::string_view name;
+    NullableString value;
+    friend bool operator==(const Config&, const Config&) = default;
+  };
+  struct Resource {
+    std::int8_t resource_type = 0;
+    std::string_view resource_name;
+    std::vector<Config> configs;
+    friend bool operator==(const Resource&, const Resource&) = default;
+  };
+  std::vector<Resource> resources;
+  bool validate_only = false;
+  friend bool operator==(const AlterConfigsRequest&, const AlterConfigsRequest&) = default;
+};
+
+// IncrementalAlterConfigs' operations.
+inline constexpr std::int8_t kConfigOpSet = 0;
+inline constexpr std::int8_t kConfigOpDelete = 1;
+inline constexpr std::int8_t kConfigOpAppend = 2;
+inline constexpr std::int8_t kConfigOpSubtract = 3;
+
+struct IncrementalAlterConfigsRequest {
+  struct Config {
+    std::string_view name;
+    std::int8_t config_operation = kConfigOpSet;
+    NullableString value;
+    friend bool operator==(const Config&, const Config&) = default;
+  };
+  struct Resource {
+    std::int8_t resource_type = 0;
+    std::string_view resource_name;
+    std::vector<Config> configs;
+    friend bool operator==(const Resource&, const Resource&) = default;
+  };
+  std::vector<Resource> resources;
+  bool validate_only = false;
+  friend bool operator==(const IncrementalAlterConfigsRequest&,
+                         const IncrementalAlterConfigsRequest&) = default;
+};
+
+struct AlterConfigsResponse {
+  struct Result {
+    ErrorCode error_code = ErrorCode::kNone;
+    NullableString error_message;
+    std::int8_t resource_type = 0;
+    std::string_view resource_name;
+    friend bool operator==(const Result&, const Result&) = default;
+  };
+  std::int32_t throttle_time_ms = 0;
+  std::vector<Result> responses;
+  friend bool operator==(const AlterConfigsResponse&, const AlterConfigsResponse&) = default;
+};
+
+bool decode(ByteReader& r, std::int16_t version, AlterConfigsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const AlterConfigsRequest& m);
+bool decode(ByteReader& r, std::int16_t version, IncrementalAlterConfigsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const IncrementalAlterConfigsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const AlterConfigsResponse& m);
+bool decode(ByteReader& r, std::int16_t version, AlterConfigsResponse& m);
+
+// ---------------------------------------------------------------------------------------------
 // InitProducerId (22): v0-1
 
 struct InitProducerIdRequest {

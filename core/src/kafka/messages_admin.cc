@@ -1,6 +1,7 @@
 // Kafka codec for cluster metadata and administration: Metadata (3), CreateTopics (19),
-// DeleteTopics (20), CreatePartitions (37), DescribeConfigs (32) and InitProducerId (22),
-// non-flexible versions (messages.h). Layouts follow Kafka's message schemas of the same names.
+// DeleteTopics (20), CreatePartitions (37), DescribeConfigs (32), AlterConfigs (33),
+// IncrementalAlterConfigs (44) and InitProducerId (22), non-flexible versions (messages.h). Layouts
+// follow Kafka's message schemas of the same names.
 #include "kafka/messages.h"
 #include "kafka/messages_codec.h"
 
@@ -184,6 +185,47 @@ void fields(IO& io, std::int16_t v, M& m) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// AlterConfigs, IncrementalAlterConfigs
+
+template <typename IO, Is<AlterConfigsRequest> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.array(m.resources, 1 + kMinString + kMinArray, [&](auto& r) {
+    io.i8(r.resource_type);
+    io.string(r.resource_name);
+    io.array(r.configs, 2 * kMinString, [&](auto& c) {
+      io.string(c.name);
+      io.nullable_string(c.value);
+    });
+  });
+  io.boolean(m.validate_only);
+}
+
+template <typename IO, Is<IncrementalAlterConfigsRequest> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.array(m.resources, 1 + kMinString + kMinArray, [&](auto& r) {
+    io.i8(r.resource_type);
+    io.string(r.resource_name);
+    io.array(r.configs, kMinString + 1 + kMinString, [&](auto& c) {
+      io.string(c.name);
+      io.i8(c.config_operation);
+      io.nullable_string(c.value);
+    });
+  });
+  io.boolean(m.validate_only);
+}
+
+template <typename IO, Is<AlterConfigsResponse> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.i32(m.throttle_time_ms);
+  io.array(m.responses, 2 + kMinString + 1 + kMinString, [&](auto& r) {
+    io.error(r.error_code);
+    io.nullable_string(r.error_message);
+    io.i8(r.resource_type);
+    io.string(r.resource_name);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // InitProducerId
 
 template <typename IO, Is<InitProducerIdRequest> M>
@@ -212,6 +254,9 @@ SLUICE_KAFKA_CODEC(CreatePartitionsRequest)
 SLUICE_KAFKA_CODEC(CreatePartitionsResponse)
 SLUICE_KAFKA_CODEC(DescribeConfigsRequest)
 SLUICE_KAFKA_CODEC(DescribeConfigsResponse)
+SLUICE_KAFKA_CODEC(AlterConfigsRequest)
+SLUICE_KAFKA_CODEC(IncrementalAlterConfigsRequest)
+SLUICE_KAFKA_CODEC(AlterConfigsResponse)
 SLUICE_KAFKA_CODEC(InitProducerIdRequest)
 SLUICE_KAFKA_CODEC(InitProducerIdResponse)
 

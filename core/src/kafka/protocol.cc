@@ -41,10 +41,14 @@ std::string_view api_name(std::int16_t api_key) {
       return "InitProducerId";
     case ApiKey::kDescribeConfigs:
       return "DescribeConfigs";
+    case ApiKey::kAlterConfigs:
+      return "AlterConfigs";
     case ApiKey::kCreatePartitions:
       return "CreatePartitions";
     case ApiKey::kDeleteGroups:
       return "DeleteGroups";
+    case ApiKey::kIncrementalAlterConfigs:
+      return "IncrementalAlterConfigs";
   }
   return "Unknown";
 }

@@ -31,8 +31,10 @@ enum class ApiKey : std::int16_t {
   kDeleteTopics = 20,
   kInitProducerId = 22,
   kDescribeConfigs = 32,
+  kAlterConfigs = 33,
   kCreatePartitions = 37,
   kDeleteGroups = 42,
+  kIncrementalAlterConfigs = 44,
 };
 
 constexpr std::int16_t to_int(ApiKey k) {
@@ -141,10 +143,11 @@ struct ApiVersionRange {
 
 // What ApiVersions advertises, and what the gateway decodes, ordered by key: KAFKA-PROTOCOL.md's
 // "advertise" column, plus the non-flexible versions of admin APIs that Kafka's tools and admin
-// clients use (DescribeGroups, ListGroups, DeleteGroups; CreatePartitions).
+// clients use (DescribeGroups, ListGroups, DeleteGroups; CreatePartitions, AlterConfigs,
+// IncrementalAlterConfigs).
 // One API a line (clang-format would pack these in columns).
 // clang-format off
-inline constexpr std::array<ApiVersionRange, 20> kSupportedApis{{
+inline constexpr std::array<ApiVersionRange, 22> kSupportedApis{{
     {ApiKey::kProduce, 3, 8},
     {ApiKey::kFetch, 4, 11},
     {ApiKey::kListOffsets, 0, 5},
@@ -163,8 +166,10 @@ inline constexpr std::array<ApiVersionRange, 20> kSupportedApis{{
     {ApiKey::kDeleteTopics, 0, 3},
     {ApiKey::kInitProducerId, 0, 1},
     {ApiKey::kDescribeConfigs, 0, 3},
+    {ApiKey::kAlterConfigs, 0, 1},
     {ApiKey::kCreatePartitions, 0, 1},
     {ApiKey::kDeleteGroups, 0, 1},
+    {ApiKey::kIncrementalAlterConfigs, 0, 0},
 }};
 // clang-format on
 

@@ -46,22 +46,6 @@ std::vector<ErrorCode> create_topics(KafkaClient& c, const std::vector<NewTopic>
   return out;
 }
 
-std::map<std::string, std::string> describe_configs(KafkaClient& c, std::int8_t type,
-                                                    const std::string& name,
-                                                    ErrorCode expect = ErrorCode::kNone) {
-  kafka::DescribeConfigsRequest req;
-  req.resources.push_back({type, name, std::nullopt});
-  auto reply = c.call<kafka::DescribeConfigsResponse>(ApiKey::kDescribeConfigs, 3, req);
-  REQUIRE(reply->results.size() == 1);
-  CHECK(reply->results[0].error_code == expect);
-  CHECK(reply->results[0].resource_type == type);
-  CHECK(reply->results[0].resource_name == name);
-  std::map<std::string, std::string> out;
-  for (const auto& cfg : reply->results[0].configs)
-    out[std::string(cfg.name)] = cfg.value ? std::string(*cfg.value) : std::string("<null>");
-  return out;
-}
-
 TEST_CASE("gateway: CreateTopics creates with the partitions and configs asked for",
           "[kafka][gateway]") {
   GatewayBroker broker;

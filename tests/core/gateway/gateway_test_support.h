@@ -716,6 +716,23 @@ inline std::vector<std::int64_t> fetch_offsets(KafkaClient& c, const std::string
   return out;
 }
 
+// DescribeConfigs v3 of one resource: its configs, name -> value ("<null>" for null).
+inline std::map<std::string, std::string> describe_configs(KafkaClient& c, std::int8_t type,
+                                                           const std::string& name,
+                                                           ErrorCode expect = ErrorCode::kNone) {
+  kafka::DescribeConfigsRequest req;
+  req.resources.push_back({type, name, std::nullopt});
+  auto reply = c.call<kafka::DescribeConfigsResponse>(ApiKey::kDescribeConfigs, 3, req);
+  REQUIRE(reply->results.size() == 1);
+  CHECK(reply->results[0].error_code == expect);
+  CHECK(reply->results[0].resource_type == type);
+  CHECK(reply->results[0].resource_name == name);
+  std::map<std::string, std::string> out;
+  for (const auto& cfg : reply->results[0].configs)
+    out[std::string(cfg.name)] = cfg.value ? std::string(*cfg.value) : std::string("<null>");
+  return out;
+}
+
 // A fresh connection still gets a correct ApiVersions v2 answer.
 inline void check_api_versions(const GatewayBroker& broker) {
   KafkaClient c(broker);

@@ -513,6 +513,27 @@ TEST_CASE("messages: CreatePartitions round-trips v0-1", "[kafka][messages]") {
                       [](std::int16_t, CreatePartitionsResponse&) {});
 }
 
+TEST_CASE("messages: AlterConfigs and IncrementalAlterConfigs round-trip", "[kafka][messages]") {
+  AlterConfigsRequest alter{
+      {{kConfigResourceTopic, "t", {{"retention.ms", "1000"}, {"segment.bytes", std::nullopt}}},
+       {kConfigResourceBroker, "0", {}}},
+      true};
+  round_trip_versions(ApiKey::kAlterConfigs, alter, [](std::int16_t, AlterConfigsRequest&) {});
+  IncrementalAlterConfigsRequest incremental{{{kConfigResourceTopic,
+                                               "t",
+                                               {{"retention.ms", kConfigOpSet, "1000"},
+                                                {"segment.bytes", kConfigOpDelete, std::nullopt}}}},
+                                             true};
+  round_trip_versions(ApiKey::kIncrementalAlterConfigs, incremental,
+                      [](std::int16_t, IncrementalAlterConfigsRequest&) {});
+  AlterConfigsResponse resp{1,
+                            {{ErrorCode::kNone, std::nullopt, kConfigResourceTopic, "t"},
+                             {ErrorCode::kInvalidConfig, "why", kConfigResourceTopic, "u"}}};
+  round_trip_versions(ApiKey::kAlterConfigs, resp, [](std::int16_t, AlterConfigsResponse&) {});
+  round_trip_versions(ApiKey::kIncrementalAlterConfigs, resp,
+                      [](std::int16_t, AlterConfigsResponse&) {});
+}
+
 TEST_CASE("messages: DescribeConfigs round-trips v0-3", "[kafka][messages]") {
   DescribeConfigsRequest req{
       {{kConfigResourceTopic, "orders", std::vector<std::string_view>{"retention.ms"}},
