@@ -262,6 +262,15 @@ void RequestHandler::describe_configs(ConnectionState&, const Header& h, ByteRea
     return respond(malformed_request("DescribeConfigs", r));
   std::deque<std::string> strings;
   kafka::DescribeConfigsResponse resp;
+  // A topic's config equal to the broker's default for new topics is reported as that default
+  // (DEFAULT_CONFIG, is_default), as Kafka reports a topic without an override; any other
+  // value as the topic's own (DYNAMIC_TOPIC_CONFIG), which is what kafka-configs.sh lists.
+  const auto topic_defaults = describe_topic_config(config_.default_topic);
+  const auto is_topic_default = [&](const std::string& name, const std::string& value) {
+    for (const auto& [n, v] : topic_defaults)
+      if (n == name) return v == value;
+    return false;
+  };
   for (const auto& res : req.resources) {
     kafka::DescribeConfigsResponse::Result out;
     out.resource_type = res.resource_type;
@@ -299,9 +308,11 @@ void RequestHandler::describe_configs(ConnectionState&, const Header& h, ByteRea
       kafka::DescribeConfigsResponse::Config c;
       c.name = n;
       c.value = strings.back();
-      c.read_only = res.resource_type == kafka::kConfigResourceBroker;
-      c.is_default = false;
-      c.config_source = res.resource_type == kafka::kConfigResourceBroker ? 4 : 1;
+      const bool topic = res.resource_type == kafka::kConfigResourceTopic;
+      c.read_only = !topic;
+      c.is_default = topic && is_topic_default(name, value);
+      // 1 DYNAMIC_TOPIC_CONFIG, 4 STATIC_BROKER_CONFIG, 5 DEFAULT_CONFIG
+      c.config_source = !topic ? 4 : c.is_default ? 5 : 1;
       out.configs.push_back(std::move(c));
     }
     resp.results.push_back(std::move(out));

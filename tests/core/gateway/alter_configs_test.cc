@@ -1,7 +1,8 @@
 // Topic configs altered through the gateway: IncrementalAlterConfigs (SET, DELETE back to the
 // broker's default; APPEND and SUBTRACT refused), AlterConfigs (what is not listed goes back to
 // the default), validate_only, and what is refused (bad values, unknown topics, broker
-// resources, a resource named twice). A new max.message.bytes holds for the next Produce.
+// resources, a resource named twice). A new max.message.bytes holds for the next Produce;
+// DescribeConfigs tells the topic's own values from the defaults.
 #include <map>
 #include <string>
 #include <vector>
@@ -60,6 +61,17 @@ std::vector<ErrorCode> alter(KafkaClient& c, const std::vector<Alter>& alters,
                    alters);
 }
 
+// DescribeConfigs v1's source of one config: 5 DEFAULT_CONFIG, 1 DYNAMIC_TOPIC_CONFIG.
+std::int8_t config_source(KafkaClient& c, const std::string& topic, const std::string& name) {
+  kafka::DescribeConfigsRequest req;
+  req.resources.push_back(
+      {kafka::kConfigResourceTopic, topic, std::vector<std::string_view>{name}});
+  auto reply = c.call<kafka::DescribeConfigsResponse>(ApiKey::kDescribeConfigs, 1, req);
+  REQUIRE(reply->results.size() == 1);
+  REQUIRE(reply->results[0].configs.size() == 1);
+  return reply->results[0].configs[0].config_source;
+}
+
 constexpr std::int8_t kSet = kafka::kConfigOpSet;
 constexpr std::int8_t kDelete = kafka::kConfigOpDelete;
 
@@ -84,6 +96,9 @@ TEST_CASE(
   CHECK(topic().at("retention.bytes") == "65536");
   CHECK(topic().at("retention.ms") == "1234");
   CHECK(broker.describe_topic("t")->config.retention_ms == 1234);  // the broker's own view
+  // Reported as the topic's own, which kafka-configs.sh lists; untouched ones as defaults.
+  CHECK(config_source(c, "t", "retention.ms") == 1);
+  CHECK(config_source(c, "t", "segment.bytes") == 5);
 
   // validate_only changes nothing; DELETE goes back to the default.
   CHECK(incremental_alter(c, {{kafka::kConfigResourceTopic, "t", {{"retention.ms", kSet, "99"}}}},
@@ -94,6 +109,7 @@ TEST_CASE(
       std::vector<ErrorCode>{ErrorCode::kNone});
   CHECK(topic().at("retention.ms") == defaults.at("retention.ms"));
   CHECK(topic().at("retention.bytes") == "65536");
+  CHECK(config_source(c, "t", "retention.ms") == 5);
 
   // AlterConfigs: exactly what is listed; retention.bytes goes back to the default.
   for (std::int16_t v = 0; v <= 1; ++v) {
