@@ -83,6 +83,8 @@ void with_request_type(std::int16_t api_key, F&& f) {
       return f.template operator()<DeleteGroupsRequest>();
     case ApiKey::kCreatePartitions:
       return f.template operator()<CreatePartitionsRequest>();
+    case ApiKey::kOffsetDelete:
+      return f.template operator()<OffsetDeleteRequest>();
     case ApiKey::kAlterConfigs:
       return f.template operator()<AlterConfigsRequest>();
     case ApiKey::kIncrementalAlterConfigs:
@@ -194,6 +196,11 @@ IncrementalAlterConfigsRequest seed(IncrementalAlterConfigsRequest m) {
       {kConfigResourceTopic,
        "t",
        {{"retention.ms", kConfigOpSet, "1000"}, {"segment.bytes", kConfigOpDelete, {}}}}};
+  return m;
+}
+OffsetDeleteRequest seed(OffsetDeleteRequest m) {
+  m.group_id = "g";
+  m.topics = {{"orders", {0, 1}}};
   return m;
 }
 DeleteGroupsRequest seed(DeleteGroupsRequest m) {

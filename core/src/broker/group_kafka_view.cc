@@ -1,8 +1,9 @@
-// GroupService's answers to Kafka's group admin APIs (ListGroups, DescribeGroups): the local
-// groups, the Kafka clients' groups and the groups known only from committed offsets, in
-// Kafka's terms (group_service.h).
+// GroupService's answers to Kafka's group admin APIs (ListGroups, DescribeGroups,
+// OffsetDelete): the local groups, the Kafka clients' groups and the groups known only from
+// committed offsets, in Kafka's terms (group_service.h).
 #include <algorithm>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,35 @@ kafka::KafkaGroupDescription GroupService::describe_for_kafka(const std::string&
   if (auto stored = table_.list_groups();
       stored && std::find(stored->begin(), stored->end(), group) != stored->end())
     out.state = kafka::KafkaGroupState::kEmpty;
+  return out;
+}
+
+std::vector<Status> GroupService::delete_offsets(const std::string& group,
+                                                 const std::vector<TopicPartition>& partitions) {
+  kafka::KafkaGroupDescription d = describe_for_kafka(group);
+  if (d.state == kafka::KafkaGroupState::kDead)
+    return std::vector<Status>(partitions.size(),
+                               Status(ErrorCode::kNotFound, "unknown group " + group));
+  // What its members subscribe to, from their consumer-protocol metadata (local members' too).
+  std::set<std::string> subscribed;
+  if (d.protocol_type == "consumer")
+    for (const auto& m : d.members)
+      if (auto sub = kafka::decode_consumer_subscription(m.metadata))
+        subscribed.insert(sub->topics.begin(), sub->topics.end());
+  std::vector<Status> out;
+  out.reserve(partitions.size());
+  for (const TopicPartition& tp : partitions) {
+    if (!partition_exists(tp)) {
+      out.push_back(Status(ErrorCode::kUnknownTopic,
+                           "no partition " + tp.topic + "/" + std::to_string(tp.partition)));
+    } else if (subscribed.count(tp.topic) != 0) {
+      out.push_back(Status(ErrorCode::kBusy, "group " + group + " subscribes to " + tp.topic));
+    } else if (auto erased = table_.delete_offset(group, tp.topic, tp.partition); !erased) {
+      out.push_back(erased.status());
+    } else {
+      out.push_back(Status::ok());
+    }
+  }
   return out;
 }
 

@@ -66,6 +66,12 @@ class GroupService {
   // Deletes an empty group (local or Kafka) and its committed offsets. kBusy while it has
   // members, kNotFound for a group the broker does not know.
   Status delete_group(const std::string& group);
+  // Kafka's OffsetDelete: forgets the group's committed offsets of `partitions`, one status
+  // each: kUnknownTopic for a partition the broker does not have, kBusy while a member of the
+  // group subscribes to its topic. kNotFound (for all) if the broker does not know the group
+  // (group_kafka_view.cc).
+  std::vector<Status> delete_offsets(const std::string& group,
+                                     const std::vector<TopicPartition>& partitions);
 
  private:
   void dispatch(std::vector<CoordinatorEvent> events);

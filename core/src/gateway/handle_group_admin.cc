@@ -1,7 +1,7 @@
-// RequestHandler: ListGroups, DescribeGroups and DeleteGroups, the group admin APIs of Kafka's
-// tools (kafka-consumer-groups.sh, the admin clients). They run on the broker's thread and
-// see every group of the broker: Kafka clients' groups, local consumers' groups and groups
-// that only have committed offsets (GroupService::list_for_kafka, describe_for_kafka).
+// RequestHandler: ListGroups, DescribeGroups, DeleteGroups and OffsetDelete, the group admin
+// APIs of Kafka's tools (kafka-consumer-groups.sh, the admin clients). They run on the broker's
+// thread and see every group of the broker: Kafka clients' groups, local consumers' groups and
+// groups that only have committed offsets (GroupService::list_for_kafka, describe_for_kafka).
 #include <spdlog/spdlog.h>
 
 #include <string>
@@ -78,6 +78,41 @@ void RequestHandler::delete_groups(ConnectionState&, const Header& h, ByteReader
         spdlog::info("kafka gateway: deleted group {}", name);
       }
       resp.results.push_back({name, e});
+    }
+    respond({response_frame(h, resp), false, {}});
+  });
+}
+
+void RequestHandler::offset_delete(ConnectionState&, const Header& h, ByteReader& r,
+                                   Respond respond) {
+  kafka::OffsetDeleteRequest req;
+  if (!kafka::decode(r, h.api_version, req)) return respond(malformed_request("OffsetDelete", r));
+  std::vector<TopicPartition> partitions;
+  for (const auto& t : req.topics)
+    for (std::int32_t p : t.partitions) partitions.push_back({std::string(t.name), p});
+  broker_.post([group = std::string(req.group_id), partitions = std::move(partitions), h,
+                respond](broker::BrokerCore& core) {
+    kafka::OffsetDeleteResponse resp;
+    if (group.empty()) {
+      resp.error_code = ErrorCode::kInvalidGroupId;
+      return respond({response_frame(h, resp), false, {}});
+    }
+    std::vector<Status> done = core.groups().delete_offsets(group, partitions);
+    if (!done.empty() && done.front().code() == sluice::ErrorCode::kNotFound) {
+      resp.error_code = ErrorCode::kGroupIdNotFound;
+      return respond({response_frame(h, resp), false, {}});
+    }
+    for (std::size_t i = 0; i < partitions.size(); ++i) {
+      const TopicPartition& tp = partitions[i];
+      if (resp.topics.empty() || resp.topics.back().name != tp.topic)
+        resp.topics.push_back({tp.topic, {}});
+      const sluice::ErrorCode c = done[i].code();
+      resp.topics.back().partitions.push_back(
+          {tp.partition, c == sluice::ErrorCode::kOk ? ErrorCode::kNone
+                         : c == sluice::ErrorCode::kUnknownTopic
+                             ? ErrorCode::kUnknownTopicOrPartition
+                         : c == sluice::ErrorCode::kBusy ? ErrorCode::kGroupSubscribedToTopic
+                                                         : ErrorCode::kUnknownServerError});
     }
     respond({response_frame(h, resp), false, {}});
   });

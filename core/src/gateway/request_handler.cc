@@ -96,6 +96,8 @@ void RequestHandler::handle(ConnectionState& connection, std::string_view frame,
       return describe_groups(connection, h, r, std::move(respond));
     case ApiKey::kDeleteGroups:
       return delete_groups(connection, h, r, std::move(respond));
+    case ApiKey::kOffsetDelete:
+      return offset_delete(connection, h, r, std::move(respond));
     case ApiKey::kCreateTopics:
       return create_topics(connection, h, r, std::move(respond));
     case ApiKey::kDeleteTopics:

@@ -11,7 +11,8 @@
 //   Produce, Fetch (long poll), ListOffsets            handle_data.cc, record_path.cc
 //   JoinGroup, SyncGroup, Heartbeat, LeaveGroup,       handle_groups.cc -> the broker's
 //   OffsetCommit, OffsetFetch                          KafkaGroupService
-//   ListGroups, DescribeGroups, DeleteGroups           handle_group_admin.cc -> the broker's
+//   ListGroups, DescribeGroups, DeleteGroups,          handle_group_admin.cc -> the broker's
+//   OffsetDelete
 //                                                      GroupService (every kind of group)
 //
 // Produce and Fetch touch the partition logs directly from the gateway's threads; topic
@@ -81,6 +82,7 @@ class RequestHandler {
   void list_groups(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void describe_groups(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void delete_groups(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void offset_delete(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
 
   // Produce: after topics were (auto-)created if need be.
   void produce_now(const Header& h, const kafka::ProduceRequest& req, const Respond& respond);

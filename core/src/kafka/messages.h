@@ -623,6 +623,35 @@ void encode(ByteWriter& w, std::int16_t version, const OffsetCommitResponse& m);
 bool decode(ByteReader& r, std::int16_t version, OffsetCommitResponse& m);
 
 // ---------------------------------------------------------------------------------------------
+// OffsetDelete (47): v0
+
+struct OffsetDeleteRequest {
+  struct Topic {
+    std::string_view name;
+    std::vector<std::int32_t> partitions;
+    friend bool operator==(const Topic&, const Topic&) = default;
+  };
+  std::string_view group_id;
+  std::vector<Topic> topics;
+  friend bool operator==(const OffsetDeleteRequest&, const OffsetDeleteRequest&) = default;
+};
+
+struct OffsetDeleteResponse {
+  // As OffsetCommit's: (topic, [(partition, error)]).
+  using Partition = OffsetCommitResponse::Partition;
+  using Topic = OffsetCommitResponse::Topic;
+  ErrorCode error_code = ErrorCode::kNone;  // the group's
+  std::int32_t throttle_time_ms = 0;
+  std::vector<Topic> topics;
+  friend bool operator==(const OffsetDeleteResponse&, const OffsetDeleteResponse&) = default;
+};
+
+bool decode(ByteReader& r, std::int16_t version, OffsetDeleteRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const OffsetDeleteRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const OffsetDeleteResponse& m);
+bool decode(ByteReader& r, std::int16_t version, OffsetDeleteResponse& m);
+
+// ---------------------------------------------------------------------------------------------
 // OffsetFetch (9): v0-5
 
 struct OffsetFetchRequest {

@@ -1,7 +1,7 @@
 // Kafka codec for consumer groups: FindCoordinator (10), JoinGroup (11), SyncGroup (14),
 // Heartbeat (12), LeaveGroup (13), OffsetCommit (8), OffsetFetch (9), DescribeGroups (15),
-// ListGroups (16) and DeleteGroups (42), non-flexible versions (messages.h). Layouts follow
-// Kafka's message schemas of the same names.
+// ListGroups (16), DeleteGroups (42) and OffsetDelete (47), non-flexible versions
+// (messages.h). Layouts follow Kafka's message schemas of the same names.
 #include "kafka/messages.h"
 #include "kafka/messages_codec.h"
 
@@ -184,7 +184,29 @@ void fields(IO& io, std::int16_t /*v*/, M& m) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// OffsetCommit
+// OffsetDelete
+
+template <typename IO, Is<OffsetDeleteRequest> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.string(m.group_id);
+  io.array(m.topics, kMinString + kMinArray, [&](auto& t) {
+    io.string(t.name);
+    io.array(t.partitions, 4, [&](auto& p) { io.i32(p); });
+  });
+}
+
+template <typename IO, Is<OffsetDeleteResponse> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.error(m.error_code);
+  io.i32(m.throttle_time_ms);
+  io.array(m.topics, kMinString + kMinArray, [&](auto& t) {
+    io.string(t.name);
+    io.array(t.partitions, 4 + 2, [&](auto& p) {
+      io.i32(p.partition_index);
+      io.error(p.error_code);
+    });
+  });
+}
 
 template <typename IO, Is<OffsetCommitRequest> M>
 void fields(IO& io, std::int16_t v, M& m) {
@@ -278,5 +300,7 @@ SLUICE_KAFKA_CODEC(ListGroupsRequest)
 SLUICE_KAFKA_CODEC(ListGroupsResponse)
 SLUICE_KAFKA_CODEC(DeleteGroupsRequest)
 SLUICE_KAFKA_CODEC(DeleteGroupsResponse)
+SLUICE_KAFKA_CODEC(OffsetDeleteRequest)
+SLUICE_KAFKA_CODEC(OffsetDeleteResponse)
 
 }  // namespace sluice::kafka

@@ -49,6 +49,8 @@ std::string_view api_name(std::int16_t api_key) {
       return "DeleteGroups";
     case ApiKey::kIncrementalAlterConfigs:
       return "IncrementalAlterConfigs";
+    case ApiKey::kOffsetDelete:
+      return "OffsetDelete";
   }
   return "Unknown";
 }
@@ -179,6 +181,8 @@ std::string_view error_name(ErrorCode e) {
       return "NON_EMPTY_GROUP";
     case ErrorCode::kGroupIdNotFound:
       return "GROUP_ID_NOT_FOUND";
+    case ErrorCode::kGroupSubscribedToTopic:
+      return "GROUP_SUBSCRIBED_TO_TOPIC";
     case ErrorCode::kFetchSessionIdNotFound:
       return "FETCH_SESSION_ID_NOT_FOUND";
     case ErrorCode::kInvalidFetchSessionEpoch:

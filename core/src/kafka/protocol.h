@@ -35,6 +35,7 @@ enum class ApiKey : std::int16_t {
   kCreatePartitions = 37,
   kDeleteGroups = 42,
   kIncrementalAlterConfigs = 44,
+  kOffsetDelete = 47,
 };
 
 constexpr std::int16_t to_int(ApiKey k) {
@@ -121,6 +122,7 @@ enum class ErrorCode : std::int16_t {
   kPreferredLeaderNotAvailable = 80,
   kGroupMaxSizeReached = 81,
   kFencedInstanceId = 82,
+  kGroupSubscribedToTopic = 86,
   kInvalidRecord = 87,
   kUnstableOffsetCommit = 88,
   kThrottlingQuotaExceeded = 89,
@@ -143,11 +145,11 @@ struct ApiVersionRange {
 
 // What ApiVersions advertises, and what the gateway decodes, ordered by key: KAFKA-PROTOCOL.md's
 // "advertise" column, plus the non-flexible versions of admin APIs that Kafka's tools and admin
-// clients use (DescribeGroups, ListGroups, DeleteGroups; CreatePartitions, AlterConfigs,
-// IncrementalAlterConfigs).
+// clients use (DescribeGroups, ListGroups, DeleteGroups, OffsetDelete; CreatePartitions,
+// AlterConfigs, IncrementalAlterConfigs).
 // One API a line (clang-format would pack these in columns).
 // clang-format off
-inline constexpr std::array<ApiVersionRange, 22> kSupportedApis{{
+inline constexpr std::array<ApiVersionRange, 23> kSupportedApis{{
     {ApiKey::kProduce, 3, 8},
     {ApiKey::kFetch, 4, 11},
     {ApiKey::kListOffsets, 0, 5},
@@ -170,6 +172,7 @@ inline constexpr std::array<ApiVersionRange, 22> kSupportedApis{{
     {ApiKey::kCreatePartitions, 0, 1},
     {ApiKey::kDeleteGroups, 0, 1},
     {ApiKey::kIncrementalAlterConfigs, 0, 0},
+    {ApiKey::kOffsetDelete, 0, 0},
 }};
 // clang-format on
 

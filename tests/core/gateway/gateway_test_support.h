@@ -641,6 +641,26 @@ inline Joined join_new_member(KafkaClient& c, JoinParams p, std::int16_t version
   return join_group(c, p, version);
 }
 
+// A local Sluice consumer in `group`, subscribed to `topic`, once it has its first assignment.
+inline Consumer join_local_group(const GatewayBroker& broker, const std::string& group,
+                                 const std::string& topic,
+                                 const std::string& client_id = "sluice") {
+  ConsumerConfig cc;
+  cc.data_dir = broker.data_dir();
+  cc.group_id = group;
+  cc.client_id = client_id;
+  cc.session_timeout_ms = 6000;
+  auto local = must(Consumer::open(cc));
+  GT_REQUIRE_OK(local.subscribe({topic}));
+  REQUIRE(eventually(
+      [&] {
+        (void)local.poll([](const Record&) {}, 10, 10);
+        return local.group_assignment().generation >= 0;
+      },
+      5000));
+  return local;
+}
+
 // A group of one Kafka member, Stable: it joins (subscribed to `topic`) and, as the leader,
 // assigns itself `partitions` of it with SyncGroup v3. Returns its JoinGroup answer.
 inline Joined form_group_of_one(KafkaClient& c, const std::string& group, const std::string& topic,

@@ -2,7 +2,7 @@
 // and DeleteGroups see a Kafka clients' group, a local Sluice consumers' group (its members'
 // subscriptions and assignments in the consumer protocol) and a group with only committed
 // offsets, by one name space; a group with members is not deleted, an unknown one is
-// GROUP_ID_NOT_FOUND.
+// GROUP_ID_NOT_FOUND. OffsetDelete forgets offsets of topics no member subscribes to.
 #include <map>
 #include <string>
 #include <vector>
@@ -45,19 +45,7 @@ TEST_CASE(
   Joined j = form_group_of_one(c, "kafka-group", "orders", {0, 1});
 
   // A local consumer's group.
-  ConsumerConfig cc;
-  cc.data_dir = broker.data_dir();
-  cc.group_id = "local-group";
-  cc.client_id = "local-consumer";
-  cc.session_timeout_ms = 6000;
-  auto local = must(Consumer::open(cc));
-  GT_REQUIRE_OK(local.subscribe({"shared"}));
-  REQUIRE(eventually(
-      [&] {
-        (void)local.poll([](const Record&) {}, 10, 10);
-        return local.group_assignment().generation >= 0;
-      },
-      5000));
+  Consumer local = join_local_group(broker, "local-group", "shared", "local-consumer");
 
   // A group that only committed offsets ("simple" commits).
   REQUIRE(commit_offset(c, "offsets-only", "", -1, "orders", 1, 5) == ErrorCode::kNone);
@@ -132,6 +120,56 @@ TEST_CASE(
   CHECK(delete_groups(c, {"kafka-group"}) ==
         std::map<std::string, ErrorCode>{{"kafka-group", ErrorCode::kNone}});
   CHECK(list_groups(c, 2).empty());
+}
+
+// OffsetDelete of `group`: the group's error and each partition's, "topic/partition" -> error.
+std::pair<ErrorCode, std::map<std::string, ErrorCode>> delete_offsets(
+    KafkaClient& c, const std::string& group,
+    const std::vector<std::pair<std::string, std::vector<std::int32_t>>>& topics) {
+  kafka::OffsetDeleteRequest req;
+  req.group_id = group;
+  for (const auto& [t, ps] : topics) req.topics.push_back({t, ps});
+  auto reply = c.call<kafka::OffsetDeleteResponse>(ApiKey::kOffsetDelete, 0, req);
+  std::map<std::string, ErrorCode> out;
+  for (const auto& t : reply->topics)
+    for (const auto& p : t.partitions)
+      out[std::string(t.name) + "/" + std::to_string(p.partition_index)] = p.error_code;
+  return {reply->error_code, out};
+}
+
+TEST_CASE(
+    "gateway: OffsetDelete forgets a group's offsets of topics its members do not subscribe "
+    "to and refuses the others",
+    "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("orders", 2);
+  broker.create_topic("shared", 2);
+  KafkaClient c(broker);
+  Joined j = form_group_of_one(c, "kafka-group", "orders", {0, 1});
+  REQUIRE(commit_offset(c, "kafka-group", j.member_id, j.generation, "orders", 0, 3) ==
+          ErrorCode::kNone);
+  REQUIRE(commit_offset(c, "kafka-group", j.member_id, j.generation, "shared", 1, 4) ==
+          ErrorCode::kNone);
+
+  auto [error, partitions] =
+      delete_offsets(c, "kafka-group", {{"orders", {0}}, {"shared", {0, 1}}, {"nope", {0}}});
+  CHECK(error == ErrorCode::kNone);
+  CHECK(partitions == std::map<std::string, ErrorCode>{
+                          {"orders/0", ErrorCode::kGroupSubscribedToTopic},
+                          {"shared/0", ErrorCode::kNone},  // never committed: nothing to forget
+                          {"shared/1", ErrorCode::kNone},
+                          {"nope/0", ErrorCode::kUnknownTopicOrPartition}});
+  CHECK(fetch_offsets(c, "kafka-group", "orders", {0}) == std::vector<std::int64_t>{3});
+  CHECK(fetch_offsets(c, "kafka-group", "shared", {1}) == std::vector<std::int64_t>{-1});
+
+  // A local consumer's group: its subscription counts the same way.
+  Consumer local = join_local_group(broker, "local-group", "shared");
+  CHECK(delete_offsets(c, "local-group", {{"shared", {0}}}).second ==
+        std::map<std::string, ErrorCode>{{"shared/0", ErrorCode::kGroupSubscribedToTopic}});
+  GT_REQUIRE_OK(local.close());
+
+  CHECK(delete_offsets(c, "never-seen", {{"orders", {0}}}).first == ErrorCode::kGroupIdNotFound);
+  CHECK(delete_offsets(c, "", {{"orders", {0}}}).first == ErrorCode::kInvalidGroupId);
 }
 
 }  // namespace

@@ -229,19 +229,7 @@ TEST_CASE(
     "[kafka][gateway]") {
   GatewayBroker broker;
   broker.create_topic("shared", 2);
-  ConsumerConfig cc;
-  cc.data_dir = broker.data_dir();
-  cc.group_id = "mixed";
-  cc.session_timeout_ms = 6000;
-  auto local = must(Consumer::open(cc));
-  GT_REQUIRE_OK(local.subscribe({"shared"}));
-  REQUIRE(eventually(
-      [&] {
-        auto n = local.poll([](const Record&) {}, 10, 10);
-        (void)n;
-        return local.group_assignment().generation >= 0;
-      },
-      5000));
+  Consumer local = join_local_group(broker, "mixed", "shared");
   KafkaClient c(broker);
   JoinParams p;
   p.group = "mixed";

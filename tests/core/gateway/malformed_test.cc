@@ -337,6 +337,10 @@ TEST_CASE(
     del.groups_names = {"fuzz-group"};
     for (std::int16_t v = 0; v <= 1; ++v)
       seeds.push_back(builder.frame(ApiKey::kDeleteGroups, v, del, 0));
+    kafka::OffsetDeleteRequest od;
+    od.group_id = "fuzz-group";
+    od.topics.push_back({"fuzz", {0, 1}});
+    seeds.push_back(builder.frame(ApiKey::kOffsetDelete, 0, od, 0));
     for (std::int16_t v = 0; v <= 3; ++v)
       seeds.push_back(builder.frame(ApiKey::kApiVersions, v, kafka::ApiVersionsRequest{}, 0));
     // Fetch with max_wait 0; the fuzzer leaves its max_wait bytes alone (body bytes 4..7),

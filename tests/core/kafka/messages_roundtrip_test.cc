@@ -380,7 +380,8 @@ TEST_CASE("messages: SyncGroup, Heartbeat and LeaveGroup round-trip", "[kafka][m
   });
 }
 
-TEST_CASE("messages: ListGroups DescribeGroups and DeleteGroups round-trip", "[kafka][messages]") {
+TEST_CASE("messages: ListGroups DescribeGroups DeleteGroups and OffsetDelete round-trip",
+          "[kafka][messages]") {
   round_trip_versions(ApiKey::kListGroups, ListGroupsRequest{},
                       [](std::int16_t, ListGroupsRequest&) {});
   ListGroupsResponse list{1, ErrorCode::kCoordinatorNotAvailable, {{"g1", "consumer"}, {"g2", ""}}};
@@ -409,6 +410,15 @@ TEST_CASE("messages: ListGroups DescribeGroups and DeleteGroups round-trip", "[k
                             if (v < 4) mem.group_instance_id = std::nullopt;
                         }
                       });
+
+  OffsetDeleteRequest offsets{"g1", {{"t", {0, 2}}, {"u", {}}}};
+  round_trip_versions(ApiKey::kOffsetDelete, offsets, [](std::int16_t, OffsetDeleteRequest&) {});
+  OffsetDeleteResponse offsets_deleted{
+      ErrorCode::kNone,
+      1,
+      {{"t", {{0, ErrorCode::kNone}, {2, ErrorCode::kGroupSubscribedToTopic}}}, {"u", {}}}};
+  round_trip_versions(ApiKey::kOffsetDelete, offsets_deleted,
+                      [](std::int16_t, OffsetDeleteResponse&) {});
 
   DeleteGroupsRequest del{{"g1", "g2"}};
   round_trip_versions(ApiKey::kDeleteGroups, del, [](std::int16_t, DeleteGroupsRequest&) {});

@@ -69,6 +69,7 @@ TEST_CASE("protocol: the advertised ranges are KAFKA-PROTOCOL.md's and the group
   CHECK(range(ApiKey::kCreatePartitions) == P{0, 1});
   CHECK(range(ApiKey::kAlterConfigs) == P{0, 1});
   CHECK(range(ApiKey::kIncrementalAlterConfigs) == P{0, 0});
+  CHECK(range(ApiKey::kOffsetDelete) == P{0, 0});
   CHECK(api_name(16) == "ListGroups");
   CHECK_FALSE(supported_range(4));  // LeaderAndIsr: not served
   CHECK(is_supported(0, 3));
@@ -154,8 +155,8 @@ TEST_CASE("messages: ApiVersions responses match hand-computed bytes", "[kafka][
   // The reply to a v3+ request: v0 layout, UNSUPPORTED_VERSION (35), every supported API.
   ByteWriter v3;
   encode(v3, 0, api_versions_response(ErrorCode::kUnsupportedVersion));
-  CHECK(v3.buffer().substr(0, 6) == hex("0023 00000016"));
-  CHECK(v3.size() == 2 + 4 + 22 * 6);
+  CHECK(v3.buffer().substr(0, 6) == hex("0023 00000017"));
+  CHECK(v3.size() == 2 + 4 + 23 * 6);
   ApiVersionsResponse got;
   REQUIRE(decode_all(v3.buffer(), 0, got));
   CHECK(got.error_code == ErrorCode::kUnsupportedVersion);
