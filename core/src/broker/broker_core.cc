@@ -73,35 +73,20 @@ Status BrokerCore::alter_topic(const std::string& name, const TopicConfig& confi
   return Status::ok();
 }
 
-Status BrokerCore::grow_topic(const std::string& name, std::int32_t partitions,
-                              bool validate_only) {
+Status BrokerCore::change_topic(const std::string& name, const TopicConfig& config,
+                                bool validate_only) {
   const TopicState* current = topics_.find(name);
   if (current == nullptr)
     return Status(ErrorCode::kUnknownTopic, "unknown topic " + name + " in " + dir_.root);
   const std::int32_t now = current->config.partitions;
-  if (partitions <= now)
+  if (config.partitions < now)
     return Status(ErrorCode::kInvalidArgument,
-                  "topic " + name + " has " + std::to_string(now) + " partitions: " +
-                      (partitions == now ? std::string("it already has that many")
-                                         : "partitions can grow but never shrink"));
-  TopicConfig config = current->config;
-  config.partitions = partitions;
+                  "topic " + name + " has " + std::to_string(now) +
+                      " partitions: partitions can grow but never shrink");
   if (Status st = validate_topic_config(config); !st) return st.with_context("topic " + name);
-  if (validate_only) return topics_.store().check_room(name, partitions - now, config);
-  return alter_topic(name, config);
-}
-
-Status BrokerCore::reconfigure_topic(const std::string& name, const TopicConfig& config,
-                                     bool validate_only) {
-  const TopicState* current = topics_.find(name);
-  if (current == nullptr)
-    return Status(ErrorCode::kUnknownTopic, "unknown topic " + name + " in " + dir_.root);
-  if (config.partitions != current->config.partitions)
-    return Status(ErrorCode::kInvalidArgument,
-                  "topic " + name + ": partitions change only by growing the topic");
-  if (Status st = validate_topic_config(config); !st) return st.with_context("topic " + name);
-  if (validate_only) return Status::ok();
-  return alter_topic(name, config);
+  if (!validate_only) return alter_topic(name, config);  // alter checks the room itself
+  return config.partitions > now ? topics_.store().check_room(name, config.partitions - now, config)
+                                 : Status::ok();
 }
 
 void BrokerCore::shutdown() {

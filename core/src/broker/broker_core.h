@@ -49,25 +49,16 @@ class BrokerCore {
     return topics_.store().check_room(name, config.partitions, config);
   }
   Status delete_topic(const std::string& name);
-  // Kafka's CreatePartitions: grows topic `name` to `partitions`. kUnknownTopic;
-  // kInvalidArgument when that is not more than it has, or more than a topic may have; kIo
-  // when the data directory has no room for them. With validate_only, checks and changes
-  // nothing.
-  Status grow_topic(const std::string& name, std::int32_t partitions, bool validate_only);
-  // How many partitions topic `name` has; nullopt if the broker has no such topic.
-  std::optional<std::int32_t> topic_partitions(const std::string& name) const {
-    const TopicState* t = topics_.find(name);
-    return t == nullptr ? std::nullopt : std::optional<std::int32_t>(t->config.partitions);
-  }
   // Topic `name`'s config; nullopt if the broker has no such topic.
   std::optional<TopicConfig> topic_config(const std::string& name) const {
     const TopicState* t = topics_.find(name);
     return t == nullptr ? std::nullopt : std::optional<TopicConfig>(t->config);
   }
-  // Kafka's AlterConfigs: gives topic `name` the configs of `config` (its partition count must
-  // be the topic's). kUnknownTopic; kInvalidArgument for a config a topic may not have. With
-  // validate_only, checks and changes nothing.
-  Status reconfigure_topic(const std::string& name, const TopicConfig& config, bool validate_only);
+  // Kafka's CreatePartitions and AlterConfigs: gives topic `name` the config, whose partitions
+  // may grow but never shrink. kUnknownTopic; kInvalidArgument for fewer partitions or a config
+  // a topic may not have; kIo when the data directory has no room for the new partitions. With
+  // validate_only, checks all of that and changes nothing.
+  Status change_topic(const std::string& name, const TopicConfig& config, bool validate_only);
   KafkaGroupService& kafka_groups() { return *kafka_groups_; }
   GroupService& groups() { return *groups_; }
   const BrokerConfig& config() const { return config_; }

@@ -1,7 +1,6 @@
 // GroupService's answers to Kafka's group admin APIs (ListGroups, DescribeGroups,
 // OffsetDelete): the local groups, the Kafka clients' groups and the groups known only from
 // committed offsets, in Kafka's terms (group_service.h).
-#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -89,9 +88,7 @@ kafka::KafkaGroupDescription GroupService::describe_for_kafka(const std::string&
     return out;
   }
   // Only committed offsets: Kafka's Empty group of "simple" commits.
-  if (auto stored = table_.list_groups();
-      stored && std::find(stored->begin(), stored->end(), group) != stored->end())
-    out.state = kafka::KafkaGroupState::kEmpty;
+  if (stored(group)) out.state = kafka::KafkaGroupState::kEmpty;
   return out;
 }
 

@@ -334,12 +334,9 @@ bool GroupService::has_members(const std::string& group) const {
 }
 
 void GroupService::op_list(const std::shared_ptr<Session>& s, const json& req) {
-  std::set<std::string> names;
-  for (const auto& g : coordinator_->list_groups()) names.insert(g.group);
-  if (core_.kafka_groups_)
-    for (const auto& g : core_.kafka_groups_->list()) names.insert(g.group_id);
-  if (auto stored = table_.list_groups()) names.insert(stored->begin(), stored->end());
-  reply(s, req, {{"groups", std::vector<std::string>(names.begin(), names.end())}});
+  std::vector<std::string> names;
+  for (const auto& g : list_for_kafka()) names.push_back(g.group_id);  // every kind, sorted
+  reply(s, req, {{"groups", names}});
 }
 
 void GroupService::op_describe(const std::shared_ptr<Session>& s, const json& req) {
@@ -477,6 +474,11 @@ void GroupService::op_delete(const std::shared_ptr<Session>& s, const json& req)
   reply(s, req, json::object());
 }
 
+bool GroupService::stored(const std::string& group) {
+  auto groups = table_.list_groups();
+  return groups && std::find(groups->begin(), groups->end(), group) != groups->end();
+}
+
 Status GroupService::delete_group(const std::string& group) {
   // Members first, in either coordinator, so that nothing is deleted from one and kept in the
   // other.
@@ -488,9 +490,7 @@ Status GroupService::delete_group(const std::string& group) {
   Status st = coordinator_->delete_group(group);
   if (!st && st.code() != ErrorCode::kNotFound) return st;
   bool in_coordinator = st.is_ok();
-  auto stored = table_.list_groups();
-  bool in_table = stored && std::find(stored->begin(), stored->end(), group) != stored->end();
-  if (!in_kafka && !in_coordinator && !in_table)
+  if (!in_kafka && !in_coordinator && !stored(group))
     return Status(ErrorCode::kNotFound, "unknown group " + group);
   if (Status ts = table_.delete_group(group); !ts) return ts;
   restored_generation_.erase(group);

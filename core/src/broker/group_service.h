@@ -85,6 +85,8 @@ class GroupService {
   void op_reset(const std::shared_ptr<Session>& s, const control::json& req);
   void op_delete(const std::shared_ptr<Session>& s, const control::json& req);
 
+  // True if the offsets table has the group (a record or a committed offset).
+  bool stored(const std::string& group);
   // kFenced when `member` was joined by another connection that is still open: a member's
   // joins, heartbeats, commits and leave come only from the connection that joined it.
   Status check_owner(const std::shared_ptr<Session>& s, const std::string& member,

@@ -196,10 +196,22 @@ void RequestHandler::create_partitions(ConnectionState&, const Header& h, ByteRe
                 respond](broker::BrokerCore& core) {
     for (Item& it : *items) {
       if (it.error != ErrorCode::kNone) continue;
-      std::optional<std::int32_t> now = core.topic_partitions(it.name);
-      if (it.assignments && now) {
+      std::optional<TopicConfig> config = core.topic_config(it.name);
+      if (!config) {
+        it.fail(ErrorCode::kUnknownTopicOrPartition, "unknown topic " + it.name);
+        continue;
+      }
+      const std::int32_t now = config->partitions;
+      if (it.count <= now) {
+        it.fail(ErrorCode::kInvalidPartitions,
+                "topic " + it.name + " has " + std::to_string(now) + " partitions: " +
+                    (it.count == now ? std::string("it already has that many")
+                                     : "partitions can grow but never shrink"));
+        continue;
+      }
+      if (it.assignments) {
         // One broker: each new partition's only replica is this node.
-        bool ok = static_cast<std::int32_t>(it.assignments->size()) == it.count - *now;
+        bool ok = static_cast<std::int32_t>(it.assignments->size()) == it.count - now;
         for (const auto& replicas : *it.assignments)
           ok = ok && replicas == std::vector<std::int32_t>{node};
         if (!ok) {
@@ -209,7 +221,8 @@ void RequestHandler::create_partitions(ConnectionState&, const Header& h, ByteRe
           continue;
         }
       }
-      if (Status s = core.grow_topic(it.name, it.count, validate_only); !s)
+      config->partitions = it.count;
+      if (Status s = core.change_topic(it.name, *config, validate_only); !s)
         it.fail(s.code() == sluice::ErrorCode::kUnknownTopic ? ErrorCode::kUnknownTopicOrPartition
                 : s.code() == sluice::ErrorCode::kInvalidArgument ? ErrorCode::kInvalidPartitions
                 // no room for the new partitions' files (or memory, on tmpfs)

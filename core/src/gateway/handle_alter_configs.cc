@@ -2,7 +2,7 @@
 // kafka-configs.sh change a topic's configs (topic_configs.h names them). AlterConfigs gives
 // the topic exactly the configs listed, the others back to the broker's defaults;
 // IncrementalAlterConfigs sets (SET) or resets (DELETE) single configs. Both run on the
-// broker's thread through BrokerCore::reconfigure_topic, as `sluice topic alter` does.
+// broker's thread through BrokerCore::change_topic, as `sluice topic alter` does.
 // Broker configs come from sluiced's command line and are not altered.
 #include <spdlog/spdlog.h>
 
@@ -132,7 +132,7 @@ void RequestHandler::alter_configs(ConnectionState&, const Header& h, ByteReader
         res.fail(ErrorCode::kInvalidConfig, s.message());
         continue;
       }
-      if (Status s = core.reconfigure_topic(res.name, config, validate_only); !s) {
+      if (Status s = core.change_topic(res.name, config, validate_only); !s) {
         res.fail(s.code() == sluice::ErrorCode::kInvalidArgument ? ErrorCode::kInvalidConfig
                  : s.code() == sluice::ErrorCode::kIo            ? ErrorCode::kKafkaStorageError
                                                                  : ErrorCode::kUnknownServerError,

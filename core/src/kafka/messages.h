@@ -857,47 +857,42 @@ bool decode(ByteReader& r, std::int16_t version, DescribeConfigsResponse& m);
 // AlterConfigs (33): v0-1 and IncrementalAlterConfigs (44): v0 (their next versions are
 // flexible). Both answer with AlterConfigsResponse (the same layout).
 
-struct AlterConfigsRequest {
-  struct Config {
-    std::string_view name;
-    NullableString value;
-    friend bool operator==(const Config&, const Config&) = default;
-  };
-  struct Resource {
-    std::int8_t resource_type = 0;
-    std::string_view resource_name;
-    std::vector<Config> configs;
-    friend bool operator==(const Resource&, const Resource&) = default;
-  };
-  std::vector<Resource> resources;
-  bool validate_only = false;
-  friend bool operator==(const AlterConfigsRequest&, const AlterConfigsRequest&) = default;
-};
-
 // IncrementalAlterConfigs' operations.
 inline constexpr std::int8_t kConfigOpSet = 0;
 inline constexpr std::int8_t kConfigOpDelete = 1;
 inline constexpr std::int8_t kConfigOpAppend = 2;
 inline constexpr std::int8_t kConfigOpSubtract = 3;
 
-struct IncrementalAlterConfigsRequest {
-  struct Config {
-    std::string_view name;
-    std::int8_t config_operation = kConfigOpSet;
-    NullableString value;
-    friend bool operator==(const Config&, const Config&) = default;
-  };
+// AlterConfigs' config entry, and IncrementalAlterConfigs' (with an operation).
+struct AlterConfigEntry {
+  std::string_view name;
+  NullableString value;
+  friend bool operator==(const AlterConfigEntry&, const AlterConfigEntry&) = default;
+};
+struct IncrementalAlterConfigEntry {
+  std::string_view name;
+  std::int8_t config_operation = kConfigOpSet;
+  NullableString value;
+  friend bool operator==(const IncrementalAlterConfigEntry&,
+                         const IncrementalAlterConfigEntry&) = default;
+};
+
+// The two requests differ only in their entries.
+template <class Entry>
+struct ConfigsAlterationRequest {
   struct Resource {
     std::int8_t resource_type = 0;
     std::string_view resource_name;
-    std::vector<Config> configs;
+    std::vector<Entry> configs;
     friend bool operator==(const Resource&, const Resource&) = default;
   };
   std::vector<Resource> resources;
   bool validate_only = false;
-  friend bool operator==(const IncrementalAlterConfigsRequest&,
-                         const IncrementalAlterConfigsRequest&) = default;
+  friend bool operator==(const ConfigsAlterationRequest&,
+                         const ConfigsAlterationRequest&) = default;
 };
+using AlterConfigsRequest = ConfigsAlterationRequest<AlterConfigEntry>;
+using IncrementalAlterConfigsRequest = ConfigsAlterationRequest<IncrementalAlterConfigEntry>;
 
 struct AlterConfigsResponse {
   struct Result {

@@ -187,27 +187,16 @@ void fields(IO& io, std::int16_t v, M& m) {
 // ---------------------------------------------------------------------------------------------
 // AlterConfigs, IncrementalAlterConfigs
 
-template <typename IO, Is<AlterConfigsRequest> M>
+template <typename IO, typename M>
+requires Is<M, AlterConfigsRequest> || Is<M, IncrementalAlterConfigsRequest>
 void fields(IO& io, std::int16_t /*v*/, M& m) {
+  constexpr bool kIncremental = Is<M, IncrementalAlterConfigsRequest>;
   io.array(m.resources, 1 + kMinString + kMinArray, [&](auto& r) {
     io.i8(r.resource_type);
     io.string(r.resource_name);
-    io.array(r.configs, 2 * kMinString, [&](auto& c) {
+    io.array(r.configs, kMinString + (kIncremental ? 1 : 0) + kMinString, [&](auto& c) {
       io.string(c.name);
-      io.nullable_string(c.value);
-    });
-  });
-  io.boolean(m.validate_only);
-}
-
-template <typename IO, Is<IncrementalAlterConfigsRequest> M>
-void fields(IO& io, std::int16_t /*v*/, M& m) {
-  io.array(m.resources, 1 + kMinString + kMinArray, [&](auto& r) {
-    io.i8(r.resource_type);
-    io.string(r.resource_name);
-    io.array(r.configs, kMinString + 1 + kMinString, [&](auto& c) {
-      io.string(c.name);
-      io.i8(c.config_operation);
+      if constexpr (kIncremental) io.i8(c.config_operation);
       io.nullable_string(c.value);
     });
   });
