@@ -69,8 +69,10 @@ constexpr std::uint64_t tail_count(std::uint64_t tail) {
 // The commit word (length, seq) is one 64-bit atomic. The writer stores (-frame_bytes, seq)
 // when it reserves, fills the frame, then stores (+length, seq) with release; readers load it
 // with acquire and accept the frame only when seq equals the segment's seq and length > 0.
-// A word with another seq is stale data from an earlier use of the file and reads as "not yet
-// written". crc32c covers bytes 8..24 followed by bytes 28..length.
+// Past what producers have written, a segment's data region is zero (a new file's pages are;
+// recycling zeroes a reused file's: old payload may hold any word, this seq included). A word
+// of another seq is read as "not yet written" too. crc32c covers bytes 8..24 followed by
+// bytes 28..length.
 struct FrameHeader {
   std::atomic<std::uint64_t> commit;  // (u32 seq << 32) | u32 length
   std::int64_t offset;                // record offset; END: the next segment's base offset

@@ -774,6 +774,13 @@ bool PartitionLog::retire_for_reuse(MappedFile& file, int fd) {
   // next use. (`fd` is a description of our own, so the lock is ours alone.)
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) return false;
   (void)::flock(fd, LOCK_UN);
+  if (std::uint64_t{h->header_bytes} + h->capacity > file.size()) return false;  // damaged
+  // Its old frames carry an older seq, but its old payload may hold any word at all, the next
+  // seq included, and a reader that has caught up with the producers reads the word past the
+  // tail: zero the data region, so that nothing there reads as a frame (Aeron cleans its term
+  // buffers for the same reason). Plain stores: no handle maps it as a segment now (no pin, no
+  // flock, seq 0); the roller's release of the next seq publishes them with the header.
+  std::memset(file.data() + h->header_bytes, 0, h->capacity);
   return true;
 }
 

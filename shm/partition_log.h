@@ -52,8 +52,8 @@ struct LogOptions {
   // The broker's backpressure policy sets it: "may the log grow by one more segment?".
   std::function<bool(PartitionLog&)> roll_gate;
   // When retention drops a segment, reuse its file as the next spare instead of deleting it:
-  // no page allocation or zeroing on roll. Readers still on the old segment see its seq
-  // change and get kOutOfRange.
+  // no page allocation or fault on roll; the recycler zeroes its data region. Readers still on
+  // the old segment see its seq change and get kOutOfRange.
   bool recycle_segments = false;
 };
 
@@ -120,8 +120,8 @@ class PartitionLog {
   bool has_spare() const;
 
   // Drops a sealed segment below the active one (retention). With options().recycle_segments,
-  // when there is no spare and nobody pins the file, it becomes the spare: its pages stay
-  // allocated and mapped, so the roll that takes it creates, zeroes and maps nothing.
+  // when there is no spare and nobody pins the file, it is zeroed and becomes the spare: its
+  // pages stay allocated and mapped, so the roll that takes it creates, zeroes and maps nothing.
   // Otherwise it is deleted. kNotFound if it is not there (another process dropped it).
   Status drop_segment(std::int64_t base);
 
@@ -167,7 +167,8 @@ class PartitionLog {
   bool sized_for_partition(const MappedFile& file) const;
   // Retires a file that retention took out of the log (under a private name, open as `fd`, a
   // description of our own) and says whether it may be reused in place: false while a segment
-  // handle somewhere pins it (then the caller deletes it instead).
+  // handle somewhere pins it (then the caller deletes it instead). A file it returns true for
+  // has its data region zeroed, as a new file's is.
   static bool retire_for_reuse(MappedFile& file, int fd);
   // Opens a file of the partition with the handle's access (the descriptor is the caller's to
   // close) and maps it through the cache. The fd lets a roll attach and a recycler lock the

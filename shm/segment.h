@@ -41,8 +41,8 @@ class Segment {
   static std::uint32_t header_bytes_for(std::uint64_t capacity, std::uint32_t index_interval);
 
   // Writes a fresh header into a mapped, not yet published file: base offset unset (-1),
-  // seq 0, tail closed (every reservation overflows), index cleared. Frames from an earlier use of
-  // the file stay, and are told apart by their seq.
+  // seq 0, tail closed (every reservation overflows), index cleared. The data region is left
+  // as it is: zero in a new file, zeroed by PartitionLog::retire_for_reuse in a recycled one.
   static void format(MappedFile& file, std::uint64_t capacity, std::uint32_t index_interval);
 
   SegmentHeader* header() const { return header_; }

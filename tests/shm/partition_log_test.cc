@@ -359,6 +359,70 @@ TEST_CASE("log: rolls that find no spare recycle in place on a producer handle w
   CHECK(test::partition_damage(tmp.partition()) == "");
 }
 
+// A file's old frames carry an older seq and read as "not yet written", but its old payload can
+// hold any word at all, the new segment's seq included: a small integer in a record is enough.
+// A reader that has caught up with the producers looks at the bytes past the tail, so recycling
+// must clear them. Here segment 0 holds nothing but words that read as a committed 40-byte
+// frame of seq 3, the seq its file gets when it is reused, by either recycling path.
+TEST_CASE("log: a recycled file's old payload never reads as a committed frame",
+          "[log][recycling]") {
+  TempDir tmp;
+  LogOptions options = test::patient_options();
+  options.recycle_segments = true;
+  const bool in_place = GENERATE(true, false);
+  // In place: the second roll finds no spare and reuses the oldest of its 2 segments. Through
+  // the spare: no retention of its own; drop_segment(0) makes the spare the roll takes.
+  options.retain_segments = in_place ? 2 : 0;
+  auto log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
+  auto producer = unwrap(LogAppender::open(log));
+  constexpr std::uint32_t kReusedSeq = 3;
+
+  const std::uint64_t look_alike = make_commit_word(40, kReusedSeq);
+  std::string payload(1000, '\0');
+  for (std::size_t at = 0; at + 8 <= payload.size(); at += 8)
+    std::memcpy(payload.data() + at, &look_alike, 8);
+  struct stat first {};
+  REQUIRE(::stat(test::segment_path(tmp.partition(), 0).c_str(), &first) == 0);
+  auto roll_with = [&](const std::string& value) {
+    std::int64_t active = log->control()->active.active_base.load();
+    while (log->control()->active.active_base.load() == active) append_ok(producer, value);
+  };
+  roll_with(payload);
+  if (!in_place) {
+    REQUIRE_OK(log->drop_segment(0));
+    REQUIRE(unwrap(log->segment_bases()).front() > 0);
+  }
+  roll_with("filler");
+  // The test means something only if segment 0's file came back with that seq.
+  auto reused = unwrap(log->active_segment());
+  struct stat now {};
+  REQUIRE(::stat(reused->path().c_str(), &now) == 0);
+  REQUIRE(now.st_ino == first.st_ino);
+  REQUIRE(reused->seq() == kReusedSeq);
+  const std::int64_t base = reused->base_offset();
+
+  // The roll that opened it appended one record at byte 0. Another, of 33 bytes, leaves the
+  // tail at byte 40 + 40, inside what was segment 0's first payload.
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  REQUIRE_OK(reader.seek(base));
+  append_ok(producer, "x");
+  auto got = read_records(reader, 2);
+  REQUIRE(got.size() == 2);
+  CHECK(got[1].value == "x");
+  PollResult r = reader.poll([](const RecordView&) {});
+  INFO(reader.error().message());
+  CHECK(r.outcome == ReadOutcome::kOk);
+  CHECK(r.records == 0);
+  CHECK_FALSE(reader.ready());
+  // And the next record is read where it was written.
+  append_ok(producer, "y");
+  got = read_records(reader, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].offset == base + 2);
+  CHECK(got[0].value == "y");
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
 TEST_CASE("log: an appender idle since retention took its segment appends in the right place",
           "[log]") {
   TempDir tmp;
