@@ -27,9 +27,11 @@ constexpr std::uint32_t kWatcherAhead = 4096;
 shm::LogOptions broker_log_options(std::int64_t abandon_timeout_ms) {
   shm::LogOptions o;
   o.access = shm::Access::kReadWrite;
-  o.populate = false;  // the broker touches headers, not data
-  // Retention makes a dropped segment the next spare when nobody pins it: the roll that takes
-  // it then creates, zeroes and maps no file, in the broker or in any producer.
+  // The broker touches headers, and data only to zero a file it recycles: minor faults then,
+  // on pages the file already has, not worth pre-faulting every segment it opens for.
+  o.populate = false;
+  // Retention makes a dropped segment the next spare when nobody pins it, zeroed here: the
+  // roll that takes it then creates, zeroes and maps no file, in the broker or a producer.
   o.recycle_segments = true;
   o.abandon_timeout_ns = abandon_timeout_ms * 1'000'000;
   return o;
