@@ -83,6 +83,8 @@ void with_request_type(std::int16_t api_key, F&& f) {
       return f.template operator()<DeleteGroupsRequest>();
     case ApiKey::kCreatePartitions:
       return f.template operator()<CreatePartitionsRequest>();
+    case ApiKey::kDescribeLogDirs:
+      return f.template operator()<DescribeLogDirsRequest>();
     case ApiKey::kOffsetDelete:
       return f.template operator()<OffsetDeleteRequest>();
     case ApiKey::kAlterConfigs:
@@ -185,6 +187,10 @@ ListGroupsRequest seed(ListGroupsRequest m) {
 CreatePartitionsRequest seed(CreatePartitionsRequest m) {
   m.topics = {{"t", 4, std::vector<std::vector<std::int32_t>>{{0}}}, {"u", 2, std::nullopt}};
   m.timeout_ms = 1000;
+  return m;
+}
+DescribeLogDirsRequest seed(DescribeLogDirsRequest m) {
+  m.topics = std::vector<DescribeLogDirsRequest::Topic>{{"t", {0, 1}}, {"u", {}}};
   return m;
 }
 AlterConfigsRequest seed(AlterConfigsRequest m) {

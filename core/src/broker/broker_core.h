@@ -59,6 +59,13 @@ class BrokerCore {
   // a topic may not have; kIo when the data directory has no room for the new partitions. With
   // validate_only, checks all of that and changes nothing.
   Status change_topic(const std::string& name, const TopicConfig& config, bool validate_only);
+  // Kafka's DescribeLogDirs: the topics, each partition's offsets and segment bytes, and the
+  // data directory that holds them.
+  std::vector<std::string> topic_names() const { return topics_.names(); }
+  Result<TopicDescription> describe_topic(const std::string& name) {
+    return topics_.describe(name);
+  }
+  const std::string& data_dir() const { return dir_.root; }
   KafkaGroupService& kafka_groups() { return *kafka_groups_; }
   GroupService& groups() { return *groups_; }
   const BrokerConfig& config() const { return config_; }

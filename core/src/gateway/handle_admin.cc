@@ -1,8 +1,9 @@
-// RequestHandler: Metadata, FindCoordinator, CreateTopics, DeleteTopics, DescribeConfigs and
-// InitProducerId.
+// RequestHandler: Metadata, FindCoordinator, CreateTopics, DeleteTopics, CreatePartitions,
+// DescribeLogDirs, DescribeConfigs and InitProducerId.
 #include <spdlog/spdlog.h>
 
 #include <deque>
+#include <map>
 #include <set>
 
 #include "broker_core.h"
@@ -241,6 +242,62 @@ void RequestHandler::create_partitions(ConnectionState&, const Header& h, ByteRe
       respond({response_frame(h, resp), false, {}});
     });
   });
+}
+
+void RequestHandler::describe_log_dirs(ConnectionState&, const Header& h, ByteReader& r,
+                                       Respond respond) {
+  kafka::DescribeLogDirsRequest req;
+  if (!kafka::decode(r, h.api_version, req))
+    return respond(malformed_request("DescribeLogDirs", r));
+  // One log directory, the data directory. As Kafka does, a partition the broker does not
+  // have is left out rather than named with an error; null asks for every partition.
+  struct Asked {
+    std::string name;
+    std::set<std::int32_t> partitions;
+  };
+  std::optional<std::vector<Asked>> asked;
+  if (req.topics) {
+    asked.emplace();
+    for (const auto& t : *req.topics)
+      asked->push_back({std::string(t.name), {t.partitions.begin(), t.partitions.end()}});
+  }
+  struct Found {
+    std::string name;
+    std::vector<kafka::DescribeLogDirsResponse::Partition> partitions;
+  };
+  auto found = std::make_shared<std::vector<Found>>();
+  auto log_dir = std::make_shared<std::string>();
+  broker_.post(
+      [this, asked = std::move(asked), found, log_dir, h, respond](broker::BrokerCore& core) {
+        *log_dir = core.data_dir();
+        std::map<std::string, std::set<std::int32_t>> wanted;  // an empty set: all of them
+        if (asked) {
+          for (const Asked& a : *asked) {
+            auto& w = wanted[a.name];
+            w.insert(a.partitions.begin(), a.partitions.end());
+          }
+        } else {
+          for (const std::string& name : core.topic_names()) wanted[name];
+        }
+        for (const auto& [name, partitions] : wanted) {
+          auto d = core.describe_topic(name);
+          if (!d) continue;
+          Found f{name, {}};
+          for (const auto& p : d->partitions) {
+            if (asked && partitions.count(p.partition) == 0) continue;
+            f.partitions.push_back({p.partition, static_cast<std::int64_t>(p.bytes), 0, false});
+          }
+          if (!f.partitions.empty()) found->push_back(std::move(f));
+        }
+        boost::asio::post(io_, [found, log_dir, h, respond] {
+          kafka::DescribeLogDirsResponse resp;
+          kafka::DescribeLogDirsResponse::Result result;
+          result.log_dir = *log_dir;
+          for (const Found& f : *found) result.topics.push_back({f.name, f.partitions});
+          resp.results.push_back(std::move(result));
+          respond({response_frame(h, resp), false, {}});
+        });
+      });
 }
 
 void RequestHandler::delete_topics(ConnectionState&, const Header& h, ByteReader& r,

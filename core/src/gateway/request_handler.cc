@@ -104,6 +104,8 @@ void RequestHandler::handle(ConnectionState& connection, std::string_view frame,
       return delete_topics(connection, h, r, std::move(respond));
     case ApiKey::kCreatePartitions:
       return create_partitions(connection, h, r, std::move(respond));
+    case ApiKey::kDescribeLogDirs:
+      return describe_log_dirs(connection, h, r, std::move(respond));
     case ApiKey::kAlterConfigs:
     case ApiKey::kIncrementalAlterConfigs:
       return alter_configs(connection, h, r, std::move(respond));

@@ -5,7 +5,7 @@
 //
 //   ApiVersions, Metadata, FindCoordinator,            request_handler.cc, handle_admin.cc
 //   CreateTopics, DeleteTopics, CreatePartitions,
-//   DescribeConfigs,
+//   DescribeConfigs, DescribeLogDirs,
 //   AlterConfigs, IncrementalAlterConfigs             handle_alter_configs.cc
 //   InitProducerId
 //   Produce, Fetch (long poll), ListOffsets            handle_data.cc, record_path.cc
@@ -66,6 +66,7 @@ class RequestHandler {
   void create_topics(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void delete_topics(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void create_partitions(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void describe_log_dirs(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   // AlterConfigs and IncrementalAlterConfigs (by the header's API key).
   void alter_configs(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void describe_configs(ConnectionState&, const Header&, kafka::ByteReader&, Respond);

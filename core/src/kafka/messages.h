@@ -762,6 +762,48 @@ void encode(ByteWriter& w, std::int16_t version, const DeleteTopicsResponse& m);
 bool decode(ByteReader& r, std::int16_t version, DeleteTopicsResponse& m);
 
 // ---------------------------------------------------------------------------------------------
+// DescribeLogDirs (35): v0-1 (the same layout; v2 is flexible)
+
+struct DescribeLogDirsRequest {
+  struct Topic {
+    std::string_view name;
+    std::vector<std::int32_t> partitions;
+    friend bool operator==(const Topic&, const Topic&) = default;
+  };
+  std::optional<std::vector<Topic>> topics;  // null: every partition
+  friend bool operator==(const DescribeLogDirsRequest&, const DescribeLogDirsRequest&) = default;
+};
+
+struct DescribeLogDirsResponse {
+  struct Partition {
+    std::int32_t partition_index = 0;
+    std::int64_t partition_size = 0;  // bytes
+    std::int64_t offset_lag = 0;      // of a future replica behind the current one
+    bool is_future_key = false;       // a replica being moved to this directory
+    friend bool operator==(const Partition&, const Partition&) = default;
+  };
+  struct Topic {
+    std::string_view name;
+    std::vector<Partition> partitions;
+    friend bool operator==(const Topic&, const Topic&) = default;
+  };
+  struct Result {
+    ErrorCode error_code = ErrorCode::kNone;
+    std::string_view log_dir;
+    std::vector<Topic> topics;
+    friend bool operator==(const Result&, const Result&) = default;
+  };
+  std::int32_t throttle_time_ms = 0;
+  std::vector<Result> results;
+  friend bool operator==(const DescribeLogDirsResponse&, const DescribeLogDirsResponse&) = default;
+};
+
+bool decode(ByteReader& r, std::int16_t version, DescribeLogDirsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const DescribeLogDirsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const DescribeLogDirsResponse& m);
+bool decode(ByteReader& r, std::int16_t version, DescribeLogDirsResponse& m);
+
+// ---------------------------------------------------------------------------------------------
 // CreatePartitions (37): v0-1 (the same layout; v2 is flexible)
 
 struct CreatePartitionsRequest {

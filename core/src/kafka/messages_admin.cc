@@ -1,7 +1,7 @@
 // Kafka codec for cluster metadata and administration: Metadata (3), CreateTopics (19),
-// DeleteTopics (20), CreatePartitions (37), DescribeConfigs (32), AlterConfigs (33),
-// IncrementalAlterConfigs (44) and InitProducerId (22), non-flexible versions (messages.h). Layouts
-// follow Kafka's message schemas of the same names.
+// DeleteTopics (20), DescribeLogDirs (35), CreatePartitions (37), DescribeConfigs (32),
+// AlterConfigs (33), IncrementalAlterConfigs (44) and InitProducerId (22), non-flexible versions
+// (messages.h). Layouts follow Kafka's message schemas of the same names.
 #include "kafka/messages.h"
 #include "kafka/messages_codec.h"
 
@@ -112,6 +112,35 @@ void fields(IO& io, std::int16_t v, M& m) {
   io.array(m.responses, kMinString + 2, [&](auto& t) {
     io.string(t.name);
     io.error(t.error_code);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// DescribeLogDirs
+
+template <typename IO, Is<DescribeLogDirsRequest> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.nullable_array(m.topics, kMinString + kMinArray, [&](auto& t) {
+    io.string(t.name);
+    io.array(t.partitions, 4, [&](auto& p) { io.i32(p); });
+  });
+}
+
+template <typename IO, Is<DescribeLogDirsResponse> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.i32(m.throttle_time_ms);
+  io.array(m.results, 2 + kMinString + kMinArray, [&](auto& r) {
+    io.error(r.error_code);
+    io.string(r.log_dir);
+    io.array(r.topics, kMinString + kMinArray, [&](auto& t) {
+      io.string(t.name);
+      io.array(t.partitions, 4 + 8 + 8 + 1, [&](auto& p) {
+        io.i32(p.partition_index);
+        io.i64(p.partition_size);
+        io.i64(p.offset_lag);
+        io.boolean(p.is_future_key);
+      });
+    });
   });
 }
 
@@ -239,6 +268,8 @@ SLUICE_KAFKA_CODEC(CreateTopicsRequest)
 SLUICE_KAFKA_CODEC(CreateTopicsResponse)
 SLUICE_KAFKA_CODEC(DeleteTopicsRequest)
 SLUICE_KAFKA_CODEC(DeleteTopicsResponse)
+SLUICE_KAFKA_CODEC(DescribeLogDirsRequest)
+SLUICE_KAFKA_CODEC(DescribeLogDirsResponse)
 SLUICE_KAFKA_CODEC(CreatePartitionsRequest)
 SLUICE_KAFKA_CODEC(CreatePartitionsResponse)
 SLUICE_KAFKA_CODEC(DescribeConfigsRequest)

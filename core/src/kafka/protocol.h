@@ -32,6 +32,7 @@ enum class ApiKey : std::int16_t {
   kInitProducerId = 22,
   kDescribeConfigs = 32,
   kAlterConfigs = 33,
+  kDescribeLogDirs = 35,
   kCreatePartitions = 37,
   kDeleteGroups = 42,
   kIncrementalAlterConfigs = 44,
@@ -146,10 +147,10 @@ struct ApiVersionRange {
 // What ApiVersions advertises, and what the gateway decodes, ordered by key: KAFKA-PROTOCOL.md's
 // "advertise" column, plus the non-flexible versions of admin APIs that Kafka's tools and admin
 // clients use (DescribeGroups, ListGroups, DeleteGroups, OffsetDelete; CreatePartitions,
-// AlterConfigs, IncrementalAlterConfigs).
+// AlterConfigs, IncrementalAlterConfigs; DescribeLogDirs).
 // One API a line (clang-format would pack these in columns).
 // clang-format off
-inline constexpr std::array<ApiVersionRange, 23> kSupportedApis{{
+inline constexpr std::array<ApiVersionRange, 24> kSupportedApis{{
     {ApiKey::kProduce, 3, 8},
     {ApiKey::kFetch, 4, 11},
     {ApiKey::kListOffsets, 0, 5},
@@ -169,6 +170,7 @@ inline constexpr std::array<ApiVersionRange, 23> kSupportedApis{{
     {ApiKey::kInitProducerId, 0, 1},
     {ApiKey::kDescribeConfigs, 0, 3},
     {ApiKey::kAlterConfigs, 0, 1},
+    {ApiKey::kDescribeLogDirs, 0, 1},
     {ApiKey::kCreatePartitions, 0, 1},
     {ApiKey::kDeleteGroups, 0, 1},
     {ApiKey::kIncrementalAlterConfigs, 0, 0},

@@ -1,7 +1,7 @@
 // Topic administration through the gateway: CreateTopics (partitions, configs, replication
-// factor, duplicates, validate_only), DeleteTopics, CreatePartitions, DescribeConfigs for
-// topics and the broker, and auto-creation of topics by Metadata/Produce only when the broker
-// allows it.
+// factor, duplicates, validate_only), DeleteTopics, CreatePartitions, DescribeLogDirs,
+// DescribeConfigs for topics and the broker, and auto-creation of topics by Metadata/Produce
+// only when the broker allows it.
 #include <map>
 #include <string>
 #include <vector>
@@ -262,6 +262,48 @@ TEST_CASE(
           std::vector<ErrorCode>{ErrorCode::kKafkaStorageError});
     CHECK(partitions("grow") == 2);
     CHECK(metadata_partitions("grow") == 2);
+  }
+}
+
+TEST_CASE("gateway: DescribeLogDirs gives the data directory and each partition's bytes",
+          "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("a", 2);
+  broker.create_topic("b", 1);
+  KafkaClient c(broker);
+  const auto bytes = [&](const std::string& t, std::size_t p) {
+    return static_cast<std::int64_t>(broker.describe_topic(t)->partitions.at(p).bytes);
+  };
+  using Sizes = std::map<std::string, std::map<std::int32_t, std::int64_t>>;
+  const auto describe = [&](std::int16_t version, const kafka::DescribeLogDirsRequest& req) {
+    auto reply = c.call<kafka::DescribeLogDirsResponse>(ApiKey::kDescribeLogDirs, version, req);
+    REQUIRE(reply->results.size() == 1);
+    const auto& dir = reply->results[0];
+    CHECK(dir.error_code == ErrorCode::kNone);
+    CHECK(dir.log_dir == broker.data_dir());
+    Sizes out;
+    for (const auto& t : dir.topics) {
+      for (const auto& p : t.partitions) {
+        CHECK(p.offset_lag == 0);
+        CHECK_FALSE(p.is_future_key);
+        CHECK(out[std::string(t.name)].count(p.partition_index) == 0);
+        out[std::string(t.name)][p.partition_index] = p.partition_size;
+      }
+    }
+    return out;
+  };
+  REQUIRE(bytes("a", 0) > 0);
+  const Sizes everything{{"a", {{0, bytes("a", 0)}, {1, bytes("a", 1)}}},
+                         {"b", {{0, bytes("b", 0)}}}};
+  for (std::int16_t version : {std::int16_t{0}, std::int16_t{1}}) {
+    INFO("v" << version);
+    CHECK(describe(version, {}) == everything);  // topics null: every partition
+    // Only what is asked for; partitions and topics the broker does not have are left out.
+    kafka::DescribeLogDirsRequest some{
+        std::vector<kafka::DescribeLogDirsRequest::Topic>{{"a", {1, 7}}, {"missing", {0}}}};
+    CHECK(describe(version, some) == Sizes{{"a", {{1, bytes("a", 1)}}}});
+    kafka::DescribeLogDirsRequest none{std::vector<kafka::DescribeLogDirsRequest::Topic>{}};
+    CHECK(describe(version, none).empty());
   }
 }
 

@@ -523,6 +523,21 @@ TEST_CASE("messages: CreatePartitions round-trips v0-1", "[kafka][messages]") {
                       [](std::int16_t, CreatePartitionsResponse&) {});
 }
 
+TEST_CASE("messages: DescribeLogDirs round-trips v0-1", "[kafka][messages]") {
+  DescribeLogDirsRequest all;  // null: every partition
+  round_trip_versions(ApiKey::kDescribeLogDirs, all, [](std::int16_t, DescribeLogDirsRequest&) {});
+  DescribeLogDirsRequest some{std::vector<DescribeLogDirsRequest::Topic>{{"t", {0, 3}}, {"u", {}}}};
+  round_trip_versions(ApiKey::kDescribeLogDirs, some, [](std::int16_t, DescribeLogDirsRequest&) {});
+  DescribeLogDirsResponse resp{
+      7,
+      {{ErrorCode::kNone,
+        "/dev/shm/sluice",
+        {{"t", {{0, 1 << 20, 0, false}, {3, std::int64_t{5} << 32, 2, true}}}, {"u", {}}}},
+       {ErrorCode::kKafkaStorageError, "/elsewhere", {}}}};
+  round_trip_versions(ApiKey::kDescribeLogDirs, resp,
+                      [](std::int16_t, DescribeLogDirsResponse&) {});
+}
+
 TEST_CASE("messages: AlterConfigs and IncrementalAlterConfigs round-trip", "[kafka][messages]") {
   AlterConfigsRequest alter{
       {{kConfigResourceTopic, "t", {{"retention.ms", "1000"}, {"segment.bytes", std::nullopt}}},

@@ -67,6 +67,7 @@ TEST_CASE("protocol: the advertised ranges are KAFKA-PROTOCOL.md's and the group
   CHECK(range(ApiKey::kListGroups) == P{0, 2});
   CHECK(range(ApiKey::kDeleteGroups) == P{0, 1});
   CHECK(range(ApiKey::kCreatePartitions) == P{0, 1});
+  CHECK(range(ApiKey::kDescribeLogDirs) == P{0, 1});
   CHECK(range(ApiKey::kAlterConfigs) == P{0, 1});
   CHECK(range(ApiKey::kIncrementalAlterConfigs) == P{0, 0});
   CHECK(range(ApiKey::kOffsetDelete) == P{0, 0});
@@ -135,6 +136,23 @@ TEST_CASE("messages: ApiVersions v3 request header v2 and body are parsed", "[ka
   CHECK(decode(r2, 2, empty));
 }
 
+TEST_CASE("messages: DescribeLogDirs matches hand-computed bytes", "[kafka][messages]") {
+  // Kafka's schema, v0 and v1 alike: a nullable array of topics, each a name and partitions.
+  DescribeLogDirsRequest req{std::vector<DescribeLogDirsRequest::Topic>{{"t", {1}}}};
+  ByteWriter w;
+  encode(w, 1, req);
+  CHECK(w.buffer() == hex("00000001 0001 74 00000001 00000001"));
+  ByteWriter all;
+  encode(all, 0, DescribeLogDirsRequest{});
+  CHECK(all.buffer() == hex("ffffffff"));
+  // throttle; results: error, log_dir, topics: name, partitions: index, size, lag, future.
+  DescribeLogDirsResponse resp{0, {{ErrorCode::kNone, "/d", {{"t", {{1, 1024, 0, false}}}}}}};
+  ByteWriter r;
+  encode(r, 1, resp);
+  CHECK(r.buffer() == hex("00000000 00000001 0000 0002 2f64 00000001 0001 74 00000001 "
+                          "00000001 0000000000000400 0000000000000000 00"));
+}
+
 TEST_CASE("messages: ApiVersions responses match hand-computed bytes", "[kafka][messages]") {
   ApiVersionsResponse resp;
   resp.api_keys = {{18, 0, 2}};
@@ -155,8 +173,8 @@ TEST_CASE("messages: ApiVersions responses match hand-computed bytes", "[kafka][
   // The reply to a v3+ request: v0 layout, UNSUPPORTED_VERSION (35), every supported API.
   ByteWriter v3;
   encode(v3, 0, api_versions_response(ErrorCode::kUnsupportedVersion));
-  CHECK(v3.buffer().substr(0, 6) == hex("0023 00000017"));
-  CHECK(v3.size() == 2 + 4 + 23 * 6);
+  CHECK(v3.buffer().substr(0, 6) == hex("0023 00000018"));
+  CHECK(v3.size() == 2 + 4 + 24 * 6);
   ApiVersionsResponse got;
   REQUIRE(decode_all(v3.buffer(), 0, got));
   CHECK(got.error_code == ErrorCode::kUnsupportedVersion);
