@@ -209,6 +209,8 @@ static_assert(sizeof(IndexSlot) == 16);
 //  128 (line 2): roll_owner (u32 pid holding the roll lock, 0 = free)
 //  192 (line 3): waiters (u32): readers parked on the futex
 //  256 (line 4): wake_seq (u32): the futex word producers bump to wake them
+//  320 (line 5): log_start (i64): no offset below it is served (Kafka's DeleteRecords moves
+//                it up, never down); 0, as in files made before it, means none deleted
 struct alignas(kCacheLine) ControlActiveLine {
   std::atomic<std::int64_t> active_base;  // release by the roller, acquire by appenders/readers
   std::atomic<std::uint32_t> next_seq;    // seq handed to the next segment
@@ -216,8 +218,12 @@ struct alignas(kCacheLine) ControlActiveLine {
 struct alignas(kCacheLine) ControlWordLine {
   std::atomic<std::uint32_t> value;
 };
+struct alignas(kCacheLine) ControlLogStartLine {
+  std::atomic<std::int64_t> offset;
+};
 static_assert(sizeof(ControlActiveLine) == kCacheLine);
 static_assert(sizeof(ControlWordLine) == kCacheLine);
+static_assert(sizeof(ControlLogStartLine) == kCacheLine);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 struct PartitionControl {
@@ -234,6 +240,7 @@ struct PartitionControl {
   ControlWordLine roll_owner;
   ControlWordLine waiters;
   ControlWordLine wake_seq;
+  ControlLogStartLine log_start;
 };
 static_assert(offsetof(PartitionControl, segment_capacity) == 16);
 static_assert(offsetof(PartitionControl, boot_id) == 32);
@@ -242,6 +249,7 @@ static_assert(offsetof(PartitionControl, active) == 64);
 static_assert(offsetof(PartitionControl, roll_owner) == 128);
 static_assert(offsetof(PartitionControl, waiters) == 192);
 static_assert(offsetof(PartitionControl, wake_seq) == 256);
+static_assert(offsetof(PartitionControl, log_start) == 320);
 static_assert(sizeof(PartitionControl) <= 4096);
 
 inline constexpr std::uint32_t kControlFileBytes = 4096;

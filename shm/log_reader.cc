@@ -394,10 +394,10 @@ Status LogReader::seek(std::int64_t offset) {
   auto bases = log_->segment_bases();
   if (!bases) return bases.status();
   if (bases->empty()) return Status(ErrorCode::kCorrupt, log_->dir() + ": no segments");
-  if (offset < bases->front())
-    return Status(ErrorCode::kOutOfRange,
-                  "offset " + std::to_string(offset) + " is before the earliest retained offset " +
-                      std::to_string(bases->front()) + " of " + log_->dir());
+  if (std::int64_t start = log_->start_offset(*bases); offset < start)
+    return Status(ErrorCode::kOutOfRange, "offset " + std::to_string(offset) +
+                                              " is before the earliest retained offset " +
+                                              std::to_string(start) + " of " + log_->dir());
   // The last segment whose base is <= offset. A directory listing taken while other files
   // are renamed (rolls) may miss an entry: the active segment is known without one.
   auto it = std::upper_bound(bases->begin(), bases->end(), offset);
@@ -432,6 +432,12 @@ Status LogReader::seek_to_beginning() {
     auto bases = log_->segment_bases();
     if (!bases) return bases.status();
     if (bases->empty()) return Status(ErrorCode::kCorrupt, log_->dir() + ": no segments");
+    // Records deleted below the start (PartitionLog::delete_records_before) are skipped.
+    if (std::int64_t start = log_->start_offset(*bases); start > bases->front()) {
+      Status s = seek(start);
+      if (s.code() == ErrorCode::kOutOfRange) continue;  // retention raced us
+      return s;
+    }
     auto seg = log_->segment(bases->front());
     if (!seg) {
       if (seg.status().code() == ErrorCode::kNotFound) continue;  // retention raced us
@@ -457,6 +463,10 @@ Status LogReader::seek_to_timestamp(std::int64_t ns) {
   auto bases = log_->segment_bases();
   if (!bases) return bases.status();
   if (bases->empty()) return Status(ErrorCode::kCorrupt, log_->dir() + ": no segments");
+  // Found below the start (records deleted, PartitionLog::delete_records_before): the first
+  // record served is the answer then.
+  const std::int64_t start = log_->start_offset(*bases);
+  auto found = [&] { return next_offset_ < start ? seek(start) : Status::ok(); };
   // Binary search for the last segment whose first record is older than ns: the answer is in
   // it or at the start of the one after.
   std::size_t lo = 0, hi = bases->size();
@@ -501,7 +511,7 @@ Status LogReader::seek_to_timestamp(std::int64_t ns) {
   for (;;) {
     FrameCheck fc = check_frame(data_, capacity_, seq_, pos_, false);
     if (fc.problem == FrameProblem::kNotWritten || fc.problem == FrameProblem::kInProgress)
-      return Status::ok();  // none at or after ns yet: at the end
+      return found();  // none at or after ns yet: at the end
     if (fc.problem != FrameProblem::kNone)
       return Status(ErrorCode::kCorrupt, segment_->path() + ": frame at byte " +
                                              std::to_string(pos_) + ": " + describe(fc.problem));
@@ -513,7 +523,7 @@ Status LogReader::seek_to_timestamp(std::int64_t ns) {
     if (f->type == kFrameData) {
       if (f->timestamp_ns >= ns) {
         next_offset_ = f->offset;
-        return Status::ok();
+        return found();
       }
       next_offset_ = f->offset + 1;
     }

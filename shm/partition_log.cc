@@ -374,6 +374,33 @@ Result<std::vector<std::int64_t>> PartitionLog::segment_bases() const {
   return bases;
 }
 
+std::int64_t PartitionLog::start_offset(const std::vector<std::int64_t>& bases) const {
+  // Relaxed: the start guards no other data; it is only compared with offsets.
+  std::int64_t deleted_below = control_->log_start.offset.load(std::memory_order_relaxed);
+  return bases.empty() ? deleted_below : std::max(bases.front(), deleted_below);
+}
+
+Result<std::int64_t> PartitionLog::start_offset() const {
+  auto bases = segment_bases();
+  if (!bases) return bases.status();
+  return start_offset(*bases);
+}
+
+Result<std::int64_t> PartitionLog::delete_records_before(std::int64_t offset) {
+  if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
+  std::int64_t end = end_offset();
+  if (offset < 0 || offset > end)
+    return Status(ErrorCode::kOutOfRange, "cannot delete records before offset " +
+                                              std::to_string(offset) + " of " + dir_ +
+                                              ": its end offset is " + std::to_string(end));
+  // Up only, whoever else moves it meanwhile. Relaxed, as in start_offset().
+  std::atomic<std::int64_t>& start = control_->log_start.offset;
+  std::int64_t now = start.load(std::memory_order_relaxed);
+  while (now < offset && !start.compare_exchange_weak(now, offset, std::memory_order_relaxed)) {
+  }
+  return start_offset();
+}
+
 // ---- rolling --------------------------------------------------------------------------------
 
 bool PartitionLog::lock_roll() {
@@ -877,6 +904,9 @@ Status PartitionLog::recover_torn_tail() {
   s.header()->seal_line.end_position.store(0, std::memory_order_relaxed);
   s.header()->seal_line.next_base.store(-1, std::memory_order_relaxed);
   s.header()->tail_line.tail.store((count << kTailCountShift) | pos, std::memory_order_release);
+  // Records deleted up to an offset the torn tail lost: the start is the end now.
+  if (control_->log_start.offset.load(std::memory_order_relaxed) > next_offset)
+    control_->log_start.offset.store(next_offset, std::memory_order_relaxed);
   return sync();
 }
 

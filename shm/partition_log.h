@@ -90,6 +90,15 @@ class PartitionLog {
   std::int64_t end_offset();
   // Base offsets of the segments present, ascending.
   Result<std::vector<std::int64_t>> segment_bases() const;
+  // The earliest offset served (Kafka's log start offset): the first segment's base, or the
+  // start delete_records_before() set, whichever is higher. `bases` as segment_bases() gave.
+  std::int64_t start_offset(const std::vector<std::int64_t>& bases) const;
+  Result<std::int64_t> start_offset() const;
+  // Kafka's DeleteRecords: offsets below `offset` are no longer served (seeks below it are
+  // out of range, a reader opened now starts there), and retention deletes the segments
+  // wholly below it. The start moves up only: an offset at or below it changes nothing.
+  // Returns the start after the call; kOutOfRange when `offset` is past end_offset().
+  Result<std::int64_t> delete_records_before(std::int64_t offset);
 
   // Seals `full` at end_position and publishes the next segment, whose base offset is
   // full.base_offset() + record_count. Called by the producer whose reservation was the first

@@ -15,6 +15,8 @@ bool BackpressureGate::may_grow(const TopicConfig& config, const std::string& to
       log.segment_capacity();
   if ((bases->size() + 1) * per_segment <= static_cast<std::uint64_t>(config.retention_bytes))
     return true;
+  // The oldest segment holds only deleted records (DeleteRecords): retention drops it anyway.
+  if (log.start_offset(*bases) >= (*bases)[1]) return true;
   if (!offsets_) {
     auto table = OffsetsTable::open_read_only(dir_.offsets_table());
     if (!table) return true;  // no group ever committed: nothing to protect

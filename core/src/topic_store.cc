@@ -296,7 +296,7 @@ Result<TopicDescription> TopicStore::describe(const std::string& name) const {
     auto bases = (*log)->segment_bases();
     if (!bases) return topic_status(name, bases.status());
     part.segments = static_cast<std::uint32_t>(bases->size());
-    part.start_offset = bases->empty() ? 0 : bases->front();
+    part.start_offset = (*log)->start_offset(*bases);
     for (std::int64_t b : *bases) {
       struct stat st {};
       std::string path = dir_.partition(name, p) + "/" + shm::segment_file_name(b);

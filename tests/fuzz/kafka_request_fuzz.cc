@@ -85,6 +85,8 @@ void with_request_type(std::int16_t api_key, F&& f) {
       return f.template operator()<CreatePartitionsRequest>();
     case ApiKey::kDescribeLogDirs:
       return f.template operator()<DescribeLogDirsRequest>();
+    case ApiKey::kDeleteRecords:
+      return f.template operator()<DeleteRecordsRequest>();
     case ApiKey::kOffsetDelete:
       return f.template operator()<OffsetDeleteRequest>();
     case ApiKey::kAlterConfigs:
@@ -186,6 +188,11 @@ ListGroupsRequest seed(ListGroupsRequest m) {
 }
 CreatePartitionsRequest seed(CreatePartitionsRequest m) {
   m.topics = {{"t", 4, std::vector<std::vector<std::int32_t>>{{0}}}, {"u", 2, std::nullopt}};
+  m.timeout_ms = 1000;
+  return m;
+}
+DeleteRecordsRequest seed(DeleteRecordsRequest m) {
+  m.topics = {{"t", {{0, 10}, {1, -1}}}};
   m.timeout_ms = 1000;
   return m;
 }

@@ -490,6 +490,58 @@ TEST_CASE("log: an appender idle since retention took its segment appends in the
   CHECK(test::partition_damage(tmp.partition()) == "");
 }
 
+TEST_CASE("log: records deleted before an offset are served no more and the start only rises",
+          "[log]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  // Three segments and some.
+  std::uint64_t seq = 0;
+  while (unwrap(log->segment_bases()).size() < 3) append_ok(producer, test::make_value(0, seq++));
+  const auto bases = unwrap(log->segment_bases());
+  const std::int64_t end = log->end_offset();
+  CHECK(unwrap(log->start_offset()) == 0);
+
+  // Into the second segment.
+  const std::int64_t cut = bases[1] + 5;
+  CHECK(unwrap(log->delete_records_before(cut)) == cut);
+  CHECK(unwrap(log->start_offset()) == cut);
+  CHECK(unwrap(log->delete_records_before(3)) == cut);  // never back down
+  auto past = log->delete_records_before(end + 1);
+  CHECK(past.status().code() == ErrorCode::kOutOfRange);
+  CHECK(unwrap(log->start_offset()) == cut);
+
+  // A reader opened now starts at the cut; one seeking below it is out of range.
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  CHECK(reader.position() == cut);
+  auto got = read_records(reader, static_cast<std::size_t>(end - cut));
+  CHECK(offsets_of(got) == range(cut, end));
+  CHECK(reader.seek(cut - 1).code() == ErrorCode::kOutOfRange);
+  CHECK(reader.seek(0).code() == ErrorCode::kOutOfRange);
+  REQUIRE_OK(reader.seek(cut));
+  CHECK(reader.position() == cut);
+  REQUIRE_OK(reader.seek_to_beginning());
+  CHECK(reader.position() == cut);
+  // By time: the first record of the log is older than any, but the answer is the first served.
+  REQUIRE_OK(reader.seek_to_timestamp(0));
+  got = read_records(reader, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].offset == cut);
+  // Another process's handle sees the same start (it lives in partition.ctl).
+  auto other = unwrap(PartitionLog::open(tmp.partition(), test::patient_options()));
+  CHECK(unwrap(other->start_offset()) == cut);
+
+  // Up to the end: nothing is served until the next record.
+  CHECK(unwrap(log->delete_records_before(end)) == end);
+  auto at_end = unwrap(LogReader::open(log));
+  CHECK(at_end.position() == end);
+  append_ok(producer, test::make_value(0, seq++));
+  got = read_records(at_end, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].offset == end);
+}
+
 TEST_CASE("log: retention without recycling deletes the oldest segments", "[log]") {
   TempDir tmp;
   LogOptions options = test::patient_options();
@@ -598,6 +650,7 @@ TEST_CASE("log: after a reboot the torn tail is truncated and appends continue",
   constexpr std::int64_t kCount = 1000;
   std::int64_t expected_next = kCount;
   std::int64_t active_base = 0;
+  bool deleted_all = false;
   {
     auto log = unwrap(PartitionLog::create(dir, test::small_segments(), test::patient_options()));
     auto producer = unwrap(LogAppender::open(log));
@@ -610,6 +663,14 @@ TEST_CASE("log: after a reboot the torn tail is truncated and appends continue",
     const std::uint64_t start = test::data_start(path);
     const std::uint64_t tail = tail_position(seg->header()->tail_line.tail.load());
     auto positions = test::frame_positions(path);
+    // Its CRC no longer matches: recovery truncates the log before it.
+    auto flip_a_bit_of_the_last_frame = [&] {
+      const std::uint64_t at = start + positions.at(kCount - 1) + kFrameHeaderBytes + 3;
+      unsigned char b = 0;
+      test::read_bytes(path, at, &b, 1);
+      b ^= 1;
+      test::write_bytes(path, at, &b, 1);
+    };
 
     SECTION("garbage after the last frame") {
       // A reservation whose frame was half written: a committed-looking word and junk.
@@ -621,11 +682,7 @@ TEST_CASE("log: after a reboot the torn tail is truncated and appends continue",
       test::write_bytes(path, start + tail, junk.data(), junk.size());
     }
     SECTION("the last frame has a bad CRC") {
-      const std::uint64_t pos = positions.at(kCount - 1);
-      unsigned char b = 0;
-      test::read_bytes(path, start + pos + kFrameHeaderBytes + 3, &b, 1);
-      b ^= 1;
-      test::write_bytes(path, start + pos + kFrameHeaderBytes + 3, &b, 1);
+      flip_a_bit_of_the_last_frame();
       expected_next = kCount - 1;
     }
     SECTION("a frame that repeats an earlier offset") {
@@ -635,6 +692,13 @@ TEST_CASE("log: after a reboot the torn tail is truncated and appends continue",
       test::read_bytes(path, start + pos, copy.data(), copy.size());
       seg->header()->tail_line.tail.fetch_add(kTailCountOne + len);
       test::write_bytes(path, start + tail, copy.data(), copy.size());
+    }
+    SECTION("records deleted up to the end, then the last frame torn") {
+      // The start may not stay past the end the recovery leaves.
+      REQUIRE(unwrap(log->delete_records_before(kCount)) == kCount);
+      flip_a_bit_of_the_last_frame();
+      expected_next = kCount - 1;
+      deleted_all = true;
     }
     SECTION("a claim in progress") {
       Claim claim;
@@ -674,10 +738,15 @@ TEST_CASE("log: after a reboot the torn tail is truncated and appends continue",
         expected_next + 1);
 
   auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
-  test::Tally tally(1, static_cast<std::uint64_t>(expected_next + 2));
-  REQUIRE(test::read_into(reader, tally, 1'000'000'000) == ReadOutcome::kOk);
-  INFO(tally.summary());
-  CHECK(tally.complete());
+  if (deleted_all) {
+    CHECK(unwrap(log->start_offset()) == expected_next);
+    CHECK(offsets_of(read_records(reader, 2)) == range(expected_next, expected_next + 2));
+  } else {
+    test::Tally tally(1, static_cast<std::uint64_t>(expected_next + 2));
+    REQUIRE(test::read_into(reader, tally, 1'000'000'000) == ReadOutcome::kOk);
+    INFO(tally.summary());
+    CHECK(tally.complete());
+  }
   CHECK(test::partition_damage(dir) == "");
 }
 

@@ -445,7 +445,7 @@ void GroupService::op_reset(const std::shared_ptr<Session>& s, const json& req) 
     if (t == nullptr || tp.partition >= static_cast<std::int32_t>(t->partitions.size())) continue;
     auto log = t->partitions[static_cast<std::size_t>(tp.partition)].log;
     auto bases = log->segment_bases();
-    std::int64_t earliest = bases && !bases->empty() ? bases->front() : 0;
+    std::int64_t earliest = bases && !bases->empty() ? log->start_offset(*bases) : 0;
     std::int64_t latest = log->end_offset();
     std::int64_t target = earliest;
     if (to == "latest") {

@@ -220,10 +220,14 @@ void TopicManager::apply_retention(const std::string& name, const TopicState& to
                                    std::int64_t now_ms, const SlowestCommitted& slowest,
                                    const std::function<void(const std::string&)>& info) {
   const TopicConfig& c = topic.config;
-  if (c.retention_bytes < 0 && c.retention_ms < 0) return;
   shm::PartitionLog& log = *topic.partitions[p].log;
+  // Relaxed: only compared with offsets. Nonzero once records were deleted (DeleteRecords).
+  if (c.retention_bytes < 0 && c.retention_ms < 0 &&
+      log.control()->log_start.offset.load(std::memory_order_relaxed) == 0)
+    return;
   auto bases = log.segment_bases();
   if (!bases || bases->size() < 2) return;
+  const std::int64_t start = log.start_offset(*bases);
   std::int64_t active = log.control()->active.active_base.load(std::memory_order_acquire);
   std::uint64_t total = 0;
   std::vector<std::uint64_t> sizes;
@@ -257,14 +261,18 @@ void TopicManager::apply_retention(const std::string& name, const TopicState& to
         }
       }
     }
-    if (!too_big && !too_old) break;
+    // Every record of it deleted (DeleteRecords): dropped whatever groups still need.
+    bool deleted = next_base <= start;
+    if (!too_big && !too_old && !deleted) break;
     // Backpressure: a segment is deleted only once every group has consumed past it.
-    if (protect && *protect < next_base) break;
+    if (!deleted && protect && *protect < next_base) break;
     if (log.drop_segment(base)) {
       total -= sizes[i];
       if (info)
         info("retention: dropped " + log.dir() + "/" + shm::segment_file_name(base) +
-             (too_big ? " (retention.bytes)" : " (retention.ms)"));
+             (deleted   ? " (records deleted)"
+              : too_big ? " (retention.bytes)"
+                        : " (retention.ms)"));
     }
   }
 }

@@ -1,4 +1,4 @@
-// RequestHandler: Produce, Fetch (with its long poll) and ListOffsets.
+// RequestHandler: Produce, Fetch (with its long poll), ListOffsets and DeleteRecords.
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -290,6 +290,53 @@ void RequestHandler::list_offsets(ConnectionState&, const Header& h, ByteReader&
           p.max_num_offsets > 0)
         rp.old_style_offsets = {rp.offset};
       rt.partitions.push_back(std::move(rp));
+    }
+    resp.topics.push_back(std::move(rt));
+  }
+  respond({response_frame(h, resp), false, {}});
+}
+
+// ---- DeleteRecords ----------------------------------------------------------------------------
+
+void RequestHandler::delete_records(ConnectionState&, const Header& h, ByteReader& r,
+                                    Respond respond) {
+  kafka::DeleteRecordsRequest req;
+  if (!kafka::decode(r, h.api_version, req)) return respond(malformed_request("DeleteRecords", r));
+  kafka::DeleteRecordsResponse resp;
+  for (const auto& t : req.topics) {
+    kafka::DeleteRecordsResponse::Topic rt;
+    rt.name = t.name;
+    auto topic = directory_.topic(std::string(t.name));
+    for (const auto& p : t.partitions) {
+      kafka::DeleteRecordsResponse::Partition rp;
+      rp.partition_index = p.partition_index;
+      if (!topic) {
+        rp.error_code = kafka_error_for(topic.status());
+        rt.partitions.push_back(rp);
+        continue;
+      }
+      auto log = p.partition_index >= 0 && p.partition_index < (*topic)->config.partitions
+                     ? directory_.log(*topic, p.partition_index)
+                     : Result<std::shared_ptr<shm::PartitionLog>>(
+                           Status(sluice::ErrorCode::kNotFound, "no such partition"));
+      if (!log) {
+        rp.error_code = kafka_error_for(log.status());
+      } else if (p.offset < -1) {
+        rp.error_code = ErrorCode::kOffsetOutOfRange;
+      } else {
+        // -1: everything up to the high watermark, as Kafka reads it.
+        std::int64_t before = p.offset == -1 ? (*log)->end_offset() : p.offset;
+        auto start = (*log)->delete_records_before(before);
+        if (start) {
+          rp.low_watermark = *start;
+          directory_.start_moved(*topic, p.partition_index, *start);
+          spdlog::info("kafka gateway: deleted records of {}/{} before offset {}", t.name,
+                       p.partition_index, *start);
+        } else {
+          rp.error_code = kafka_error_for(start.status());  // kOutOfRange: past the end
+        }
+      }
+      rt.partitions.push_back(rp);
     }
     resp.topics.push_back(std::move(rt));
   }

@@ -145,9 +145,17 @@ std::int64_t PartitionDirectory::log_start(const std::shared_ptr<TopicEntry>& to
   if (!l) return -1;
   auto bases = (*l)->segment_bases();
   if (!bases || bases->empty()) return -1;
+  std::int64_t start = (*l)->start_offset(*bases);
   std::lock_guard<std::mutex> lock(mutex_);
-  topic->log_starts[static_cast<std::size_t>(partition)] = {bases->front(), now};
-  return bases->front();
+  topic->log_starts[static_cast<std::size_t>(partition)] = {start, now};
+  return start;
+}
+
+void PartitionDirectory::start_moved(const std::shared_ptr<TopicEntry>& topic,
+                                     std::int32_t partition, std::int64_t start) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (partition < 0 || static_cast<std::size_t>(partition) >= topic->log_starts.size()) return;
+  topic->log_starts[static_cast<std::size_t>(partition)] = {start, shm::monotonic_ns()};
 }
 
 void PartitionDirectory::forget(const std::string& name) {

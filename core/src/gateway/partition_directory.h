@@ -57,8 +57,8 @@ struct TopicEntry {
   std::int64_t checked_ns = 0;
   std::vector<std::unique_ptr<PartitionWriter>> writers;  // grows with the topic
   std::vector<std::shared_ptr<shm::PartitionLog>> logs;   // for readers, opened on demand
-  // Each partition's earliest segment base (Kafka's log start offset), re-read at most every
-  // 100 ms: (offset, when read).
+  // Each partition's start (Kafka's log start offset: PartitionLog::start_offset), re-read at
+  // most every 100 ms: (offset, when read).
   std::vector<std::pair<std::int64_t, std::int64_t>> log_starts;
 };
 
@@ -74,8 +74,11 @@ class PartitionDirectory {
   // The partition's log, for readers.
   Result<std::shared_ptr<shm::PartitionLog>> log(const std::shared_ptr<TopicEntry>& topic,
                                                  std::int32_t partition);
-  // Kafka's log start offset: the base of the oldest segment (cached briefly); -1 if unknown.
+  // Kafka's log start offset: PartitionLog::start_offset (cached briefly); -1 if unknown.
   std::int64_t log_start(const std::shared_ptr<TopicEntry>& topic, std::int32_t partition);
+  // Sets the cached start of a partition whose records this process deleted.
+  void start_moved(const std::shared_ptr<TopicEntry>& topic, std::int32_t partition,
+                   std::int64_t start);
   // Forgets a topic (after the broker deleted it), so that the next lookup reads it afresh.
   void forget(const std::string& name);
   std::vector<std::string> names() const;

@@ -228,7 +228,7 @@ OffsetRange offset_range(PartitionDirectory& directory, const std::shared_ptr<To
   }
   out.end = (*log)->end_offset();
   auto bases = (*log)->segment_bases();
-  out.start = bases && !bases->empty() ? bases->front() : out.end;
+  out.start = bases && !bases->empty() ? (*log)->start_offset(*bases) : out.end;
   // The first segment may begin with padding or have been recycled: ask a reader.
   auto reader = shm::LogReader::open(*log);
   if (reader && reader->seek_to_beginning()) out.start = reader->position();
@@ -249,6 +249,13 @@ ReadOutcome read_records(PartitionDirectory& directory, ConnectionState& connect
   shm::LogReader& reader = *(*cursor)->reader;
   result.high_watermark = (*cursor)->log->end_offset();
   result.log_start_offset = directory.log_start(topic, partition);
+  if (fetch_offset < result.log_start_offset) {
+    // Deleted (DeleteRecords), though a cursor already past its seek could still read it.
+    result.error = ErrorCode::kOffsetOutOfRange;
+    result.message = "offset " + std::to_string(fetch_offset) + " is before the log start offset " +
+                     std::to_string(result.log_start_offset);
+    return result;
+  }
   if (reader.position() != fetch_offset || !reader.segment_current()) {
     if (Status s = reader.seek(fetch_offset); !s) {
       OffsetRange range = offset_range(directory, topic, partition);

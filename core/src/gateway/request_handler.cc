@@ -74,6 +74,8 @@ void RequestHandler::handle(ConnectionState& connection, std::string_view frame,
       return fetch(connection, h, r, std::move(respond));
     case ApiKey::kListOffsets:
       return list_offsets(connection, h, r, std::move(respond));
+    case ApiKey::kDeleteRecords:
+      return delete_records(connection, h, r, std::move(respond));
     case ApiKey::kMetadata:
       return metadata(connection, h, r, std::move(respond));
     case ApiKey::kOffsetCommit:

@@ -8,7 +8,8 @@
 //   DescribeConfigs, DescribeLogDirs,
 //   AlterConfigs, IncrementalAlterConfigs             handle_alter_configs.cc
 //   InitProducerId
-//   Produce, Fetch (long poll), ListOffsets            handle_data.cc, record_path.cc
+//   Produce, Fetch (long poll), ListOffsets,           handle_data.cc, record_path.cc
+//   DeleteRecords
 //   JoinGroup, SyncGroup, Heartbeat, LeaveGroup,       handle_groups.cc -> the broker's
 //   OffsetCommit, OffsetFetch                          KafkaGroupService
 //   ListGroups, DescribeGroups, DeleteGroups,          handle_group_admin.cc -> the broker's
@@ -74,6 +75,7 @@ class RequestHandler {
   void produce(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void fetch(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void list_offsets(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
+  void delete_records(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void join_group(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void sync_group(ConnectionState&, const Header&, kafka::ByteReader&, Respond);
   void heartbeat(ConnectionState&, const Header&, kafka::ByteReader&, Respond);

@@ -762,6 +762,47 @@ void encode(ByteWriter& w, std::int16_t version, const DeleteTopicsResponse& m);
 bool decode(ByteReader& r, std::int16_t version, DeleteTopicsResponse& m);
 
 // ---------------------------------------------------------------------------------------------
+// DeleteRecords (21): v0-1 (the same layout; v2 is flexible)
+
+struct DeleteRecordsRequest {
+  struct Partition {
+    std::int32_t partition_index = 0;
+    std::int64_t offset = 0;  // records before it are deleted; -1: the high watermark
+    friend bool operator==(const Partition&, const Partition&) = default;
+  };
+  struct Topic {
+    std::string_view name;
+    std::vector<Partition> partitions;
+    friend bool operator==(const Topic&, const Topic&) = default;
+  };
+  std::vector<Topic> topics;
+  std::int32_t timeout_ms = 0;
+  friend bool operator==(const DeleteRecordsRequest&, const DeleteRecordsRequest&) = default;
+};
+
+struct DeleteRecordsResponse {
+  struct Partition {
+    std::int32_t partition_index = 0;
+    std::int64_t low_watermark = -1;  // the log start offset after the deletion
+    ErrorCode error_code = ErrorCode::kNone;
+    friend bool operator==(const Partition&, const Partition&) = default;
+  };
+  struct Topic {
+    std::string_view name;
+    std::vector<Partition> partitions;
+    friend bool operator==(const Topic&, const Topic&) = default;
+  };
+  std::int32_t throttle_time_ms = 0;
+  std::vector<Topic> topics;
+  friend bool operator==(const DeleteRecordsResponse&, const DeleteRecordsResponse&) = default;
+};
+
+bool decode(ByteReader& r, std::int16_t version, DeleteRecordsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const DeleteRecordsRequest& m);
+void encode(ByteWriter& w, std::int16_t version, const DeleteRecordsResponse& m);
+bool decode(ByteReader& r, std::int16_t version, DeleteRecordsResponse& m);
+
+// ---------------------------------------------------------------------------------------------
 // DescribeLogDirs (35): v0-1 (the same layout; v2 is flexible)
 
 struct DescribeLogDirsRequest {

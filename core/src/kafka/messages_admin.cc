@@ -1,7 +1,7 @@
 // Kafka codec for cluster metadata and administration: Metadata (3), CreateTopics (19),
-// DeleteTopics (20), DescribeLogDirs (35), CreatePartitions (37), DescribeConfigs (32),
-// AlterConfigs (33), IncrementalAlterConfigs (44) and InitProducerId (22), non-flexible versions
-// (messages.h). Layouts follow Kafka's message schemas of the same names.
+// DeleteTopics (20), DeleteRecords (21), DescribeLogDirs (35), CreatePartitions (37),
+// DescribeConfigs (32), AlterConfigs (33), IncrementalAlterConfigs (44) and InitProducerId (22),
+// non-flexible versions (messages.h). Layouts follow Kafka's message schemas of the same names.
 #include "kafka/messages.h"
 #include "kafka/messages_codec.h"
 
@@ -112,6 +112,34 @@ void fields(IO& io, std::int16_t v, M& m) {
   io.array(m.responses, kMinString + 2, [&](auto& t) {
     io.string(t.name);
     io.error(t.error_code);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeleteRecords
+
+template <typename IO, Is<DeleteRecordsRequest> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.array(m.topics, kMinString + kMinArray, [&](auto& t) {
+    io.string(t.name);
+    io.array(t.partitions, 4 + 8, [&](auto& p) {
+      io.i32(p.partition_index);
+      io.i64(p.offset);
+    });
+  });
+  io.i32(m.timeout_ms);
+}
+
+template <typename IO, Is<DeleteRecordsResponse> M>
+void fields(IO& io, std::int16_t /*v*/, M& m) {
+  io.i32(m.throttle_time_ms);
+  io.array(m.topics, kMinString + kMinArray, [&](auto& t) {
+    io.string(t.name);
+    io.array(t.partitions, 4 + 8 + 2, [&](auto& p) {
+      io.i32(p.partition_index);
+      io.i64(p.low_watermark);
+      io.error(p.error_code);
+    });
   });
 }
 
@@ -268,6 +296,8 @@ SLUICE_KAFKA_CODEC(CreateTopicsRequest)
 SLUICE_KAFKA_CODEC(CreateTopicsResponse)
 SLUICE_KAFKA_CODEC(DeleteTopicsRequest)
 SLUICE_KAFKA_CODEC(DeleteTopicsResponse)
+SLUICE_KAFKA_CODEC(DeleteRecordsRequest)
+SLUICE_KAFKA_CODEC(DeleteRecordsResponse)
 SLUICE_KAFKA_CODEC(DescribeLogDirsRequest)
 SLUICE_KAFKA_CODEC(DescribeLogDirsResponse)
 SLUICE_KAFKA_CODEC(CreatePartitionsRequest)

@@ -43,6 +43,8 @@ std::string_view api_name(std::int16_t api_key) {
       return "DescribeConfigs";
     case ApiKey::kAlterConfigs:
       return "AlterConfigs";
+    case ApiKey::kDeleteRecords:
+      return "DeleteRecords";
     case ApiKey::kDescribeLogDirs:
       return "DescribeLogDirs";
     case ApiKey::kCreatePartitions:

@@ -29,6 +29,7 @@ enum class ApiKey : std::int16_t {
   kApiVersions = 18,
   kCreateTopics = 19,
   kDeleteTopics = 20,
+  kDeleteRecords = 21,
   kInitProducerId = 22,
   kDescribeConfigs = 32,
   kAlterConfigs = 33,
@@ -147,10 +148,10 @@ struct ApiVersionRange {
 // What ApiVersions advertises, and what the gateway decodes, ordered by key: KAFKA-PROTOCOL.md's
 // "advertise" column, plus the non-flexible versions of admin APIs that Kafka's tools and admin
 // clients use (DescribeGroups, ListGroups, DeleteGroups, OffsetDelete; CreatePartitions,
-// AlterConfigs, IncrementalAlterConfigs; DescribeLogDirs).
+// AlterConfigs, IncrementalAlterConfigs; DeleteRecords, DescribeLogDirs).
 // One API a line (clang-format would pack these in columns).
 // clang-format off
-inline constexpr std::array<ApiVersionRange, 24> kSupportedApis{{
+inline constexpr std::array<ApiVersionRange, 25> kSupportedApis{{
     {ApiKey::kProduce, 3, 8},
     {ApiKey::kFetch, 4, 11},
     {ApiKey::kListOffsets, 0, 5},
@@ -167,6 +168,7 @@ inline constexpr std::array<ApiVersionRange, 24> kSupportedApis{{
     {ApiKey::kApiVersions, 0, 2},
     {ApiKey::kCreateTopics, 0, 4},
     {ApiKey::kDeleteTopics, 0, 3},
+    {ApiKey::kDeleteRecords, 0, 1},
     {ApiKey::kInitProducerId, 0, 1},
     {ApiKey::kDescribeConfigs, 0, 3},
     {ApiKey::kAlterConfigs, 0, 1},

@@ -5,14 +5,17 @@
 #include <sys/resource.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <string>
 #include <vector>
 
 #include "gateway_test_support.h"
 #include "process_support.h"
+#include "shm/segment.h"
 
 namespace sluice::gateway_test {
 namespace {
@@ -877,6 +880,92 @@ TEST_CASE("gateway: ListOffsets answers latest, earliest and by timestamp", "[ka
   CHECK(list_offset(c, "empty", 0, kBaseTs).offset == -1);
   auto unknown = list_offset(c, "nope", 0, -1);
   CHECK(unknown.error_code == ErrorCode::kUnknownTopicOrPartition);
+}
+
+// DeleteRecords v`version` of one partition; its (low watermark, error).
+std::pair<std::int64_t, ErrorCode> delete_records(KafkaClient& c, std::string_view topic,
+                                                  std::int32_t partition, std::int64_t offset,
+                                                  std::int16_t version = 1) {
+  kafka::DeleteRecordsRequest req{{{topic, {{partition, offset}}}}, 5000};
+  auto reply = c.call<kafka::DeleteRecordsResponse>(ApiKey::kDeleteRecords, version, req);
+  REQUIRE(reply->topics.size() == 1);
+  CHECK(reply->topics[0].name == topic);
+  REQUIRE(reply->topics[0].partitions.size() == 1);
+  CHECK(reply->topics[0].partitions[0].partition_index == partition);
+  return {reply->topics[0].partitions[0].low_watermark, reply->topics[0].partitions[0].error_code};
+}
+
+TEST_CASE(
+    "gateway: DeleteRecords moves the log start: fetches below it are out of range and "
+    "retention drops the segments wholly below it",
+    "[kafka][gateway]") {
+  GatewayBroker broker([](BrokerConfig& bc) { bc.retention_check_ms = 20; });
+  TopicConfig tc;
+  tc.segment_bytes = 64 << 10;  // about 60 records of 1 KiB a segment
+  broker.create_topic("del", 2, tc);
+  KafkaClient c(broker);
+  std::vector<TestRecord> sent;
+  for (int i = 0; i < 20; ++i) {
+    auto batch = kilobyte_records(10);
+    REQUIRE(produce(c, "del", 0, encode_batch(batch, 0)).error_code == ErrorCode::kNone);
+    for (auto& r : with_offsets(batch, i * 10)) sent.push_back(r);
+  }
+  REQUIRE(produce(c, "del", 1, encode_batch(kilobyte_records(10), 0)).error_code ==
+          ErrorCode::kNone);
+  REQUIRE(broker.describe_topic("del")->partitions[0].segments >= 3);
+  // A connection reading below the cut before it is made.
+  KafkaClient early(broker);
+  kafka::FetchRequest small = fetch_request("del", 0, 0);
+  small.topics[0].partitions[0].partition_max_bytes = 1;  // one record, at least
+  FetchedPartition first =
+      fetched_partition(early.call<kafka::FetchResponse>(ApiKey::kFetch, 11, small).body, "del", 0);
+  REQUIRE_FALSE(first.records.empty());
+  const std::int64_t early_next = first.records.back().offset + 1;
+  REQUIRE(early_next < 150);
+
+  using Result = std::pair<std::int64_t, ErrorCode>;
+  CHECK(delete_records(c, "del", 0, 150) == Result{150, ErrorCode::kNone});
+  CHECK(delete_records(c, "del", 1, -1, 0) == Result{10, ErrorCode::kNone});  // to the end
+  // Never back down; nothing past the end; no such partition or topic.
+  CHECK(delete_records(c, "del", 0, 100) == Result{150, ErrorCode::kNone});
+  CHECK(delete_records(c, "del", 0, 201) == Result{-1, ErrorCode::kOffsetOutOfRange});
+  CHECK(delete_records(c, "del", 0, -2) == Result{-1, ErrorCode::kOffsetOutOfRange});
+  CHECK(delete_records(c, "del", 7, 0) == Result{-1, ErrorCode::kUnknownTopicOrPartition});
+  CHECK(delete_records(c, "nope", 0, 0) == Result{-1, ErrorCode::kUnknownTopicOrPartition});
+
+  CHECK(list_offset(c, "del", 0, -2).offset == 150);
+  CHECK(list_offset(c, "del", 0, -1).offset == 200);
+  CHECK(list_offset(c, "del", 1, -2).offset == 10);
+  CHECK(list_offset(c, "del", 0, kBaseTs - 100000).offset == 150);  // by time: the first served
+  CHECK(broker.describe_topic("del")->partitions[0].start_offset == 150);
+
+  FetchedPartition at_start = fetch(c, "del", 0, 150);
+  CHECK(at_start.error == ErrorCode::kNone);
+  CHECK(at_start.log_start_offset == 150);
+  REQUIRE_FALSE(at_start.records.empty());
+  CHECK(at_start.records.front().offset == 150);
+  CHECK(fetch_all(c, "del", 0, 150) == std::vector<TestRecord>(sent.begin() + 150, sent.end()));
+  CHECK(fetch(c, "del", 0, 149).error == ErrorCode::kOffsetOutOfRange);
+  CHECK(fetch(c, "del", 0, 0).error == ErrorCode::kOffsetOutOfRange);
+  FetchedPartition empty = fetch(c, "del", 1, 10);
+  CHECK(empty.error == ErrorCode::kNone);
+  CHECK(empty.records.empty());
+
+  // The connection that was reading below the cut, where it stopped: out of range too.
+  CHECK(fetch(early, "del", 0, early_next).error == ErrorCode::kOffsetOutOfRange);
+
+  // Retention drops the segments below 150; the one holding 150 stays.
+  CHECK(eventually([&] {
+    auto d = broker.describe_topic("del");
+    std::vector<std::int64_t> bases;
+    for (const auto& e : std::filesystem::directory_iterator(broker.data_dir() + "/topics/del/0"))
+      if (std::int64_t b = shm::parse_segment_file_name(e.path().filename()); b >= 0)
+        bases.push_back(b);
+    std::sort(bases.begin(), bases.end());
+    return !bases.empty() && bases.front() > 0 && bases.front() <= 150 &&
+           (bases.size() < 2 || bases[1] > 150);
+  }));
+  CHECK(fetch_all(c, "del", 0, 150) == std::vector<TestRecord>(sent.begin() + 150, sent.end()));
 }
 
 // ---- a full disk

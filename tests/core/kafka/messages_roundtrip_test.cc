@@ -523,6 +523,14 @@ TEST_CASE("messages: CreatePartitions round-trips v0-1", "[kafka][messages]") {
                       [](std::int16_t, CreatePartitionsResponse&) {});
 }
 
+TEST_CASE("messages: DeleteRecords round-trips v0-1", "[kafka][messages]") {
+  DeleteRecordsRequest req{{{"t", {{0, 5}, {3, -1}}}, {"u", {}}}, 1000};
+  round_trip_versions(ApiKey::kDeleteRecords, req, [](std::int16_t, DeleteRecordsRequest&) {});
+  DeleteRecordsResponse resp{
+      2, {{"t", {{0, 5, ErrorCode::kNone}, {3, -1, ErrorCode::kOffsetOutOfRange}}}, {"u", {}}}};
+  round_trip_versions(ApiKey::kDeleteRecords, resp, [](std::int16_t, DeleteRecordsResponse&) {});
+}
+
 TEST_CASE("messages: DescribeLogDirs round-trips v0-1", "[kafka][messages]") {
   DescribeLogDirsRequest all;  // null: every partition
   round_trip_versions(ApiKey::kDescribeLogDirs, all, [](std::int16_t, DescribeLogDirsRequest&) {});

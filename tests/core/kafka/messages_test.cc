@@ -68,6 +68,7 @@ TEST_CASE("protocol: the advertised ranges are KAFKA-PROTOCOL.md's and the group
   CHECK(range(ApiKey::kDeleteGroups) == P{0, 1});
   CHECK(range(ApiKey::kCreatePartitions) == P{0, 1});
   CHECK(range(ApiKey::kDescribeLogDirs) == P{0, 1});
+  CHECK(range(ApiKey::kDeleteRecords) == P{0, 1});
   CHECK(range(ApiKey::kAlterConfigs) == P{0, 1});
   CHECK(range(ApiKey::kIncrementalAlterConfigs) == P{0, 0});
   CHECK(range(ApiKey::kOffsetDelete) == P{0, 0});
@@ -136,6 +137,21 @@ TEST_CASE("messages: ApiVersions v3 request header v2 and body are parsed", "[ka
   CHECK(decode(r2, 2, empty));
 }
 
+TEST_CASE("messages: DeleteRecords matches hand-computed bytes", "[kafka][messages]") {
+  // Kafka's schema, v0 and v1 alike: topics, each a name and (partition, offset) pairs; timeout.
+  DeleteRecordsRequest req{{{"t", {{1, 300}}}}, 5000};
+  ByteWriter w;
+  encode(w, 1, req);
+  CHECK(w.buffer() == hex("00000001 0001 74 00000001 00000001 000000000000012c 00001388"));
+  // throttle; topics: name, partitions: index, low watermark, error.
+  DeleteRecordsResponse resp{
+      0, {{"t", {{1, 300, ErrorCode::kNone}, {2, -1, ErrorCode::kOffsetOutOfRange}}}}};
+  ByteWriter r;
+  encode(r, 0, resp);
+  CHECK(r.buffer() == hex("00000000 00000001 0001 74 00000002 00000001 000000000000012c 0000 "
+                          "00000002 ffffffffffffffff 0001"));
+}
+
 TEST_CASE("messages: DescribeLogDirs matches hand-computed bytes", "[kafka][messages]") {
   // Kafka's schema, v0 and v1 alike: a nullable array of topics, each a name and partitions.
   DescribeLogDirsRequest req{std::vector<DescribeLogDirsRequest::Topic>{{"t", {1}}}};
@@ -173,8 +189,8 @@ TEST_CASE("messages: ApiVersions responses match hand-computed bytes", "[kafka][
   // The reply to a v3+ request: v0 layout, UNSUPPORTED_VERSION (35), every supported API.
   ByteWriter v3;
   encode(v3, 0, api_versions_response(ErrorCode::kUnsupportedVersion));
-  CHECK(v3.buffer().substr(0, 6) == hex("0023 00000018"));
-  CHECK(v3.size() == 2 + 4 + 24 * 6);
+  CHECK(v3.buffer().substr(0, 6) == hex("0023 00000019"));
+  CHECK(v3.size() == 2 + 4 + 25 * 6);
   ApiVersionsResponse got;
   REQUIRE(decode_all(v3.buffer(), 0, got));
   CHECK(got.error_code == ErrorCode::kUnsupportedVersion);

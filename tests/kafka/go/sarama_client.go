@@ -16,7 +16,9 @@
 //  5. after 40 more records, a new member of the same group reads exactly those 40: it
 //     resumes from the committed offsets;
 //  6. the cluster admin (ListGroups, DescribeGroups, DeleteGroups) lists the group, describes
-//     it Empty once its members have left, and deletes it with its committed offsets.
+//     it Empty once its members have left, and deletes it with its committed offsets;
+//  7. the cluster admin's DeleteRecords moves partition 0's start to offset 100: the oldest
+//     offset is 100, consuming from 99 is out of range, from the oldest starts at 100.
 //
 // Exits 0 on success; prints what differed and exits 1 otherwise.
 package main
@@ -383,7 +385,44 @@ func main() {
 			fail("partition %d: committed %d after the group was deleted", p, off)
 		}
 	}
-	admin.Close()
 	fmt.Println("sarama_client: the cluster admin listed, described and deleted the group")
+
+	// 7. DeleteRecords
+	const cut = 100
+	if err := admin.DeleteRecords(topic, map[int32]int64{0: cut}); err != nil {
+		fail("DeleteRecords: %v", err)
+	}
+	admin.Close()
+	reader, err := sarama.NewClient([]string{bootstrap}, config())
+	if err != nil {
+		fail("client: %v", err)
+	}
+	defer reader.Close()
+	if oldest, err := reader.GetOffset(topic, 0, sarama.OffsetOldest); err != nil || oldest != cut {
+		fail("partition 0 after DeleteRecords: oldest offset %d (%v), want %d", oldest, err, cut)
+	}
+	consumer, err := sarama.NewConsumerFromClient(reader)
+	if err != nil {
+		fail("consumer: %v", err)
+	}
+	defer consumer.Close()
+	if _, err := consumer.ConsumePartition(topic, 0, cut-1); err != sarama.ErrOffsetOutOfRange {
+		fail("consuming partition 0 from %d after DeleteRecords: %v, want %v", cut-1, err,
+			sarama.ErrOffsetOutOfRange)
+	}
+	pc, err := consumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		fail("consuming partition 0 from the oldest offset: %v", err)
+	}
+	select {
+	case m := <-pc.Messages():
+		if m.Offset != cut {
+			fail("partition 0 after DeleteRecords: first record at %d, want %d", m.Offset, cut)
+		}
+	case <-time.After(10 * time.Second):
+		fail("partition 0 after DeleteRecords: no record in 10 s")
+	}
+	pc.Close()
+	fmt.Printf("sarama_client: DeleteRecords moved partition 0's start to %d\n", cut)
 	fmt.Println("sarama_client: OK")
 }
