@@ -1,8 +1,11 @@
-// `sluice topic create|list|describe|alter|delete`: topic administration through the broker
+// `sluice topic create|list|describe|alter|delete|delete-records`: topic administration through
+// the broker
 // (sluice::Admin). Every subcommand needs a running `sluiced` for the data directory.
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -177,6 +180,27 @@ int run_describe(const std::string& data_dir, const std::vector<std::string>& na
   return kExitOk;
 }
 
+int run_delete_records(const std::string& data_dir, const std::string& name,
+                       std::optional<std::int32_t> partition, std::int64_t before) {
+  auto admin = connect(data_dir);
+  if (!admin) return report(admin.status());
+  std::vector<std::int32_t> partitions;
+  if (partition) {
+    partitions.push_back(*partition);
+  } else {
+    auto d = admin->describe_topic(name);
+    if (!d) return report(d.status(), unknown_topic_hint(d.status()));
+    for (const auto& p : d->partitions) partitions.push_back(p.partition);
+  }
+  for (std::int32_t p : partitions) {
+    auto start = admin->delete_records(name, p, before);
+    if (!start) return report(start.status(), unknown_topic_hint(start.status()));
+    std::printf("topic %s partition %d: starts at offset %lld\n", name.c_str(), p,
+                static_cast<long long>(*start));
+  }
+  return kExitOk;
+}
+
 int run_delete(const std::string& data_dir, const std::string& name) {
   auto admin = connect(data_dir);
   if (!admin) return report(admin.status());
@@ -188,7 +212,8 @@ int run_delete(const std::string& data_dir, const std::string& name) {
 }  // namespace
 
 void add_topic_command(CLI::App& app, int& exit_code) {
-  CLI::App* topic = app.add_subcommand("topic", "Create, list, describe, alter and delete topics");
+  CLI::App* topic = app.add_subcommand(
+      "topic", "Create, list, describe, alter and delete topics, and delete records");
   topic->require_subcommand(1);
 
   {
@@ -223,6 +248,29 @@ void add_topic_command(CLI::App& app, int& exit_code) {
     cmd->add_option("topic", a->name, "Topic name")->required();
     add_data_dir_option(cmd, a->data_dir);
     cmd->callback([a, &exit_code] { exit_code = run_delete(a->data_dir, a->name); });
+  }
+  {
+    struct Args {
+      std::string data_dir;
+      std::string name;
+      std::optional<std::int32_t> partition;
+      std::int64_t before = 0;
+    };
+    auto a = std::make_shared<Args>();
+    CLI::App* cmd = topic->add_subcommand(
+        "delete-records",
+        "Delete a partition's records before an offset, as Kafka's kafka-delete-records.sh: "
+        "they are no longer served, and retention drops the segments wholly below it");
+    cmd->add_option("topic", a->name, "Topic name")->required();
+    cmd->add_option("-p,--partition", a->partition, "Partition (default: every partition)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--before", a->before, "Offset the partition is to start at; -1: its end")
+        ->required()
+        ->check(CLI::Range(std::int64_t{-1}, std::numeric_limits<std::int64_t>::max()));
+    add_data_dir_option(cmd, a->data_dir);
+    cmd->callback([a, &exit_code] {
+      exit_code = run_delete_records(a->data_dir, a->name, a->partition, a->before);
+    });
   }
 }
 

@@ -58,6 +58,14 @@ Status Admin::delete_topic(const std::string& name) {
   return impl_->control->request("topic.delete", {{"name", name}}).status();
 }
 
+Result<std::int64_t> Admin::delete_records(const std::string& name, std::int32_t partition,
+                                           std::int64_t before) {
+  auto r = impl_->control->request("topic.delete_records",
+                                   {{"name", name}, {"partition", partition}, {"before", before}});
+  if (!r) return r.status();
+  return r->value("start", std::int64_t{-1});
+}
+
 Result<std::vector<std::string>> Admin::list_groups() {
   auto r = impl_->control->request("group.list", json::object());
   if (!r) return r.status();

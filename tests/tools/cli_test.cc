@@ -86,6 +86,7 @@ TEST_CASE("cli: every subcommand has --help and bad arguments get one line and e
                                                           {"topic", "describe"},
                                                           {"topic", "alter"},
                                                           {"topic", "delete"},
+                                                          {"topic", "delete-records"},
                                                           {"produce"},
                                                           {"consume"},
                                                           {"group", "list"},
@@ -227,6 +228,29 @@ TEST_CASE("cli: topic create list describe alter and delete", "[cli][process]") 
   CHECK(shrink.exit_code == 2);
   CHECK(shrink.err.find("never shrink") != std::string::npos);
 
+  // delete-records: partition 1 (records a, b) starts at 1; the others at their ends.
+  auto dr = cli(dir, {"topic", "delete-records", "orders", "-p", "1", "--before", "1"});
+  INFO(dr.err);
+  CHECK(dr.exit_code == 0);
+  CHECK(dr.out == "topic orders partition 1: starts at offset 1\n");
+  auto consumed = cli(dir, {"consume", "orders", "-p", "1", "-e", "--format", "%o %s\\n"});
+  CHECK(consumed.out == "1 b\n");
+  CHECK(cli(dir, {"topic", "delete-records", "orders", "-p", "1", "--before", "0"}).out ==
+        "topic orders partition 1: starts at offset 1\n");  // never back down
+  auto past = cli(dir, {"topic", "delete-records", "orders", "-p", "1", "--before", "3"});
+  CHECK(past.exit_code == 1);
+  CHECK(one_line(past.err));
+  CHECK(past.err.find("end offset is 2") != std::string::npos);
+  auto all = cli(dir, {"topic", "delete-records", "orders", "--before=-1"});
+  CHECK(all.exit_code == 0);
+  CHECK(all.out.find("topic orders partition 1: starts at offset 2\n") != std::string::npos);
+  dj = json::parse(cli(dir, {"topic", "describe", "orders", "--json"}).out);
+  CHECK(dj["partitions"][1]["start_offset"] == 2);
+  CHECK(dj["partitions"][1]["end_offset"] == 2);
+  auto no_partition = cli(dir, {"topic", "delete-records", "orders", "-p", "9", "--before", "0"});
+  CHECK(no_partition.exit_code == 2);
+  CHECK(no_partition.err.find("has no partition 9") != std::string::npos);
+
   auto del = cli(dir, {"topic", "delete", "audit"});
   CHECK(del.exit_code == 0);
   CHECK(del.out == "deleted topic audit\n");
@@ -234,6 +258,7 @@ TEST_CASE("cli: topic create list describe alter and delete", "[cli][process]") 
 
   for (std::vector<std::string> args : {std::vector<std::string>{"topic", "describe", "audit"},
                                         {"topic", "delete", "audit"},
+                                        {"topic", "delete-records", "audit", "--before", "0"},
                                         {"topic", "alter", "audit", "--partitions", "4"}}) {
     auto r = cli(dir, args);
     INFO(args[1]);

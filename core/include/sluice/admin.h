@@ -70,6 +70,11 @@ class Admin {
   Status alter_topic(const std::string& name, const TopicConfig& changes,
                      const std::vector<std::string>& fields);
   Status delete_topic(const std::string& name);
+  // Kafka's DeleteRecords: the partition's records before offset `before` (-1: all of them)
+  // are no longer served, and retention drops the segments wholly below it. Returns the
+  // partition's start offset after the call (it never moves down); kOutOfRange past the end.
+  Result<std::int64_t> delete_records(const std::string& name, std::int32_t partition,
+                                      std::int64_t before);
 
   Result<std::vector<std::string>> list_groups();
   Result<GroupInfo> describe_group(const std::string& group);

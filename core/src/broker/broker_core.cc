@@ -115,6 +115,7 @@ void BrokerCore::handle(const std::shared_ptr<Session>& session, json& msg) {
       {"topic.describe", &BrokerCore::op_topic_describe},
       {"topic.alter", &BrokerCore::op_topic_alter},
       {"topic.delete", &BrokerCore::op_topic_delete},
+      {"topic.delete_records", &BrokerCore::op_topic_delete_records},
   };
   const std::string op = msg["op"].get<std::string>();
   if ((msg.contains("id") && !msg["id"].is_number_integer()) ||
@@ -252,6 +253,36 @@ void BrokerCore::op_topic_delete(const std::shared_ptr<Session>& s, const json& 
     fail(s, req, st);
     out["__failed"] = true;
   }
+}
+
+void BrokerCore::op_topic_delete_records(const std::shared_ptr<Session>& s, const json& req,
+                                         json& out) {
+  std::string name = req.at("name").get<std::string>();
+  auto partition = req.at("partition").get<std::int32_t>();
+  auto before = req.at("before").get<std::int64_t>();
+  const TopicState* t = topics_.find(name);
+  Status st;
+  if (t == nullptr) {
+    st = Status(ErrorCode::kUnknownTopic, "unknown topic " + name + " in " + dir_.root);
+  } else if (partition < 0 || partition >= static_cast<std::int32_t>(t->partitions.size())) {
+    st = Status(ErrorCode::kInvalidArgument,
+                "topic " + name + " has no partition " + std::to_string(partition));
+  } else if (before < -1) {
+    st = Status(ErrorCode::kInvalidArgument,
+                "delete records before " + std::to_string(before) + ": give an offset, or -1");
+  } else {
+    // Kafka's DeleteRecords: -1 is the end. Retention drops the segments wholly below it.
+    shm::PartitionLog& log = *t->partitions[static_cast<std::size_t>(partition)].log;
+    auto start = log.delete_records_before(before == -1 ? log.end_offset() : before);
+    if (start) {
+      out["start"] = *start;
+      spdlog::info("deleted the records of {}/{} before offset {}", name, partition, *start);
+      return;
+    }
+    st = start.status();
+  }
+  fail(s, req, st);
+  out["__failed"] = true;
 }
 
 }  // namespace sluice::broker

@@ -86,6 +86,8 @@ class BrokerCore {
   void op_topic_describe(const std::shared_ptr<Session>&, const control::json&, control::json&);
   void op_topic_alter(const std::shared_ptr<Session>&, const control::json&, control::json&);
   void op_topic_delete(const std::shared_ptr<Session>&, const control::json&, control::json&);
+  void op_topic_delete_records(const std::shared_ptr<Session>&, const control::json&,
+                               control::json&);
 
   BrokerConfig config_;
   DataDir dir_;
