@@ -4,7 +4,7 @@
 // check that it resumes from the committed offset: it gets exactly the records after it. Then
 // the admin client lists, describes and deletes the group, grows the topic by a partition and
 // sets its retention.ms (ListGroups, DescribeGroups, DeleteGroups, CreatePartitions,
-// AlterConfigs, DescribeConfigs).
+// AlterConfigs, DescribeConfigs), and deletes partition 0's first records (DeleteRecords).
 //
 //   node kafkajs_test.js BOOTSTRAP TOPIC
 //
@@ -154,9 +154,14 @@ async function main() {
   const retention = configs.resources[0].configEntries.find((e) => e.configName === 'retention.ms');
   if (!retention || retention.configValue !== '86400000')
     fail(`retention.ms after alterConfigs: ${JSON.stringify(retention)}`);
+  // DeleteRecords: partition 0 then starts at the cut (its low watermark, from ListOffsets).
+  const cut = base + 10;
+  await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: String(cut) }] });
+  const low = (await admin.fetchTopicOffsets(topic)).find((p) => p.partition === 0).low;
+  if (Number(low) !== cut) fail(`low watermark after deleteTopicRecords: ${low}, want ${cut}`);
   await admin.disconnect();
   console.log('kafkajs_test: PASS (resumed at the committed offset, 15 records exactly; ' +
-    'the group listed, described and deleted; the topic grown and reconfigured)');
+    'the group listed, described and deleted; the topic grown and reconfigured; records deleted)');
 }
 
 main().then(() => process.exit(0), (e) => fail(e.stack || String(e)));
