@@ -251,15 +251,12 @@ void RequestHandler::describe_log_dirs(ConnectionState&, const Header& h, ByteRe
     return respond(malformed_request("DescribeLogDirs", r));
   // One log directory, the data directory. As Kafka does, a partition the broker does not
   // have is left out rather than named with an error; null asks for every partition.
-  struct Asked {
-    std::string name;
-    std::set<std::int32_t> partitions;
-  };
-  std::optional<std::vector<Asked>> asked;
+  using Wanted = std::map<std::string, std::set<std::int32_t>>;
+  std::optional<Wanted> asked;
   if (req.topics) {
     asked.emplace();
     for (const auto& t : *req.topics)
-      asked->push_back({std::string(t.name), {t.partitions.begin(), t.partitions.end()}});
+      (*asked)[std::string(t.name)].insert(t.partitions.begin(), t.partitions.end());
   }
   struct Found {
     std::string name;
@@ -270,16 +267,10 @@ void RequestHandler::describe_log_dirs(ConnectionState&, const Header& h, ByteRe
   broker_.post(
       [this, asked = std::move(asked), found, log_dir, h, respond](broker::BrokerCore& core) {
         *log_dir = core.data_dir();
-        std::map<std::string, std::set<std::int32_t>> wanted;  // an empty set: all of them
-        if (asked) {
-          for (const Asked& a : *asked) {
-            auto& w = wanted[a.name];
-            w.insert(a.partitions.begin(), a.partitions.end());
-          }
-        } else {
-          for (const std::string& name : core.topic_names()) wanted[name];
-        }
-        for (const auto& [name, partitions] : wanted) {
+        Wanted all;
+        if (!asked)
+          for (const std::string& name : core.topic_names()) all[name];
+        for (const auto& [name, partitions] : asked ? *asked : all) {
           auto d = core.describe_topic(name);
           if (!d) continue;
           Found f{name, {}};

@@ -312,17 +312,12 @@ void RequestHandler::delete_records(ConnectionState&, const Header& h, ByteReade
       rp.partition_index = p.partition_index;
       if (!topic) {
         rp.error_code = kafka_error_for(topic.status());
-        rt.partitions.push_back(rp);
-        continue;
-      }
-      auto log = p.partition_index >= 0 && p.partition_index < (*topic)->config.partitions
-                     ? directory_.log(*topic, p.partition_index)
-                     : Result<std::shared_ptr<shm::PartitionLog>>(
-                           Status(sluice::ErrorCode::kNotFound, "no such partition"));
-      if (!log) {
-        rp.error_code = kafka_error_for(log.status());
+      } else if (p.partition_index < 0 || p.partition_index >= (*topic)->config.partitions) {
+        rp.error_code = ErrorCode::kUnknownTopicOrPartition;
       } else if (p.offset < -1) {
         rp.error_code = ErrorCode::kOffsetOutOfRange;
+      } else if (auto log = directory_.log(*topic, p.partition_index); !log) {
+        rp.error_code = kafka_error_for(log.status());
       } else {
         // -1: everything up to the high watermark, as Kafka reads it.
         std::int64_t before = p.offset == -1 ? (*log)->end_offset() : p.offset;
