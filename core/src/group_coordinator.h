@@ -133,11 +133,15 @@ struct MemberDescription {
   bool rejoined = false;  // during a rebalance: it joined again and awaits its assignment
 };
 
+// What Kafka's admin APIs show as a local group's protocol type: its members' subscriptions
+// and assignments are described in the consumer protocol (group_kafka_view.cc).
+inline constexpr const char* kLocalGroupProtocolType = "consumer";
+
 struct GroupDescription {
   std::string group;
   GroupState state = GroupState::kDead;  // kDead: no such group
   std::int32_t generation = 0;
-  std::string protocol_type = "consumer";
+  std::string protocol_type = kLocalGroupProtocolType;
   std::string protocol;                    // assignor of the current generation
   std::vector<MemberDescription> members;  // sorted by member id
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -18,8 +19,9 @@ namespace {
 // Values, little-endian:
 //   offset record:  0 offset i64 | 8 commit_time_ns i64 | 16 generation i32 |
 //                   20 metadata length u16 | 22 flags u16 (1: metadata cut) | 24 metadata
-//   group record:   0 generation i32 | 4 protocol length u16 | 6 flags u16 (0) |
-//                   8 updated_ns i64 | 16 protocol
+//   group record:   0 generation i32 | 4 protocol length u16 |
+//                   6 flags u16 (bits 0..3: the protocol type's code) | 8 updated_ns i64 |
+//                   16 protocol
 constexpr std::uint8_t kGroupKind = 1;
 constexpr std::uint8_t kOffsetKind = 2;
 constexpr std::uint32_t kSchema = 0x3153464fu;  // "OFS1" little-endian
@@ -28,6 +30,23 @@ constexpr std::uint32_t kValueCapacity = 240;   // so that a slot is 1024 bytes
 constexpr std::size_t kOffsetValueHeader = 24;
 constexpr std::size_t kGroupValueHeader = 16;
 constexpr std::uint16_t kFlagMetadataCut = 1;
+constexpr std::uint16_t kGroupTypeMask = 0xf;
+
+// A group's protocol type as its record's flags keep it: a code for each type Kafka's own
+// clients use. Code 0 is what every record written before the types were kept has, and what
+// another type gets: its name is not kept (docs/format.md, "Offsets table").
+constexpr std::string_view kGroupTypes[] = {"", "consumer", "connect"};
+
+std::uint16_t group_type_code(std::string_view type) {
+  for (std::uint16_t code = 1; code < std::size(kGroupTypes); ++code)
+    if (kGroupTypes[code] == type) return code;
+  return 0;
+}
+
+std::string_view group_type_name(std::uint16_t flags) {
+  std::uint16_t code = flags & kGroupTypeMask;
+  return code < std::size(kGroupTypes) ? kGroupTypes[code] : std::string_view();
+}
 
 static_assert(1 + 1 + OffsetsTable::kMaxGroupBytes + 1 + OffsetsTable::kMaxTopicBytes + 4 <=
               kKeyCapacity);
@@ -131,6 +150,7 @@ Result<GroupRecord> decode_group(const std::string& path, std::string_view group
   if (value.size() < kGroupValueHeader) return corrupt(path, "a group record is too short");
   g.generation = get_le<std::int32_t>(value, 0);
   auto plen = get_le<std::uint16_t>(value, 4);
+  g.protocol_type.assign(group_type_name(get_le<std::uint16_t>(value, 6)));
   g.updated_ns = get_le<std::int64_t>(value, 8);
   if (kGroupValueHeader + plen != value.size())
     return corrupt(path, "a group record's protocol length does not match its size");
@@ -295,7 +315,7 @@ Status OffsetsTable::delete_group(std::string_view group) {
 }
 
 Status OffsetsTable::set_group(std::string_view group, std::int32_t generation,
-                               std::string_view protocol) {
+                               std::string_view protocol, std::string_view protocol_type) {
   if (Status s = check_group(group); !s) return s;
   if (generation < 0)
     return Status(ErrorCode::kInvalidArgument, "generation " + std::to_string(generation) +
@@ -308,7 +328,7 @@ Status OffsetsTable::set_group(std::string_view group, std::int32_t generation,
   std::string value;
   put_le<std::int32_t>(value, generation);
   put_le<std::uint16_t>(value, static_cast<std::uint16_t>(protocol.size()));
-  put_le<std::uint16_t>(value, 0);
+  put_le<std::uint16_t>(value, group_type_code(protocol_type));
   put_le<std::int64_t>(value, shm::wall_clock_ns());
   value.append(protocol);
   return table_.put(offsets_group_key(group), value);
@@ -317,7 +337,8 @@ Status OffsetsTable::set_group(std::string_view group, std::int32_t generation,
 Status OffsetsTable::set_generation(std::string_view group, std::int32_t generation) {
   auto current = this->group(group);
   if (!current) return current.status();
-  return set_group(group, generation, *current ? (*current)->protocol : std::string());
+  if (!*current) return set_group(group, generation, {}, {});
+  return set_group(group, generation, (*current)->protocol, (*current)->protocol_type);
 }
 
 Result<std::optional<GroupRecord>> OffsetsTable::group(std::string_view group) {

@@ -38,6 +38,10 @@ struct GroupRecord {
   std::string group;
   std::int32_t generation = 0;  // the group's latest generation; a restarted broker goes on
   std::string protocol;         // the assignor of that generation ("" for an empty group)
+  // The group's protocol type ("consumer" for Sluice's own groups and Kafka consumers), kept
+  // for the types Kafka's clients use ("consumer", "connect"); "" for another type and in
+  // records written before the type was kept.
+  std::string protocol_type;
   std::int64_t updated_ns = 0;  // wall clock when it was stored
 };
 
@@ -90,8 +94,9 @@ class OffsetsTable {
   Result<std::vector<std::string>> list_groups();
   // Removes the group's record and all its offsets. Emptiness is the coordinator's check.
   Status delete_group(std::string_view group);
-  Status set_group(std::string_view group, std::int32_t generation, std::string_view protocol);
-  // Keeps the stored protocol.
+  Status set_group(std::string_view group, std::int32_t generation, std::string_view protocol,
+                   std::string_view protocol_type);
+  // Keeps the stored protocol and protocol type.
   Status set_generation(std::string_view group, std::int32_t generation);
   Result<std::optional<std::int32_t>> generation(std::string_view group);
   Result<std::optional<GroupRecord>> group(std::string_view group);

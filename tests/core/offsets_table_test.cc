@@ -62,7 +62,7 @@ TEST_CASE(
     if (!t) return 2;
     for (int p = 0; p < 100; ++p)
       if (!t->commit("group-a", "t", p, 1000 + p, 3, "m" + std::to_string(p))) return 3;
-    if (!t->set_group("group-a", 3, "range")) return 4;
+    if (!t->set_group("group-a", 3, "range", "consumer")) return 4;
     return 0;
   });
   REQUIRE(test::wait_child(broker) == 0);
@@ -86,16 +86,18 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "offsets table: a group's generation and protocol persist, and generations go on "
-    "upward",
+    "offsets table: a group's generation and protocol and protocol type persist and "
+    "generations go on upward",
     "[core][offsets]") {
   ScratchDir dir;
   const std::string path = table_path(dir);
   {
     auto t = ok(OffsetsTable::open_or_create(path, 256));
     CHECK(ok(t.generation("g")) == std::nullopt);
-    CORE_REQUIRE_OK(t.set_group("g", 5, "roundrobin"));
-    CORE_REQUIRE_OK(t.set_generation("g", 6));  // keeps the protocol
+    CORE_REQUIRE_OK(t.set_group("g", 5, "roundrobin", "consumer"));
+    CORE_REQUIRE_OK(t.set_generation("g", 6));  // keeps the protocol and its type
+    CORE_REQUIRE_OK(t.set_group("workers", 2, "sessioned", "connect"));
+    CORE_REQUIRE_OK(t.set_group("custom", 1, "p", "my-type"));  // a type whose name is not kept
   }
   auto t = ok(OffsetsTable::open_or_create(path, 256));
   auto g = ok(t.group("g"));
@@ -103,10 +105,43 @@ TEST_CASE(
   CHECK(g->group == "g");
   CHECK(g->generation == 6);
   CHECK(g->protocol == "roundrobin");
+  CHECK(g->protocol_type == "consumer");
   CHECK(g->updated_ns > 0);
-  CHECK(t.set_group("g", -1, "x").code() == ErrorCode::kInvalidArgument);
-  CHECK(t.set_group("g", 1, std::string(OffsetsTable::kMaxProtocolBytes + 1, 'p')).code() ==
-        ErrorCode::kInvalidArgument);
+  CHECK(ok(t.group("workers"))->protocol_type == "connect");
+  CHECK(ok(t.group("custom"))->protocol_type.empty());
+  CHECK(ok(t.group("custom"))->protocol == "p");
+  CHECK(t.set_group("g", -1, "x", "consumer").code() == ErrorCode::kInvalidArgument);
+  CHECK(t.set_group("g", 1, std::string(OffsetsTable::kMaxProtocolBytes + 1, 'p'), "consumer")
+            .code() == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE(
+    "offsets table: a group record written before protocol types were kept reads with "
+    "none and keeps its bytes",
+    "[core][offsets]") {
+  // The group record's value as builds before 2026-11-27 wrote it (docs/format.md, "Offsets
+  // table"): flags zero.
+  ScratchDir dir;
+  const std::string path = table_path(dir);
+  CORE_REQUIRE_OK(
+      ok(OffsetsTable::open_or_create(path, 256)).set_group("g", 3, "range", "consumer"));
+  {
+    auto raw = ok(shm::SharedTable::open_writer(path, OffsetsTable::kLayout));
+    auto value = ok(raw.get(offsets_group_key("g")));
+    REQUIRE(value);
+    REQUIRE(value->size() == 16 + 5);
+    CHECK(static_cast<std::uint8_t>((*value)[6]) == 1);  // flags: type code 1, "consumer"
+    CHECK((*value)[7] == 0);
+    std::string old = *value;
+    old[6] = 0;
+    CORE_REQUIRE_OK(raw.put(offsets_group_key("g"), old));
+  }
+  auto t = ok(OffsetsTable::open_or_create(path, 256));
+  auto g = ok(t.group("g"));
+  REQUIRE(g);
+  CHECK(g->generation == 3);
+  CHECK(g->protocol == "range");
+  CHECK(g->protocol_type.empty());
 }
 
 TEST_CASE("offsets table: groups and a group's offsets are listed, sorted", "[core][offsets]") {
@@ -116,8 +151,8 @@ TEST_CASE("offsets table: groups and a group's offsets are listed, sorted", "[co
   CORE_REQUIRE_OK(t.commit("b", "t1", 10, 12, 1));
   CORE_REQUIRE_OK(t.commit("b", "t1", 2, 13, 1));
   CORE_REQUIRE_OK(t.commit("a", "t1", 0, 14, 1));
-  CORE_REQUIRE_OK(t.set_group("c", 2, "range"));    // a record without offsets
-  CORE_REQUIRE_OK(t.commit("bb", "t1", 0, 15, 1));  // "b" is a prefix of "bb": kept apart
+  CORE_REQUIRE_OK(t.set_group("c", 2, "range", "consumer"));  // a record without offsets
+  CORE_REQUIRE_OK(t.commit("bb", "t1", 0, 15, 1));            // "b" is a prefix of "bb": kept apart
   CHECK(ok(t.list_groups()) == std::vector<std::string>{"a", "b", "bb", "c"});
   auto offsets = ok(t.list_offsets("b"));
   REQUIRE(offsets.size() == 3);
@@ -136,8 +171,8 @@ TEST_CASE("offsets table: deleting a group removes its offsets and record, nothi
     CORE_REQUIRE_OK(t.commit("doomed", "t", p, p, 1));
     CORE_REQUIRE_OK(t.commit("kept", "t", p, p, 1));
   }
-  CORE_REQUIRE_OK(t.set_group("doomed", 4, "range"));
-  CORE_REQUIRE_OK(t.set_group("kept", 9, "range"));
+  CORE_REQUIRE_OK(t.set_group("doomed", 4, "range", "consumer"));
+  CORE_REQUIRE_OK(t.set_group("kept", 9, "range", "consumer"));
   CORE_REQUIRE_OK(t.delete_group("doomed"));
   CHECK(ok(t.list_groups()) == std::vector<std::string>{"kept"});
   CHECK(ok(t.list_offsets("doomed")).empty());

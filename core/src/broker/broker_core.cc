@@ -41,11 +41,11 @@ Status BrokerCore::start() {
   groups_ = std::make_unique<GroupService>(*this);
   if (Status s = groups_->start(); !s) return s;
   kafka_groups_ = std::make_unique<KafkaGroupService>(config_, groups_->table(), *groups_);
-  // Generations continue upward for Kafka groups too.
+  // Generations continue upward for Kafka groups too, and groups keep their protocol type.
   if (auto names = groups_->table().list_groups())
     for (const auto& g : *names)
-      if (auto gen = groups_->table().generation(g); gen && *gen && **gen > 0)
-        kafka_groups_->restore(g, **gen);
+      if (auto rec = groups_->table().group(g); rec && *rec && (*rec)->generation > 0)
+        kafka_groups_->restore(g, (*rec)->generation, (*rec)->protocol_type);
   return Status::ok();
 }
 

@@ -158,7 +158,9 @@ void GroupService::dispatch(std::vector<CoordinatorEvent> events) {
       members_.erase(it);
     } else if (auto* g = std::get_if<GenerationStarted>(&ev)) {
       restored_generation_.erase(g->group);
-      if (Status s = table_.set_group(g->group, g->generation, g->protocol); !s)
+      if (Status s =
+              table_.set_group(g->group, g->generation, g->protocol, kLocalGroupProtocolType);
+          !s)
         spdlog::warn("group {}: could not store generation {}: {}", g->group, g->generation,
                      s.message());
     }

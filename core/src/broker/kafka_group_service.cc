@@ -28,8 +28,9 @@ std::int64_t KafkaGroupService::now_ms() {
   return shm::monotonic_ns() / 1'000'000;
 }
 
-void KafkaGroupService::restore(const std::string& group, std::int32_t generation) {
-  coordinator_.restore_generation(group, generation);
+void KafkaGroupService::restore(const std::string& group, std::int32_t generation,
+                                const std::string& protocol_type) {
+  coordinator_.restore_generation(group, generation, protocol_type);
 }
 
 std::optional<std::string> KafkaGroupService::join(const kafka::JoinGroupParams& params,
@@ -166,7 +167,9 @@ void KafkaGroupService::dispatch(std::vector<kafka::KafkaGroupEvent> events) {
       spdlog::info("kafka group {}: member {} removed ({})", r->group_id, r->member_id,
                    kafka::kafka_removal_reason_name(r->reason));
     } else if (auto* g = std::get_if<kafka::GenerationStarted>(&e)) {
-      if (Status st = table_.set_group(g->group_id, g->generation_id, g->protocol); !st)
+      if (Status st =
+              table_.set_group(g->group_id, g->generation_id, g->protocol, g->protocol_type);
+          !st)
         spdlog::warn("kafka group {}: storing generation {}: {}", g->group_id, g->generation_id,
                      st.message());
       spdlog::info("kafka group {}: generation {} ({} members, protocol {})", g->group_id,

@@ -50,8 +50,9 @@ class KafkaGroupService {
 
   KafkaGroupService(const BrokerConfig& config, OffsetsTable& table, GroupService& local);
 
-  // Generations stored in the table continue upward.
-  void restore(const std::string& group, std::int32_t generation);
+  // Generations stored in the table continue upward; the group is listed with its stored
+  // protocol type ("" if the table did not keep it).
+  void restore(const std::string& group, std::int32_t generation, const std::string& protocol_type);
 
   // `reply` is called once, now or when the rebalance completes. Returns the member id when
   // the answer waits.

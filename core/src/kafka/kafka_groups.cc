@@ -749,12 +749,14 @@ std::int16_t KafkaGroupCoordinator::delete_group(const std::string& group_id) {
 }
 
 void KafkaGroupCoordinator::restore_generation(const std::string& group_id,
-                                               std::int32_t generation_id) {
+                                               std::int32_t generation_id,
+                                               const std::string& protocol_type) {
   auto [it, inserted] = groups_.try_emplace(group_id);
   Group& g = it->second;
   if (inserted) g.id = group_id;
   g.keep = true;
   g.generation = std::max(g.generation, generation_id);
+  if (g.members.empty() && g.protocol_type.empty()) g.protocol_type = protocol_type;
 }
 
 }  // namespace sluice::kafka

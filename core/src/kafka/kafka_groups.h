@@ -305,9 +305,11 @@ class KafkaGroupCoordinator {
   // INVALID_GROUP_ID if empty. The gateway deletes the group's offsets.
   std::int16_t delete_group(const std::string& group_id);
   // At broker start: a group known from the offsets table with its last generation, so that
-  // generations continue upward. Creates the group (Empty) if unknown; never lowers a
-  // generation.
-  void restore_generation(const std::string& group_id, std::int32_t generation_id);
+  // generations continue upward, and its protocol type ("" if not known), which ListGroups
+  // and DescribeGroups show while it is Empty, as Kafka's loaded groups do. Creates the group
+  // (Empty) if unknown; never lowers a generation nor changes a group with members.
+  void restore_generation(const std::string& group_id, std::int32_t generation_id,
+                          const std::string& protocol_type);
 
  private:
   struct Member {

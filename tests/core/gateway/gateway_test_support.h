@@ -583,6 +583,7 @@ struct JoinParams {
   std::string member_id;
   std::string metadata;  // subscription bytes
   std::string protocol = "range";
+  std::string protocol_type = "consumer";
   std::int32_t session_timeout_ms = 6000;
   std::int32_t rebalance_timeout_ms = 6000;
 };
@@ -593,7 +594,7 @@ inline kafka::JoinGroupRequest join_request(const JoinParams& p) {
   req.session_timeout_ms = p.session_timeout_ms;
   req.rebalance_timeout_ms = p.rebalance_timeout_ms;
   req.member_id = p.member_id;
-  req.protocol_type = "consumer";
+  req.protocol_type = p.protocol_type;
   req.protocols.push_back({p.protocol, p.metadata});
   return req;
 }

@@ -122,6 +122,58 @@ TEST_CASE(
   CHECK(list_groups(c, 2).empty());
 }
 
+TEST_CASE("gateway: groups keep their protocol type across a broker restart", "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("orders", 2);
+  {
+    KafkaClient c(broker, "admin-tool");
+    auto leave = [&](const std::string& group, const std::string& member) {
+      kafka::LeaveGroupRequest req;
+      req.group_id = group;
+      req.member_id = member;
+      REQUIRE(c.call<kafka::LeaveGroupResponse>(ApiKey::kLeaveGroup, 1, req)->error_code ==
+              ErrorCode::kNone);
+    };
+    leave("kafka-group", form_group_of_one(c, "kafka-group", "orders", {0, 1}).member_id);
+    JoinParams p;
+    p.group = "connect-group";
+    p.protocol_type = "connect";
+    p.protocol = "sessioned";
+    p.metadata = "worker state";
+    Joined connect = join_new_member(c, p, 5);
+    REQUIRE(connect.error == ErrorCode::kNone);
+    leave("connect-group", connect.member_id);
+    Consumer local = join_local_group(broker, "local-group", "orders");
+    GT_REQUIRE_OK(local.close());
+    REQUIRE(commit_offset(c, "offsets-only", "", -1, "orders", 1, 5) == ErrorCode::kNone);
+    const std::map<std::string, std::string> expected{{"connect-group", "connect"},
+                                                      {"kafka-group", "consumer"},
+                                                      {"local-group", "consumer"},
+                                                      {"offsets-only", ""}};
+    REQUIRE(eventually([&] { return list_groups(c, 2) == expected; }));
+  }
+  broker.restart();
+  KafkaClient c(broker, "admin-tool");
+  // As Kafka loads groups from its offsets topic: Empty, with the type their members had.
+  CHECK(list_groups(c, 2) == std::map<std::string, std::string>{{"connect-group", "connect"},
+                                                                {"kafka-group", "consumer"},
+                                                                {"local-group", "consumer"},
+                                                                {"offsets-only", ""}});
+  kafka::DescribeGroupsRequest req;
+  req.groups = {"kafka-group", "connect-group", "local-group"};
+  auto reply = c.call<kafka::DescribeGroupsResponse>(ApiKey::kDescribeGroups, 4, req);
+  REQUIRE(reply->groups.size() == 3);
+  for (const auto& g : reply->groups) {
+    INFO(g.group_id);
+    CHECK(g.error_code == ErrorCode::kNone);
+    CHECK(g.group_state == "Empty");
+    CHECK(g.members.empty());
+  }
+  CHECK(reply->groups[0].protocol_type == "consumer");
+  CHECK(reply->groups[1].protocol_type == "connect");
+  CHECK(reply->groups[2].protocol_type == "consumer");
+}
+
 // OffsetDelete of `group`: the group's error and each partition's, "topic/partition" -> error.
 std::pair<ErrorCode, std::map<std::string, ErrorCode>> delete_offsets(
     KafkaClient& c, const std::string& group,

@@ -656,13 +656,25 @@ TEST_CASE("kafka groups: a static member restarting fences its previous member i
   CHECK(d.members[0].group_instance_id == std::optional<std::string>("host-1"));
 }
 
-TEST_CASE("kafka groups: restored generations continue upward", "[kafka][groups]") {
+TEST_CASE(
+    "kafka groups: restored generations continue upward and restored groups keep their "
+    "protocol type",
+    "[kafka][groups]") {
   Fixture f;
-  f->restore_generation("g", 41);
-  f->restore_generation("g", 7);  // never lowers
+  f->restore_generation("g", 41, "consumer");
+  f->restore_generation("g", 7, "");  // never lowers, nor forgets the type
+  f->restore_generation("unknown-type", 3, "");
   KafkaGroupDescription d = f->describe("g");
   CHECK(d.state == KafkaGroupState::kEmpty);
   CHECK(d.generation_id == 41);
+  CHECK(d.protocol_type == "consumer");
+  auto listed = f->list_groups();
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].group_id == "g");
+  CHECK(listed[0].protocol_type == "consumer");
+  CHECK(listed[0].state == KafkaGroupState::kEmpty);
+  CHECK(listed[1].group_id == "unknown-type");
+  CHECK(listed[1].protocol_type.empty());
   JoinOutcome a = f.join("", 0);
   Collected done = collect(f->tick(kDelay));
   REQUIRE(done.generations.size() == 1);
