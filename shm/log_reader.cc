@@ -78,6 +78,18 @@ Status LogReader::skip_corrupt() {
 }
 
 ReadOutcome LogReader::follow_end(std::int64_t next_base) {
+  // Records below the log start (Kafka's DeleteRecords) are not served. A reader positioned
+  // below a start moved after it got there finds out here, at its segment's end, instead of
+  // with a shared load on every poll. Relaxed: the start only rises, and a stale value serves
+  // at most one more segment of deleted records.
+  std::int64_t start = log_->control()->log_start.offset.load(std::memory_order_relaxed);
+  if (next_base < start) {
+    error_ = Status(ErrorCode::kOutOfRange,
+                    segment_->path() + ": records below offset " + std::to_string(start) +
+                        " were deleted (the partition's log start) while reading at offset " +
+                        std::to_string(next_base));
+    return ReadOutcome::kOutOfRange;
+  }
   auto seg = log_->segment(next_base);
   if (!seg) {
     error_ = seg.status().with_context("following " + segment_->path());

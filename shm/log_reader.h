@@ -33,7 +33,8 @@ namespace sluice::shm {
 
 enum class ReadOutcome : std::uint8_t {
   kOk,          // records were delivered, or none is committed yet
-  kOutOfRange,  // the reader's segment is gone (retention); seek somewhere valid
+  kOutOfRange,  // the reader's segment is gone (retention), or the next one starts below the
+                // log start (records deleted since it got there); seek somewhere valid
   kCorrupt,     // a frame failed validation; error() names the file and position
 };
 

@@ -490,15 +490,23 @@ TEST_CASE("log: an appender idle since retention took its segment appends in the
   CHECK(test::partition_damage(tmp.partition()) == "");
 }
 
+// Appends numbered records until the log has `segments` segments (the last one begun);
+// returns how many it appended.
+std::uint64_t append_until_segments(PartitionLog& log, LogAppender& producer,
+                                    std::size_t segments) {
+  std::uint64_t seq = 0;
+  while (unwrap(log.segment_bases()).size() < segments)
+    append_ok(producer, test::make_value(0, seq++));
+  return seq;
+}
+
 TEST_CASE("log: records deleted before an offset are served no more and the start only rises",
           "[log]") {
   TempDir tmp;
   auto log = unwrap(
       PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
   auto producer = unwrap(LogAppender::open(log));
-  // Three segments and some.
-  std::uint64_t seq = 0;
-  while (unwrap(log->segment_bases()).size() < 3) append_ok(producer, test::make_value(0, seq++));
+  std::uint64_t seq = append_until_segments(*log, producer, 3);  // three segments and some
   const auto bases = unwrap(log->segment_bases());
   const std::int64_t end = log->end_offset();
   CHECK(unwrap(log->start_offset()) == 0);
@@ -540,6 +548,41 @@ TEST_CASE("log: records deleted before an offset are served no more and the star
   got = read_records(at_end, 1);
   REQUIRE(got.size() == 1);
   CHECK(got[0].offset == end);
+}
+
+TEST_CASE(
+    "log: a reader below a log start moved after it got there reads to its segment's end and "
+    "is then out of range",
+    "[log]") {
+  TempDir tmp;
+  auto log = unwrap(
+      PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
+  auto producer = unwrap(LogAppender::open(log));
+  (void)append_until_segments(*log, producer, 4);
+  const auto bases = unwrap(log->segment_bases());
+  const std::int64_t end = log->end_offset();
+  auto reader = unwrap(LogReader::open(log, {.verify_crc = true}));
+  REQUIRE(offsets_of(read_records(reader, 3)) == range(0, 3));
+
+  // A start at the next segment's base: everything from there on is still served.
+  REQUIRE(unwrap(log->delete_records_before(bases[1])) == bases[1]);
+  auto got = read_records(reader, static_cast<std::size_t>(bases[1] + 2 - 3));
+  CHECK(offsets_of(got) == range(3, bases[1] + 2));
+
+  // A start past the next segment's base: the rest of this segment, then out of range.
+  const std::int64_t cut = bases[2] + 5;
+  REQUIRE(unwrap(log->delete_records_before(cut)) == cut);
+  ReadOutcome outcome = ReadOutcome::kOk;
+  got = read_records(reader, static_cast<std::size_t>(end), &outcome, 2'000'000'000);
+  CHECK(offsets_of(got) == range(bases[1] + 2, bases[2]));
+  CHECK(outcome == ReadOutcome::kOutOfRange);
+  CHECK(reader.error().code() == ErrorCode::kOutOfRange);
+  CHECK_THAT(reader.error().message(),
+             Catch::Contains("records below offset " + std::to_string(cut) + " were deleted"));
+  // As a consumer resets: from the beginning, which is the start.
+  REQUIRE_OK(reader.seek_to_beginning());
+  got = read_records(reader, static_cast<std::size_t>(end - cut));
+  CHECK(offsets_of(got) == range(cut, end));
 }
 
 TEST_CASE("log: retention without recycling deletes the oldest segments", "[log]") {

@@ -85,9 +85,9 @@ class Consumer {
 
   // Delivers up to max_records records, waiting up to timeout_ms for the first one (0: don't
   // wait, < 0: no limit). Returns how many were delivered, or an error: kOutOfRange (a
-  // partition's position was deleted by retention and auto_offset_reset is none), kNoBroker,
-  // kFenced, kUnknownTopic (an assign()ed partition's topic was deleted: once its records are
-  // delivered the partition is unassigned and this is reported once).
+  // partition's position was deleted, by retention or DeleteRecords, and auto_offset_reset is
+  // none), kNoBroker, kFenced, kUnknownTopic (an assign()ed partition's topic was deleted:
+  // once its records are delivered the partition is unassigned and this is reported once).
   template <class Handler>
   Result<std::size_t> poll(Handler&& handler, std::size_t max_records, std::int64_t timeout_ms) {
     return poll_impl(
