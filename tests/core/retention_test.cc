@@ -1,9 +1,11 @@
 // Retention and slow readers, against an embedded broker with a fast retention timer:
 // retention.bytes and retention.ms hold, a reader left behind by retention gets out-of-range
 // (or resets, per auto_offset_reset) under the retain policy, and under the backpressure
-// policy the producer is held back instead of deleting what a group has not consumed.
+// policy the producer is held back instead of deleting what a group has not consumed. A
+// consumer below a start moved by DeleteRecords is treated as one left behind by retention.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -498,6 +500,55 @@ TEST_CASE("retain policy: a reader left behind by retention gets out-of-range, o
     auto p = f.describe("t");
     CHECK(reset_to >= 100);
     CHECK(reset_to <= p.start_offset + 100);  // about where the retained log started
+  }
+}
+
+TEST_CASE(
+    "delete-records: a consumer below the new start reads to its segment's end then resets to "
+    "the start or gets out-of-range",
+    "[broker]") {
+  RetentionFixture f;
+  f.create("t", -1, -1);
+  for (int i = 0; i < 250; ++i) (void)f.send("t");  // about 4 segments
+  REQUIRE(f.describe("t").segments >= 4);
+  const std::int64_t end = f.describe("t").end_offset;
+  const std::int64_t cut = end - 20;  // in the last segment
+
+  SECTION("auto_offset_reset earliest: one jump, to the start") {
+    Consumer c = lagging_consumer(f, "del-earliest", AutoOffsetReset::kEarliest);
+    REQUIRE(must(f.admin->delete_records("t", 0, cut)) == cut);
+    std::vector<std::int64_t> got;
+    for (std::int64_t until = now_ms() + 10000;
+         now_ms() < until && (got.empty() || got.back() < end - 1);) {
+      auto n = c.poll([&](const Record& r) { got.push_back(r.offset); }, 100, 10);
+      INFO(n.status().message());
+      REQUIRE(n.is_ok());
+    }
+    REQUIRE_FALSE(got.empty());
+    CHECK(got.back() == end - 1);
+    // Contiguous from 10 to the end of the first segment, then from the cut on.
+    auto jump = std::adjacent_find(got.begin(), got.end(),
+                                   [](std::int64_t a, std::int64_t b) { return b != a + 1; });
+    REQUIRE(jump != got.end());
+    CHECK(got.front() == 10);
+    CHECK(*jump < cut - 60);  // the first of about 4 segments: not read on into the deleted
+    CHECK(*(jump + 1) == cut);
+    CHECK(std::adjacent_find(jump + 1, got.end(), [](std::int64_t a, std::int64_t b) {
+            return b != a + 1;
+          }) == got.end());
+  }
+  SECTION("auto_offset_reset none: kOutOfRange once the first segment is read") {
+    Consumer c = lagging_consumer(f, "del-none", AutoOffsetReset::kNone);
+    REQUIRE(must(f.admin->delete_records("t", 0, cut)) == cut);
+    std::int64_t expect = 10;
+    Status error;
+    for (std::int64_t until = now_ms() + 10000; now_ms() < until && error.is_ok();) {
+      auto n = c.poll([&](const Record& r) { REQUIRE(r.offset == expect++); }, 100, 10);
+      if (!n) error = n.status();
+    }
+    INFO(error.message());
+    CHECK(error.code() == ErrorCode::kOutOfRange);
+    CHECK(expect < cut - 60);
   }
 }
 
