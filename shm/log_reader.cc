@@ -77,11 +77,13 @@ Status LogReader::skip_corrupt() {
   return seek(next);
 }
 
-ReadOutcome LogReader::follow_end(std::int64_t next_base) {
+ReadOutcome LogReader::leave_segment(std::int64_t next_base) {
   // Records below the log start (Kafka's DeleteRecords) are not served. A reader positioned
   // below a start moved after it got there finds out here, at its segment's end, instead of
   // with a shared load on every poll. Relaxed: the start only rises, and a stale value serves
-  // at most one more segment of deleted records.
+  // at most one more segment of deleted records. Only poll checks: the seeks land at or above
+  // the start by themselves, and their walks may cross a segment wholly below it (a search by
+  // time that starts there, or a segment list read before the start moved).
   std::int64_t start = log_->control()->log_start.offset.load(std::memory_order_relaxed);
   if (next_base < start) {
     error_ = Status(ErrorCode::kOutOfRange,
@@ -90,6 +92,10 @@ ReadOutcome LogReader::follow_end(std::int64_t next_base) {
                         std::to_string(next_base));
     return ReadOutcome::kOutOfRange;
   }
+  return follow_end(next_base);
+}
+
+ReadOutcome LogReader::follow_end(std::int64_t next_base) {
   auto seg = log_->segment(next_base);
   if (!seg) {
     error_ = seg.status().with_context("following " + segment_->path());

@@ -126,7 +126,7 @@ class LogReader {
       } else if (type == kFramePad) {
         pos_ = next;
       } else if (type == kFrameEnd) {
-        if (ReadOutcome o = follow_end(frame->offset); o != ReadOutcome::kOk) {
+        if (ReadOutcome o = leave_segment(frame->offset); o != ReadOutcome::kOk) {
           if (result.records == 0) result.outcome = o;
           return result;
         }
@@ -194,7 +194,11 @@ class LogReader {
 
   ReadOutcome on_not_ready();
   ReadOutcome on_corrupt(FrameProblem problem);
+  // Into the segment at next_base, the END frame's (the seeks' walks use it).
   ReadOutcome follow_end(std::int64_t next_base);
+  // poll's way out of a segment at its END frame: follow_end, unless the next segment starts
+  // below the log start (kOutOfRange: records were deleted under the reader).
+  ReadOutcome leave_segment(std::int64_t next_base);
   void check_stall();
   bool block_until_ready(std::int64_t deadline_ns);
   // After a park: true if ready, or if the segment is gone (the next poll reports it).

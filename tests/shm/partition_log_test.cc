@@ -490,13 +490,19 @@ TEST_CASE("log: an appender idle since retention took its segment appends in the
   CHECK(test::partition_damage(tmp.partition()) == "");
 }
 
-// Appends numbered records until the log has `segments` segments (the last one begun);
-// returns how many it appended.
+// Appends numbered records until the log has `segments` segments (the last one begun), record
+// i at time timestamp_of(i); returns how many it appended.
+std::int64_t timestamp_of(std::int64_t offset) {
+  return 1'000'000'000 + 1000 * offset;
+}
 std::uint64_t append_until_segments(PartitionLog& log, LogAppender& producer,
                                     std::size_t segments) {
   std::uint64_t seq = 0;
-  while (unwrap(log.segment_bases()).size() < segments)
-    append_ok(producer, test::make_value(0, seq++));
+  while (unwrap(log.segment_bases()).size() < segments) {
+    RecordMeta meta;
+    meta.timestamp_ns = timestamp_of(static_cast<std::int64_t>(seq));
+    append_ok(producer, test::make_value(0, seq++), meta);
+  }
   return seq;
 }
 
@@ -583,6 +589,19 @@ TEST_CASE(
   REQUIRE_OK(reader.seek_to_beginning());
   got = read_records(reader, static_cast<std::size_t>(end - cut));
   CHECK(offsets_of(got) == range(cut, end));
+
+  // The seeks still cross segments wholly below the start: by time, from one whose records
+  // are all older than the time asked for (the search starts in the second segment and walks
+  // on), and by offset.
+  for (std::int64_t before : {bases[2] - 1, bases[1] + 3}) {
+    INFO("a time just after record " << before);
+    REQUIRE_OK(reader.seek_to_timestamp(timestamp_of(before) + 1));
+    got = read_records(reader, 1);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].offset == cut);
+  }
+  REQUIRE_OK(reader.seek(cut + 1));
+  CHECK(offsets_of(read_records(reader, 1)) == range(cut + 1, cut + 2));
 }
 
 TEST_CASE("log: retention without recycling deletes the oldest segments", "[log]") {
