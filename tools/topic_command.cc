@@ -1,6 +1,5 @@
 // `sluice topic create|list|describe|alter|delete|delete-records`: topic administration through
-// the broker
-// (sluice::Admin). Every subcommand needs a running `sluiced` for the data directory.
+// the broker (sluice::Admin). Every subcommand needs a running `sluiced` for the data directory.
 #include <cstdio>
 #include <limits>
 #include <memory>
