@@ -34,7 +34,7 @@ PerfTopology PerfTopology::make(int partitions, int consumers, int groups, std::
     std::vector<MemberSubscription> members;
     for (int i = 0; i < grp.members; ++i)
       members.push_back({fmt::format("consumer-{:04}", grp.first + i), {topic}, {}});
-    GroupAssignment a = assign_range(members, PartitionCounts{{topic, partitions}});
+    MemberAssignments a = assign_range(members, PartitionCounts{{topic, partitions}});
     for (int i = 0; i < grp.members; ++i) {
       int c = grp.first + i;
       t.group_of[static_cast<std::size_t>(c)] = g;

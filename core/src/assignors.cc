@@ -38,22 +38,22 @@ std::map<std::string, std::vector<std::string>> subscribers(
   return out;
 }
 
-GroupAssignment empty_assignment(const std::vector<MemberSubscription>& members) {
-  GroupAssignment a;
+MemberAssignments empty_assignment(const std::vector<MemberSubscription>& members) {
+  MemberAssignments a;
   for (const MemberSubscription& m : members) a[m.member_id];
   return a;
 }
 
-void sort_lists(GroupAssignment& a) {
+void sort_lists(MemberAssignments& a) {
   for (auto& [member, tps] : a) std::sort(tps.begin(), tps.end());
 }
 
 }  // namespace
 
-GroupAssignment assign_range(const std::vector<MemberSubscription>& members,
-                             const PartitionCounts& partitions) {
+MemberAssignments assign_range(const std::vector<MemberSubscription>& members,
+                               const PartitionCounts& partitions) {
   const auto sorted = normalized(members);
-  GroupAssignment out = empty_assignment(sorted);
+  MemberAssignments out = empty_assignment(sorted);
   for (const auto& [topic, consumers] : subscribers(sorted, partitions)) {
     const std::int32_t n = partitions.find(topic)->second;
     const auto c = static_cast<std::int32_t>(consumers.size());
@@ -70,10 +70,10 @@ GroupAssignment assign_range(const std::vector<MemberSubscription>& members,
   return out;
 }
 
-GroupAssignment assign_round_robin(const std::vector<MemberSubscription>& members,
-                                   const PartitionCounts& partitions) {
+MemberAssignments assign_round_robin(const std::vector<MemberSubscription>& members,
+                                     const PartitionCounts& partitions) {
   const auto sorted = normalized(members);
-  GroupAssignment out = empty_assignment(sorted);
+  MemberAssignments out = empty_assignment(sorted);
   if (sorted.empty()) return out;
   std::size_t next = 0;  // the circular iterator over the sorted members
   for (const auto& [topic, consumers] : subscribers(sorted, partitions)) {
@@ -88,8 +88,8 @@ GroupAssignment assign_round_robin(const std::vector<MemberSubscription>& member
   return out;  // already in (topic, partition) order
 }
 
-GroupAssignment assign_sticky(const std::vector<MemberSubscription>& members,
-                              const PartitionCounts& partitions) {
+MemberAssignments assign_sticky(const std::vector<MemberSubscription>& members,
+                                const PartitionCounts& partitions) {
   const auto sorted = normalized(members);
   const auto subs = subscribers(sorted, partitions);
 
@@ -152,7 +152,7 @@ GroupAssignment assign_sticky(const std::vector<MemberSubscription>& members,
     }
   }
 
-  GroupAssignment out;
+  MemberAssignments out;
   for (const auto& [id, tps] : owned) out[id].assign(tps.begin(), tps.end());
   return out;
 }

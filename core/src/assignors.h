@@ -37,18 +37,18 @@ struct MemberSubscription {
 
 using PartitionCounts = std::map<std::string, std::int32_t, std::less<>>;
 // member id -> its partitions, sorted by topic and partition. Every member has an entry.
-using GroupAssignment = std::map<std::string, std::vector<TopicPartition>>;
+using MemberAssignments = std::map<std::string, std::vector<TopicPartition>>;
 
-GroupAssignment assign_range(const std::vector<MemberSubscription>& members,
-                             const PartitionCounts& partitions);
-GroupAssignment assign_round_robin(const std::vector<MemberSubscription>& members,
-                                   const PartitionCounts& partitions);
-GroupAssignment assign_sticky(const std::vector<MemberSubscription>& members,
-                              const PartitionCounts& partitions);
+MemberAssignments assign_range(const std::vector<MemberSubscription>& members,
+                               const PartitionCounts& partitions);
+MemberAssignments assign_round_robin(const std::vector<MemberSubscription>& members,
+                                     const PartitionCounts& partitions);
+MemberAssignments assign_sticky(const std::vector<MemberSubscription>& members,
+                                const PartitionCounts& partitions);
 
 struct AssignorInfo {
   std::string_view name;
-  GroupAssignment (*assign)(const std::vector<MemberSubscription>&, const PartitionCounts&);
+  MemberAssignments (*assign)(const std::vector<MemberSubscription>&, const PartitionCounts&);
 };
 
 // The assignors this build implements, in the order Sluice prefers them.

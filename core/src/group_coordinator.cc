@@ -296,7 +296,7 @@ void GroupCoordinator::complete(Group& g, std::int64_t now_ns,
       if (n && *n > 0) counts[t] = *n;
     }
   }
-  GroupAssignment assignment = find_assignor(g.protocol)->assign(subscriptions, counts);
+  MemberAssignments assignment = find_assignor(g.protocol)->assign(subscriptions, counts);
   g.state = GroupState::kStable;
   events.push_back(GenerationStarted{g.name, g.generation, g.protocol});
   for (auto& [id, m] : g.members) {

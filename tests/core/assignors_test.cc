@@ -18,14 +18,14 @@ MemberSubscription member(std::string id, std::vector<std::string> topics, Parts
   return MemberSubscription{std::move(id), std::move(topics), std::move(owned)};
 }
 
-TopicPartition tp(const std::string& topic, std::int32_t p) {
+TopicPartition topic_partition(const std::string& topic, std::int32_t p) {
   return TopicPartition{topic, p};
 }
 
 // Every partition of a subscribed topic exactly once, to a subscriber; every member listed;
 // lists sorted. Returns what is wrong, or "".
 std::string invalidity(const std::vector<MemberSubscription>& members,
-                       const PartitionCounts& counts, const GroupAssignment& a) {
+                       const PartitionCounts& counts, const MemberAssignments& a) {
   std::map<TopicPartition, int> seen;
   for (const auto& m : members) {
     auto it = a.find(m.member_id);
@@ -43,7 +43,7 @@ std::string invalidity(const std::vector<MemberSubscription>& members,
       return std::find(m.topics.begin(), m.topics.end(), topic) != m.topics.end();
     });
     for (std::int32_t p = 0; p < n; ++p) {
-      int times = seen.count(tp(topic, p)) != 0 ? seen[tp(topic, p)] : 0;
+      int times = seen.count(topic_partition(topic, p)) != 0 ? seen[topic_partition(topic, p)] : 0;
       if (subscribed && times != 1)
         return topic + "-" + std::to_string(p) + " assigned " + std::to_string(times) + " times";
       if (!subscribed && times != 0) return topic + " assigned without a subscriber";
@@ -57,7 +57,7 @@ std::string invalidity(const std::vector<MemberSubscription>& members,
 
 // No member could take a partition from one with two more, among the partition's topic's
 // subscribers.
-bool balanced(const std::vector<MemberSubscription>& members, const GroupAssignment& a) {
+bool balanced(const std::vector<MemberSubscription>& members, const MemberAssignments& a) {
   for (const auto& m : members)
     for (const TopicPartition& x : a.at(m.member_id))
       for (const auto& other : members)
@@ -72,9 +72,10 @@ TEST_CASE("range assignor: Kafka's documented example, 2 consumers and 2 topics 
   const std::vector<MemberSubscription> members{member("C1", {"t0", "t1"}),
                                                 member("C0", {"t1", "t0"})};
   const PartitionCounts counts{{"t0", 3}, {"t1", 3}};
-  GroupAssignment a = assign_range(members, counts);
-  CHECK(a["C0"] == Parts{tp("t0", 0), tp("t0", 1), tp("t1", 0), tp("t1", 1)});
-  CHECK(a["C1"] == Parts{tp("t0", 2), tp("t1", 2)});
+  MemberAssignments a = assign_range(members, counts);
+  CHECK(a["C0"] == Parts{topic_partition("t0", 0), topic_partition("t0", 1),
+                         topic_partition("t1", 0), topic_partition("t1", 1)});
+  CHECK(a["C1"] == Parts{topic_partition("t0", 2), topic_partition("t1", 2)});
 }
 
 TEST_CASE(
@@ -84,9 +85,11 @@ TEST_CASE(
   const std::vector<MemberSubscription> members{member("C0", {"t0", "t1"}),
                                                 member("C1", {"t0", "t1"})};
   const PartitionCounts counts{{"t0", 3}, {"t1", 3}};
-  GroupAssignment a = assign_round_robin(members, counts);
-  CHECK(a["C0"] == Parts{tp("t0", 0), tp("t0", 2), tp("t1", 1)});
-  CHECK(a["C1"] == Parts{tp("t0", 1), tp("t1", 0), tp("t1", 2)});
+  MemberAssignments a = assign_round_robin(members, counts);
+  CHECK(a["C0"] ==
+        Parts{topic_partition("t0", 0), topic_partition("t0", 2), topic_partition("t1", 1)});
+  CHECK(a["C1"] ==
+        Parts{topic_partition("t0", 1), topic_partition("t1", 0), topic_partition("t1", 2)});
 }
 
 TEST_CASE("roundrobin assignor: Kafka's documented example with different subscriptions",
@@ -96,10 +99,11 @@ TEST_CASE("roundrobin assignor: Kafka's documented example with different subscr
   const std::vector<MemberSubscription> members{member("C0", {"t0"}), member("C1", {"t0", "t1"}),
                                                 member("C2", {"t0", "t1", "t2"})};
   const PartitionCounts counts{{"t0", 1}, {"t1", 2}, {"t2", 3}};
-  GroupAssignment a = assign_round_robin(members, counts);
-  CHECK(a["C0"] == Parts{tp("t0", 0)});
-  CHECK(a["C1"] == Parts{tp("t1", 0)});
-  CHECK(a["C2"] == Parts{tp("t1", 1), tp("t2", 0), tp("t2", 1), tp("t2", 2)});
+  MemberAssignments a = assign_round_robin(members, counts);
+  CHECK(a["C0"] == Parts{topic_partition("t0", 0)});
+  CHECK(a["C1"] == Parts{topic_partition("t1", 0)});
+  CHECK(a["C2"] == Parts{topic_partition("t1", 1), topic_partition("t2", 0),
+                         topic_partition("t2", 1), topic_partition("t2", 2)});
 }
 
 TEST_CASE("range assignor: the first members by id take the extra partitions, per topic",
@@ -107,10 +111,11 @@ TEST_CASE("range assignor: the first members by id take the extra partitions, pe
   const std::vector<MemberSubscription> members{member("b", {"x", "y"}), member("a", {"x"}),
                                                 member("c", {"x", "y"})};
   const PartitionCounts counts{{"x", 7}, {"y", 3}};
-  GroupAssignment a = assign_range(members, counts);
-  CHECK(a["a"] == Parts{tp("x", 0), tp("x", 1), tp("x", 2)});
-  CHECK(a["b"] == Parts{tp("x", 3), tp("x", 4), tp("y", 0), tp("y", 1)});
-  CHECK(a["c"] == Parts{tp("x", 5), tp("x", 6), tp("y", 2)});
+  MemberAssignments a = assign_range(members, counts);
+  CHECK(a["a"] == Parts{topic_partition("x", 0), topic_partition("x", 1), topic_partition("x", 2)});
+  CHECK(a["b"] == Parts{topic_partition("x", 3), topic_partition("x", 4), topic_partition("y", 0),
+                        topic_partition("y", 1)});
+  CHECK(a["c"] == Parts{topic_partition("x", 5), topic_partition("x", 6), topic_partition("y", 2)});
 }
 
 TEST_CASE("assignors: unknown topics are skipped, members without partitions listed",
@@ -120,8 +125,8 @@ TEST_CASE("assignors: unknown topics are skipped, members without partitions lis
   const PartitionCounts counts{{"known", 2}, {"zero", 0}};
   for (const AssignorInfo& info : assignors()) {
     INFO(info.name);
-    GroupAssignment a = info.assign(members, counts);
-    CHECK(a["a"] == Parts{tp("known", 0), tp("known", 1)});
+    MemberAssignments a = info.assign(members, counts);
+    CHECK(a["a"] == Parts{topic_partition("known", 0), topic_partition("known", 1)});
     CHECK(a["b"].empty());
     CHECK(a["c"].empty());
     CHECK(a.size() == 3);
@@ -136,24 +141,30 @@ TEST_CASE("assignors: unknown topics are skipped, members without partitions lis
 TEST_CASE("sticky assignor: when a member leaves, only its partitions move", "[core][assignors]") {
   const PartitionCounts counts{{"t", 6}};
   std::vector<MemberSubscription> members{
-      member("C0", {"t"}, {tp("t", 0), tp("t", 1)}),
-      member("C1", {"t"}, {tp("t", 2), tp("t", 3)}),
+      member("C0", {"t"}, {topic_partition("t", 0), topic_partition("t", 1)}),
+      member("C1", {"t"}, {topic_partition("t", 2), topic_partition("t", 3)}),
   };  // C2 owned t-4 and t-5, and left
-  GroupAssignment a = assign_sticky(members, counts);
+  MemberAssignments a = assign_sticky(members, counts);
   CHECK(invalidity(members, counts, a).empty());
-  CHECK(a["C0"] == Parts{tp("t", 0), tp("t", 1), tp("t", 4)});
-  CHECK(a["C1"] == Parts{tp("t", 2), tp("t", 3), tp("t", 5)});
+  CHECK(a["C0"] ==
+        Parts{topic_partition("t", 0), topic_partition("t", 1), topic_partition("t", 4)});
+  CHECK(a["C1"] ==
+        Parts{topic_partition("t", 2), topic_partition("t", 3), topic_partition("t", 5)});
 }
 
 TEST_CASE("sticky assignor: a new member takes the fewest partitions needed for balance",
           "[core][assignors]") {
   const PartitionCounts counts{{"t", 6}, {"u", 3}};
   std::vector<MemberSubscription> members{
-      member("C0", {"t", "u"}, {tp("t", 0), tp("t", 1), tp("t", 2), tp("u", 0), tp("u", 1)}),
-      member("C1", {"t", "u"}, {tp("t", 3), tp("t", 4), tp("t", 5), tp("u", 2)}),
+      member("C0", {"t", "u"},
+             {topic_partition("t", 0), topic_partition("t", 1), topic_partition("t", 2),
+              topic_partition("u", 0), topic_partition("u", 1)}),
+      member("C1", {"t", "u"},
+             {topic_partition("t", 3), topic_partition("t", 4), topic_partition("t", 5),
+              topic_partition("u", 2)}),
       member("C2", {"t", "u"}),
   };
-  GroupAssignment a = assign_sticky(members, counts);
+  MemberAssignments a = assign_sticky(members, counts);
   CHECK(invalidity(members, counts, a).empty());
   CHECK(a["C0"].size() == 3);
   CHECK(a["C1"].size() == 3);
@@ -170,13 +181,14 @@ TEST_CASE("sticky assignor: previous ownership that no longer holds is dropped",
   const PartitionCounts counts{{"t", 2}, {"u", 2}};
   std::vector<MemberSubscription> members{
       // t-5 no longer exists; C0 unsubscribed from u; both claim t-0.
-      member("C0", {"t"}, {tp("t", 0), tp("t", 5), tp("u", 0)}),
-      member("C1", {"t", "u"}, {tp("t", 0), tp("u", 1)}),
+      member("C0", {"t"},
+             {topic_partition("t", 0), topic_partition("t", 5), topic_partition("u", 0)}),
+      member("C1", {"t", "u"}, {topic_partition("t", 0), topic_partition("u", 1)}),
   };
-  GroupAssignment a = assign_sticky(members, counts);
+  MemberAssignments a = assign_sticky(members, counts);
   CHECK(invalidity(members, counts, a).empty());
-  CHECK(a["C0"] == Parts{tp("t", 0), tp("t", 1)});
-  CHECK(a["C1"] == Parts{tp("u", 0), tp("u", 1)});
+  CHECK(a["C0"] == Parts{topic_partition("t", 0), topic_partition("t", 1)});
+  CHECK(a["C1"] == Parts{topic_partition("u", 0), topic_partition("u", 1)});
 }
 
 TEST_CASE("assignors: randomized groups get every subscribed partition exactly once",
@@ -203,13 +215,13 @@ TEST_CASE("assignors: randomized groups get every subscribed partition exactly o
           if (rng() % 2 == 0) m.topics.push_back(t);
       }
       for (int k = static_cast<int>(rng() % 6); k > 0; --k)  // random, even conflicting, history
-        m.owned.push_back(
-            tp(all_topics[rng() % all_topics.size()], static_cast<std::int32_t>(rng() % 10)));
+        m.owned.push_back(topic_partition(all_topics[rng() % all_topics.size()],
+                                          static_cast<std::int32_t>(rng() % 10)));
       members.push_back(m);
     }
     for (const AssignorInfo& info : assignors()) {
       INFO(info.name << " round " << round);
-      GroupAssignment a = info.assign(members, counts);
+      MemberAssignments a = info.assign(members, counts);
       const std::string problem = invalidity(members, counts, a);
       CHECK(problem.empty());
       if (!problem.empty()) break;

@@ -15,10 +15,6 @@
 namespace sluice::broker_test {
 namespace {
 
-constexpr std::int32_t kPartitions = 6;
-constexpr std::uint64_t kAllPartitions = (std::uint64_t{1} << kPartitions) - 1;
-using Key = std::pair<std::int32_t, std::int64_t>;  // (partition, offset)
-
 struct Produced {
   std::int32_t producer = 0;
   std::int64_t seq = 0;

@@ -343,6 +343,12 @@ class StopSignal {
   int fds_[2] = {-1, -1};
 };
 
+// The topic of the group tests (group membership, recovery): its partition count, the mask
+// of all its partitions, and a record's identity in it.
+constexpr std::int32_t kPartitions = 6;
+constexpr std::uint64_t kAllPartitions = (std::uint64_t{1} << kPartitions) - 1;
+using Key = std::pair<std::int32_t, std::int64_t>;  // (partition, offset)
+
 // Creates a topic through a short-lived Admin (its thread ends before the call returns, so
 // the caller may fork afterwards).
 inline void create_topic(const std::string& data_dir, const std::string& name,

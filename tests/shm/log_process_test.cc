@@ -19,6 +19,7 @@ namespace sluice::shm {
 namespace {
 
 using test::append_ok;
+using test::offsets_of;
 using test::read_records;
 using test::Rec;
 using test::TempDir;
@@ -191,12 +192,6 @@ int append_until_roll_fails(const std::string& dir, NoRoom no_room, FullDiskRepo
 void kill_and_reap(pid_t child) {
   REQUIRE(::kill(child, SIGKILL) == 0);
   CHECK(test::wait_child(child) == 128 + SIGKILL);
-}
-
-std::vector<std::int64_t> offsets_of(const std::vector<Rec>& records) {
-  std::vector<std::int64_t> out;
-  for (const Rec& r : records) out.push_back(r.offset);
-  return out;
 }
 
 // ---- many producers, many readers ------------------------------------------------------------

@@ -16,9 +16,9 @@ using test::Rec;
 using test::TempDir;
 using test::unwrap;
 
-constexpr std::int64_t kRecords = 1500;
+constexpr std::int64_t kVerifiedRecords = 1500;
 
-// A partition of several 64 KiB segments holding records 0..kRecords-1 made by make_value.
+// A partition of several 64 KiB segments holding records 0..kVerifiedRecords-1 made by make_value.
 struct Fixture {
   TempDir tmp;
   std::shared_ptr<PartitionLog> log;
@@ -28,7 +28,7 @@ struct Fixture {
     log = unwrap(
         PartitionLog::create(tmp.partition(), test::small_segments(), test::patient_options()));
     auto appender = unwrap(LogAppender::open(log));
-    for (std::int64_t i = 0; i < kRecords; ++i)
+    for (std::int64_t i = 0; i < kVerifiedRecords; ++i)
       append_ok(appender, test::make_value(0, static_cast<std::uint64_t>(i)));
     bases = unwrap(log->segment_bases());
     REQUIRE(bases.size() >= 3);
@@ -82,12 +82,12 @@ TEST_CASE("verifier: a clean partition has no damage and counts every record", "
       CHECK(s.last_offset == f.bases[i + 1] - 1);
     } else {
       CHECK(s.next_base == -1);
-      CHECK(s.last_offset == kRecords - 1);
+      CHECK(s.last_offset == kVerifiedRecords - 1);
       CHECK_FALSE(s.in_progress_at_end);
     }
     records += s.records;
   }
-  CHECK(records == static_cast<std::uint64_t>(kRecords));
+  CHECK(records == static_cast<std::uint64_t>(kVerifiedRecords));
 }
 
 TEST_CASE("verifier: a flipped value byte is a CRC-32C mismatch naming file and position",
@@ -105,7 +105,7 @@ TEST_CASE("verifier: a flipped value byte is a CRC-32C mismatch naming file and 
   SECTION("a verifying reader stops there with kCorrupt, then skips the frame") {
     auto reader = unwrap(LogReader::open(f.log, {.verify_crc = true}));
     ReadOutcome outcome;
-    auto got = read_records(reader, kRecords, &outcome);
+    auto got = read_records(reader, kVerifiedRecords, &outcome);
     CHECK(outcome == ReadOutcome::kCorrupt);
     REQUIRE(got.size() == static_cast<std::size_t>(victim));
     CHECK(got.back().offset == victim - 1);
@@ -117,16 +117,16 @@ TEST_CASE("verifier: a flipped value byte is a CRC-32C mismatch naming file and 
     // Polling again reports it again; it does not skip by itself.
     CHECK(reader.poll([](const RecordView&) {}).outcome == ReadOutcome::kCorrupt);
     REQUIRE_OK(reader.skip_corrupt());
-    got = read_records(reader, static_cast<std::size_t>(kRecords - victim - 1), &outcome);
+    got = read_records(reader, static_cast<std::size_t>(kVerifiedRecords - victim - 1), &outcome);
     CHECK(outcome == ReadOutcome::kOk);
-    REQUIRE(got.size() == static_cast<std::size_t>(kRecords - victim - 1));
+    REQUIRE(got.size() == static_cast<std::size_t>(kVerifiedRecords - victim - 1));
     CHECK(got.front().offset == victim + 1);
-    CHECK(got.back().offset == kRecords - 1);
+    CHECK(got.back().offset == kVerifiedRecords - 1);
   }
   SECTION("a reader that does not verify delivers it, altered, without harm") {
     auto all = read_skipping(f.log, false);
     CHECK(all.errors.empty());
-    CHECK(all.offsets.size() == static_cast<std::size_t>(kRecords));
+    CHECK(all.offsets.size() == static_cast<std::size_t>(kVerifiedRecords));
   }
   SECTION("verify_partition reports it with file, position and cause") {
     auto report = unwrap(verify_partition(f.tmp.partition()));
@@ -140,7 +140,7 @@ TEST_CASE("verifier: a flipped value byte is a CRC-32C mismatch naming file and 
     // The walk goes on past a bad CRC (the length is sound): every record is counted.
     std::uint64_t records = 0;
     for (const auto& s : report.segments) records += s.records;
-    CHECK(records == static_cast<std::uint64_t>(kRecords));
+    CHECK(records == static_cast<std::uint64_t>(kVerifiedRecords));
   }
 }
 
@@ -161,7 +161,7 @@ TEST_CASE("verifier: a corrupted length word is reported and the reader skips it
 
   auto reader = unwrap(LogReader::open(f.log, {.verify_crc = GENERATE(false, true)}));
   ReadOutcome outcome;
-  auto got = read_records(reader, kRecords, &outcome);
+  auto got = read_records(reader, kVerifiedRecords, &outcome);
   CHECK(outcome == ReadOutcome::kCorrupt);
   CHECK(got.size() == static_cast<std::size_t>(victim));
   CHECK_THAT(reader.error().message(), Catch::Contains(seg));
@@ -170,18 +170,18 @@ TEST_CASE("verifier: a corrupted length word is reported and the reader skips it
   // Nothing after a bad length lines up: the reader goes on at the next segment.
   REQUIRE_OK(reader.skip_corrupt());
   CHECK(reader.position() == f.bases[1]);
-  got = read_records(reader, static_cast<std::size_t>(kRecords - f.bases[1]), &outcome);
+  got = read_records(reader, static_cast<std::size_t>(kVerifiedRecords - f.bases[1]), &outcome);
   CHECK(outcome == ReadOutcome::kOk);
   REQUIRE_FALSE(got.empty());
   CHECK(got.front().offset == f.bases[1]);
-  CHECK(got.back().offset == kRecords - 1);
+  CHECK(got.back().offset == kVerifiedRecords - 1);
 }
 
 TEST_CASE("verifier: a bad length in the open segment cannot be skipped, and says so",
           "[verifier][reader]") {
   Fixture f;
   const std::string seg = f.segment(f.bases.size() - 1);
-  const std::int64_t victim = kRecords - 3;
+  const std::int64_t victim = kVerifiedRecords - 3;
   const std::uint64_t pos = test::frame_positions(seg).at(victim);
   std::int32_t bad_length = 0x7fffff00;
   test::write_bytes(seg, test::data_start(seg) + pos, &bad_length, 4);
@@ -232,7 +232,7 @@ TEST_CASE("verifier: a bad frame type or key length is reported and the reader s
   // frame of unknown type cannot be trusted to have a sound length).
   CHECK(std::find(all.offsets.begin(), all.offsets.end(), victim) == all.offsets.end());
   CHECK(std::find(all.offsets.begin(), all.offsets.end(), victim - 1) != all.offsets.end());
-  CHECK(all.offsets.back() == kRecords - 1);
+  CHECK(all.offsets.back() == kVerifiedRecords - 1);
   for (std::size_t i = 1; i < all.offsets.size(); ++i) REQUIRE(all.offsets[i] > all.offsets[i - 1]);
 }
 

@@ -14,16 +14,11 @@ namespace sluice::shm {
 namespace {
 
 using test::append_ok;
+using test::offsets_of;
 using test::read_records;
 using test::Rec;
 using test::TempDir;
 using test::unwrap;
-
-std::vector<std::int64_t> offsets_of(const std::vector<Rec>& records) {
-  std::vector<std::int64_t> out;
-  for (const Rec& r : records) out.push_back(r.offset);
-  return out;
-}
 
 std::vector<std::int64_t> range(std::int64_t from, std::int64_t to) {
   std::vector<std::int64_t> out;
@@ -490,17 +485,19 @@ TEST_CASE("log: an appender idle since retention took its segment appends in the
   CHECK(test::partition_damage(tmp.partition()) == "");
 }
 
-// Appends numbered records until the log has `segments` segments (the last one begun), record
-// i at time timestamp_of(i); returns how many it appended.
-std::int64_t timestamp_of(std::int64_t offset) {
+// The time append_until_segments gives record `offset`.
+std::int64_t append_time_of(std::int64_t offset) {
   return 1'000'000'000 + 1000 * offset;
 }
+
+// Appends numbered records until the log has `segments` segments (the last one begun), record
+// i at time append_time_of(i); returns how many it appended.
 std::uint64_t append_until_segments(PartitionLog& log, LogAppender& producer,
                                     std::size_t segments) {
   std::uint64_t seq = 0;
   while (unwrap(log.segment_bases()).size() < segments) {
     RecordMeta meta;
-    meta.timestamp_ns = timestamp_of(static_cast<std::int64_t>(seq));
+    meta.timestamp_ns = append_time_of(static_cast<std::int64_t>(seq));
     append_ok(producer, test::make_value(0, seq++), meta);
   }
   return seq;
@@ -595,7 +592,7 @@ TEST_CASE(
   // on), and by offset.
   for (std::int64_t before : {bases[2] - 1, bases[1] + 3}) {
     INFO("a time just after record " << before);
-    REQUIRE_OK(reader.seek_to_timestamp(timestamp_of(before) + 1));
+    REQUIRE_OK(reader.seek_to_timestamp(append_time_of(before) + 1));
     got = read_records(reader, 1);
     REQUIRE(got.size() == 1);
     CHECK(got[0].offset == cut);
@@ -627,7 +624,8 @@ TEST_CASE("log: retention without recycling deletes the oldest segments", "[log]
   CHECK(file_exists(tmp.partition() + "/spare.seg"));
 }
 
-ino_t inode_of(const std::string& path) {
+// The inode number of the file at `path`; 0 when there is none.
+ino_t inode_or_zero(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
@@ -649,14 +647,14 @@ TEST_CASE("log: drop_segment recycles into the spare only an unpinned file, and 
   REQUIRE(bases.size() >= 5);
 
   // Nobody on segment 0: it becomes the spare, the same file.
-  const ino_t zero = inode_of(test::segment_path(dir, bases[0]));
+  const ino_t zero = inode_or_zero(test::segment_path(dir, bases[0]));
   REQUIRE_OK(log->drop_segment(bases[0]));
-  CHECK(inode_of(dir + "/spare.seg") == zero);
-  CHECK(inode_of(test::segment_path(dir, bases[0])) == 0);
+  CHECK(inode_or_zero(dir + "/spare.seg") == zero);
+  CHECK(inode_or_zero(test::segment_path(dir, bases[0])) == 0);
   // A spare is there now: the next one dropped is deleted.
   REQUIRE_OK(log->drop_segment(bases[1]));
-  CHECK(inode_of(test::segment_path(dir, bases[1])) == 0);
-  CHECK(inode_of(dir + "/spare.seg") == zero);
+  CHECK(inode_or_zero(test::segment_path(dir, bases[1])) == 0);
+  CHECK(inode_or_zero(dir + "/spare.seg") == zero);
 
   // Pinned, by a handle that may write or by a read-only one: deleted, not reused.
   for (Access access : {Access::kReadWrite, Access::kReadOnly}) {
@@ -669,8 +667,8 @@ TEST_CASE("log: drop_segment recycles into the spare only an unpinned file, and 
     auto reader = unwrap(LogReader::open(reader_log));  // on the oldest segment
     REQUIRE(reader.position() == bases[0]);
     REQUIRE_OK(log->drop_segment(bases[0]));
-    CHECK(inode_of(test::segment_path(dir, bases[0])) == 0);
-    CHECK(inode_of(dir + "/spare.seg") == 0);
+    CHECK(inode_or_zero(test::segment_path(dir, bases[0])) == 0);
+    CHECK(inode_or_zero(dir + "/spare.seg") == 0);
     // The reader still reads its segment to the end, intact.
     CHECK(read_records(reader, 3).size() == 3);
   }
@@ -692,9 +690,9 @@ TEST_CASE("log: drop_segment recycles into the spare only an unpinned file, and 
     auto reader = unwrap(LogReader::open(reader_log));
     (void)read_records(reader, static_cast<std::size_t>(6000 - bases[0]));
     REQUIRE(reader.position() == 6000);
-    const ino_t oldest = inode_of(test::segment_path(dir, bases[0]));
+    const ino_t oldest = inode_or_zero(test::segment_path(dir, bases[0]));
     REQUIRE_OK(log->drop_segment(bases[0]));
-    CHECK(inode_of(dir + "/spare.seg") == oldest);
+    CHECK(inode_or_zero(dir + "/spare.seg") == oldest);
   }
 }
 

@@ -235,6 +235,13 @@ inline Rec copy_record(const RecordView& v) {
   return r;
 }
 
+// The offsets of `records`, in their order.
+inline std::vector<std::int64_t> offsets_of(const std::vector<Rec>& records) {
+  std::vector<std::int64_t> out;
+  for (const Rec& r : records) out.push_back(r.offset);
+  return out;
+}
+
 // Polls until `count` records arrived, or nothing new came for `idle_timeout`, or the outcome
 // is not kOk. Returns the records; `outcome` gets the last outcome.
 inline std::vector<Rec> read_records(LogReader& reader, std::size_t count,

@@ -6,16 +6,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
-
 #include <spdlog/spdlog.h>
 #include <algorithm>
-#include <boost/asio.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "broker_core.h"
 #include "control_server.h"

@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/buffers_iterator.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
 
 namespace sluice::broker {
 

@@ -9,15 +9,16 @@
 // Session::send may be called from the context's threads only (post to it otherwise).
 #pragma once
 
-#include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
-
-#include <boost/asio.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/streambuf.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "control_protocol.h"
 #include "sluice/status.h"

@@ -6,10 +6,10 @@
 // Thread-safety: post() from any thread; the function runs on the broker's thread.
 #pragma once
 
-#include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
-
-#include <boost/asio.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <functional>
+#include <utility>
 
 namespace sluice::broker {
 class BrokerCore;

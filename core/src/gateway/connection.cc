@@ -1,6 +1,8 @@
 #include "connection.h"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/write.hpp>
 
 #include <algorithm>
 #include <cstring>

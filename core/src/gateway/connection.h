@@ -27,13 +27,14 @@
 // from any thread (it posts to the strand).
 #pragma once
 
-#include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
-
-#include <boost/asio.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "connection_state.h"

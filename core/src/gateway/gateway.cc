@@ -1,6 +1,7 @@
 #include "gateway.h"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/dispatch.hpp>
 
 #include <algorithm>
 

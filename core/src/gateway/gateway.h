@@ -16,14 +16,15 @@
 // Thread-safety: start() and stop() from one thread; everything else runs on those threads.
 #pragma once
 
-#include <utility>  // before Boost 1.74 Asio, whose awaitable.hpp uses std::exchange
-
-#include <boost/asio.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "broker_link.h"

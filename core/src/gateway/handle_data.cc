@@ -1,5 +1,6 @@
 // RequestHandler: Produce, Fetch (with its long poll), ListOffsets and DeleteRecords.
 #include <spdlog/spdlog.h>
+#include <boost/asio/strand.hpp>
 
 #include <chrono>
 #include <deque>

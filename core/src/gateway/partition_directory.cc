@@ -28,7 +28,7 @@ Result<std::shared_ptr<TopicEntry>> PartitionDirectory::topic(const std::string&
   if (!present) {
     if (it != topics_.end()) topics_.erase(it);
     if (!config) return config.status();
-    return Status(ErrorCode::kUnknownTopic, "unknown topic " + name);
+    return Status(sluice::ErrorCode::kUnknownTopic, "unknown topic " + name);
   }
   if (it == topics_.end() || it->second->inode != st.st_ino) {
     // New, or deleted and created again: fresh writers (the old ones map deleted files).
@@ -53,7 +53,7 @@ Result<std::shared_ptr<shm::PartitionLog>> PartitionDirectory::open_log(
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (partition < 0 || static_cast<std::size_t>(partition) >= topic->logs.size())
-      return Status(ErrorCode::kInvalidArgument,
+      return Status(sluice::ErrorCode::kInvalidArgument,
                     "topic " + topic->name + " has no partition " + std::to_string(partition));
     if (auto& l = topic->logs[static_cast<std::size_t>(partition)]) return l;
   }

@@ -51,18 +51,19 @@ Result<std::size_t> ProducerStateFile::load_into(ProducerSequences& sequences) {
   std::size_t loaded = 0;
   for (const shm::TableEntry& e : *entries) {
     if (e.key.size() != kKeyBytes || e.value.size() != kValueBytes)
-      return Status(ErrorCode::kCorrupt, table_.path() + ": an entry of " +
-                                             std::to_string(e.key.size()) + "+" +
-                                             std::to_string(e.value.size()) + " bytes");
+      return Status(sluice::ErrorCode::kCorrupt, table_.path() + ": an entry of " +
+                                                     std::to_string(e.key.size()) + "+" +
+                                                     std::to_string(e.value.size()) + " bytes");
     ProducerState state;
     state.epoch = get_at<std::int16_t>(e.value, 8);
     state.count = get_at<std::uint8_t>(e.value, 10);
     state.next = get_at<std::uint8_t>(e.value, 11);
     if (state.count > ProducerState::kRememberedBatches ||
         state.next >= ProducerState::kRememberedBatches)
-      return Status(ErrorCode::kCorrupt, table_.path() + ": a producer entry's batch count " +
-                                             std::to_string(state.count) + " or next " +
-                                             std::to_string(state.next) + " is out of range");
+      return Status(sluice::ErrorCode::kCorrupt,
+                    table_.path() + ": a producer entry's batch count " +
+                        std::to_string(state.count) + " or next " + std::to_string(state.next) +
+                        " is out of range");
     for (std::size_t b = 0; b < ProducerState::kRememberedBatches; ++b) {
       std::size_t at = kBatchesAt + b * 16;
       state.recent[b] = {get_at<std::int32_t>(e.value, at), get_at<std::int32_t>(e.value, at + 4),

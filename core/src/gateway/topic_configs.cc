@@ -13,7 +13,7 @@ bool parse_number(std::string_view text, T& out) {
 }
 
 Status invalid(std::string_view name, std::string_view value, const std::string& why) {
-  return Status(ErrorCode::kInvalidArgument,
+  return Status(sluice::ErrorCode::kInvalidArgument,
                 "config " + std::string(name) + "=" + std::string(value) + ": " + why);
 }
 

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <memory>
 
+#include "kafka/wire.h"
+
 namespace sluice::kafka {
 namespace {
 
@@ -123,12 +125,6 @@ std::optional<CodecError> gzip(std::string_view in, std::string& out) {
 constexpr char kXerialMagic[8] = {'\x82', 'S', 'N', 'A', 'P', 'P', 'Y', '\0'};
 constexpr std::size_t kXerialHeader = 16;  // magic, int32 version, int32 compatible version
 constexpr std::size_t kXerialChunk = 32 << 10;
-
-std::uint32_t load_be32(const char* p) {
-  std::uint32_t v;
-  std::memcpy(&v, p, 4);
-  return __builtin_bswap32(v);
-}
 
 std::optional<CodecError> unsnappy_raw(std::string_view in, std::vector<char>& out,
                                        std::size_t base, std::size_t max_out, const char* what) {

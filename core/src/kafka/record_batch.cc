@@ -54,12 +54,6 @@ namespace {
 using detail::error;
 using detail::hex32;
 
-std::uint32_t load_be32(const char* p) {
-  std::uint32_t v;
-  std::memcpy(&v, p, 4);
-  return __builtin_bswap32(v);
-}
-
 // The prefix of every error about the batch at byte `at` of the records field; built only when
 // an error is returned (decoding a valid batch allocates no strings).
 std::string batch_where(std::size_t at) {

@@ -22,6 +22,14 @@
 
 namespace sluice::kafka {
 
+// The big-endian uint32 at p (unaligned), for fields read in place rather than through a
+// ByteReader (record batch headers, xerial snappy chunk lengths).
+inline std::uint32_t load_be32(const char* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return __builtin_bswap32(v);
+}
+
 class ByteReader {
  public:
   ByteReader() = default;
