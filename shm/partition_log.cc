@@ -375,9 +375,13 @@ Result<std::vector<std::int64_t>> PartitionLog::segment_bases() const {
 }
 
 std::int64_t PartitionLog::start_offset(const std::vector<std::int64_t>& bases) const {
-  // Relaxed: the start guards no other data; it is only compared with offsets.
-  std::int64_t deleted_below = control_->log_start.offset.load(std::memory_order_relaxed);
+  std::int64_t deleted_below = deleted_before();
   return bases.empty() ? deleted_below : std::max(bases.front(), deleted_below);
+}
+
+std::int64_t PartitionLog::deleted_before() const {
+  // Relaxed: the start guards no other data; it is only compared with offsets.
+  return control_->log_start.offset.load(std::memory_order_relaxed);
 }
 
 Result<std::int64_t> PartitionLog::start_offset() const {

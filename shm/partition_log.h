@@ -94,6 +94,9 @@ class PartitionLog {
   // start delete_records_before() set, whichever is higher. `bases` as segment_bases() gave.
   std::int64_t start_offset(const std::vector<std::int64_t>& bases) const;
   Result<std::int64_t> start_offset() const;
+  // The start delete_records_before() set, by whichever process (0 if none): one load from
+  // the control file, where start_offset() also lists the directory.
+  std::int64_t deleted_before() const;
   // Kafka's DeleteRecords: offsets below `offset` are no longer served (seeks below it are
   // out of range, a reader opened now starts there), and retention deletes the segments
   // wholly below it. The start moves up only: an offset at or below it changes nothing.

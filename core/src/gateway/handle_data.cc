@@ -325,7 +325,6 @@ void RequestHandler::delete_records(ConnectionState&, const Header& h, ByteReade
         auto start = (*log)->delete_records_before(before);
         if (start) {
           rp.low_watermark = *start;
-          directory_.start_moved(*topic, p.partition_index, *start);
           spdlog::info("kafka gateway: deleted records of {}/{} before offset {}", t.name,
                        p.partition_index, *start);
         } else {

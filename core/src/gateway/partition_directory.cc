@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "shm/clock.h"
 
 namespace sluice::gateway {
@@ -139,7 +141,12 @@ std::int64_t PartitionDirectory::log_start(const std::shared_ptr<TopicEntry>& to
     std::lock_guard<std::mutex> lock(mutex_);
     if (partition < 0 || static_cast<std::size_t>(partition) >= topic->log_starts.size()) return -1;
     auto [start, when] = topic->log_starts[static_cast<std::size_t>(partition)];
-    if (start >= 0 && now - when < kRecheckNs) return start;
+    if (start >= 0 && now - when < kRecheckNs) {
+      // Retention's drops show within kRecheckNs; a DeleteRecords cut at once, whoever made
+      // it (a Kafka client here, `sluice topic delete-records`, a local Admin).
+      const auto& log = topic->logs[static_cast<std::size_t>(partition)];
+      return log ? std::max(start, log->deleted_before()) : start;
+    }
   }
   auto l = open_log(topic, partition);
   if (!l) return -1;
@@ -149,13 +156,6 @@ std::int64_t PartitionDirectory::log_start(const std::shared_ptr<TopicEntry>& to
   std::lock_guard<std::mutex> lock(mutex_);
   topic->log_starts[static_cast<std::size_t>(partition)] = {start, now};
   return start;
-}
-
-void PartitionDirectory::start_moved(const std::shared_ptr<TopicEntry>& topic,
-                                     std::int32_t partition, std::int64_t start) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (partition < 0 || static_cast<std::size_t>(partition) >= topic->log_starts.size()) return;
-  topic->log_starts[static_cast<std::size_t>(partition)] = {start, shm::monotonic_ns()};
 }
 
 void PartitionDirectory::forget(const std::string& name) {

@@ -74,11 +74,9 @@ class PartitionDirectory {
   // The partition's log, for readers.
   Result<std::shared_ptr<shm::PartitionLog>> log(const std::shared_ptr<TopicEntry>& topic,
                                                  std::int32_t partition);
-  // Kafka's log start offset: PartitionLog::start_offset (cached briefly); -1 if unknown.
+  // Kafka's log start offset: PartitionLog::start_offset, its segments listed at most every
+  // 100 ms, a DeleteRecords cut seen at once; -1 if unknown.
   std::int64_t log_start(const std::shared_ptr<TopicEntry>& topic, std::int32_t partition);
-  // Sets the cached start of a partition whose records this process deleted.
-  void start_moved(const std::shared_ptr<TopicEntry>& topic, std::int32_t partition,
-                   std::int64_t start);
   // Forgets a topic (after the broker deleted it), so that the next lookup reads it afresh.
   void forget(const std::string& name);
   std::vector<std::string> names() const;

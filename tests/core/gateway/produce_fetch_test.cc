@@ -968,6 +968,34 @@ TEST_CASE(
   CHECK(fetch_all(c, "del", 0, 150) == std::vector<TestRecord>(sent.begin() + 150, sent.end()));
 }
 
+TEST_CASE(
+    "gateway: records deleted through the local Admin are out of range for Kafka clients at "
+    "once",
+    "[kafka][gateway]") {
+  GatewayBroker broker;
+  broker.create_topic("cut", 1);
+  KafkaClient c(broker);
+  REQUIRE(produce(c, "cut", 0, encode_batch(kilobyte_records(20), 0)).error_code ==
+          ErrorCode::kNone);
+  // The gateway has read the partition's start (0) just now, and keeps it for a while.
+  REQUIRE(fetch(c, "cut", 0, 0).log_start_offset == 0);
+  REQUIRE(list_offset(c, "cut", 0, -2).offset == 0);
+
+  // `sluice topic delete-records` goes this way: the broker's Admin, not the gateway.
+  auto admin = must(Admin::connect(broker.data_dir()));
+  CHECK(must(admin.delete_records("cut", 0, 10)) == 10);
+
+  CHECK(list_offset(c, "cut", 0, -2).offset == 10);
+  FetchedPartition below = fetch(c, "cut", 0, 5);
+  CHECK(below.error == ErrorCode::kOffsetOutOfRange);
+  CHECK(below.log_start_offset == 10);
+  FetchedPartition at = fetch(c, "cut", 0, 10);
+  CHECK(at.error == ErrorCode::kNone);
+  CHECK(at.log_start_offset == 10);
+  REQUIRE_FALSE(at.records.empty());
+  CHECK(at.records.front().offset == 10);
+}
+
 // ---- a full disk
 // ----------------------------------------------------------------------------------
 
