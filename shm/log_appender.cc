@@ -78,19 +78,23 @@ AppendOutcome LogAppender::reserve_slow(std::uint64_t old_tail) {
       return AppendOutcome::kRollFailed;
     }
   } else if (log.control()->active.active_base.load(std::memory_order_acquire) == base_ &&
-             segment_->header()->seal_line.next_base.load(std::memory_order_acquire) >= 0) {
-    // A roll is pending (held back, or its roller is mid-way): try it ourselves.
+             segment_->header()->seal_line.next_base.load(std::memory_order_acquire) >= 0 &&
+             !log.roll_in_progress()) {
+    // A roll is pending and nobody is at it (held back, or refused): try it ourselves.
     held_back_ = true;
     return retry_held_roll();
   } else if (log.control()->active.active_base.load(std::memory_order_acquire) == base_) {
-    // Another producer is rolling. Wait for it; finish the roll if it died.
+    // Another producer is rolling, perhaps past its seal and for longer than the abandon
+    // timeout (a large segment zeroed or created). Wait for it as long as it lives; finish
+    // the roll if it died.
     std::int64_t deadline = monotonic_ns() + log.options().abandon_timeout_ns;
     std::uint32_t spins = 0;
     while (log.control()->active.active_base.load(std::memory_order_acquire) == base_) {
-      // Acquire: pairs with the roller's release of the seal words. Sealed but not rolled:
-      // the roll was held back (backpressure) or refused (closed); take the held-roll path
-      // rather than wait for a segment that may never come.
-      if (segment_->header()->seal_line.next_base.load(std::memory_order_acquire) >= 0) {
+      // Acquire: pairs with the roller's release of the seal words. Sealed but not rolled,
+      // and the roller gone: the roll was held back (backpressure) or refused (closed); take
+      // the held-roll path rather than wait for a segment that may never come.
+      if (segment_->header()->seal_line.next_base.load(std::memory_order_acquire) >= 0 &&
+          !log.roll_in_progress()) {
         held_back_ = true;
         return retry_held_roll();
       }
@@ -116,7 +120,9 @@ AppendOutcome LogAppender::retry_held_roll() {
     if (!s) {
       if (s.code() == ErrorCode::kBackPressured) return AppendOutcome::kBackPressured;
       if (log.closed()) return AppendOutcome::kClosed;
-      if (s.code() != ErrorCode::kBusy) {
+      // kBusy: no roll pending any more. kTimedOut: another live producer has held the roll
+      // lock since we looked; it is rolling, so wait for it as reserve_slow does.
+      if (s.code() != ErrorCode::kBusy && s.code() != ErrorCode::kTimedOut) {
         last_error_ = s;
         return AppendOutcome::kRollFailed;
       }

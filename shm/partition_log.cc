@@ -422,6 +422,11 @@ bool PartitionLog::lock_roll() {
   return false;
 }
 
+bool PartitionLog::roll_in_progress() const {
+  // Relaxed: a hint that picks between waiting and retrying; both re-check under the lock.
+  return control_->roll_owner.value.load(std::memory_order_relaxed) != 0;
+}
+
 void PartitionLog::unlock_roll() {
   // Release: publishes what we did under the lock to the next owner.
   control_->roll_owner.value.store(0, std::memory_order_release);

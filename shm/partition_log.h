@@ -111,6 +111,11 @@ class PartitionLog {
   // Retries a roll that roll_gate held back (the seal words say where the segment ends).
   Status retry_pending_roll(Segment& full);
 
+  // True while some process holds the roll lock: a roller at work (which may take longer
+  // than abandon_timeout: a large segment zeroed or created), or one that died holding it
+  // (recover_roll takes such a lock over). A sealed segment with nobody rolling was held back.
+  bool roll_in_progress() const;
+
   // Finishes a roll that its producer abandoned (died between reserving past the end and
   // publishing the next segment). Called after waiting abandon_timeout for a roll.
   Status recover_roll(Segment& full);

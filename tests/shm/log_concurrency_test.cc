@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -410,6 +411,58 @@ TEST_CASE("log: rolls recycling in place race the reader's prepare_next and lose
   // Retention kept the partition to its pool: the retained segments, perhaps one more
   // while a roll and a prepare_next() crossed.
   CHECK(unwrap(reader_log->segment_bases()).size() <= kRetain + 1);
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+// A roll slower than the abandon timeout (here held up in the roll gate, under the roll lock,
+// after the segment is sealed; in life, a large segment zeroed or created on a slow machine):
+// the producers that meet it wait for it rather than fail, as they do for a roller that has
+// not sealed yet. Only a roller that died is taken over.
+TEST_CASE("log: producers that meet a roll slower than the abandon timeout wait for it",
+          "[concurrency]") {
+  TempDir tmp;
+  LogOptions options;
+  options.abandon_timeout_ns = 100'000'000;
+  options.populate = false;
+  std::atomic<int> gate_calls{0};
+  options.roll_gate = [&](PartitionLog&) {
+    if (gate_calls.fetch_add(1) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    return true;
+  };
+  auto log = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), options));
+  constexpr int kProducers = 3;
+  // About three segments in all: the first roll is the slow one.
+  const std::uint64_t per_producer = 3 * kMinSegmentCapacity / 1024 / kProducers;
+  const std::string value(1000, 'v');
+  std::atomic<int> failures{0};
+  std::vector<std::string> problems(kProducers);
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      auto appender = LogAppender::open(log);
+      if (!appender) {
+        problems[static_cast<std::size_t>(p)] = appender.status().message();
+        failures.fetch_add(1);
+        return;
+      }
+      for (std::uint64_t i = 0; i < per_producer; ++i) {
+        AppendResult r = appender->append(value);
+        if (r.outcome != AppendOutcome::kOk) {
+          problems[static_cast<std::size_t>(p)] =
+              std::string(describe(r.outcome)) + ": " + appender->last_error().message();
+          failures.fetch_add(1);
+          return;
+        }
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  std::string all_problems;
+  for (const auto& problem : problems) all_problems += problem + "; ";
+  INFO(all_problems);
+  CHECK(failures.load() == 0);
+  CHECK(gate_calls.load() >= 2);  // the slow roll, and at least one after it
+  CHECK(log->end_offset() == static_cast<std::int64_t>(per_producer) * kProducers);
   CHECK(test::partition_damage(tmp.partition()) == "");
 }
 
