@@ -34,13 +34,13 @@ constexpr std::size_t kPollMaxRecords = 1024;
 std::atomic<int> g_stop_signal{0};
 static_assert(std::atomic<int>::is_always_lock_free);
 
-void on_stop_signal(int sig) {
+void on_consume_stop_signal(int sig) {
   g_stop_signal.store(sig, std::memory_order_relaxed);
 }
 
 void install_stop_handlers() {
   struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
+  sa.sa_handler = on_consume_stop_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: a blocking call returns EINTR
   ::sigaction(SIGINT, &sa, nullptr);
@@ -307,7 +307,7 @@ int run_consume(const ConsumeArgs& a) {
     std::vector<TopicPartition> tps;
     if (a.partitions.empty()) {
       // Every partition of the topic.
-      auto producer = Producer::open({.data_dir = a.data_dir});
+      auto producer = sluice::Producer::open({.data_dir = a.data_dir});
       if (!producer) return report(producer.status());
       auto n = producer->partitions(a.topic);
       if (!n) return report(n.status(), hint_for(n.status(), a.topic));

@@ -30,7 +30,7 @@ std::string tp_name(const TopicPartition& tp) {
   return tp.topic + "/" + std::to_string(tp.partition);
 }
 
-int run_list(const std::string& data_dir, bool as_json) {
+int run_group_list(const std::string& data_dir, bool as_json) {
   auto admin = Admin::connect(data_dir);
   if (!admin) return report(admin.status());
   auto groups = admin->list_groups();
@@ -98,7 +98,8 @@ ojson group_json(const GroupInfo& g) {
           {"protocol", g.protocol}, {"members", members}, {"offsets", offsets}};
 }
 
-int run_describe(const std::string& data_dir, const std::vector<std::string>& names, bool as_json) {
+int run_group_describe(const std::string& data_dir, const std::vector<std::string>& names,
+                       bool as_json) {
   auto admin = Admin::connect(data_dir);
   if (!admin) return report(admin.status());
   std::vector<std::string> groups = names;
@@ -184,7 +185,7 @@ struct ResetArgs {
   std::optional<std::int64_t> timestamp_ms;
 };
 
-int run_reset(const ResetArgs& a) {
+int run_group_reset(const ResetArgs& a) {
   int given = int{a.earliest} + int{a.latest} + int{a.offset.has_value()} +
               int{!a.datetime.empty()} + int{a.timestamp_ms.has_value()};
   if (given != 1)
@@ -236,7 +237,7 @@ int run_reset(const ResetArgs& a) {
   return kExitOk;
 }
 
-int run_delete(const std::string& data_dir, const std::string& group) {
+int run_group_delete(const std::string& data_dir, const std::string& group) {
   auto admin = Admin::connect(data_dir);
   if (!admin) return report(admin.status());
   if (Status s = admin->delete_group(group); !s) return report(s, group_hint(s));
@@ -249,12 +250,12 @@ int run_delete(const std::string& data_dir, const std::string& group) {
 void add_group_command(CLI::App& app, int& exit_code) {
   CLI::App* group = app.add_subcommand("group", "List, describe, reset and delete consumer groups");
   group->require_subcommand(1);
-  add_list_subcommand(group, "group", run_list, exit_code);
+  add_list_subcommand(group, "group", run_group_list, exit_code);
   add_describe_subcommand(
       group, "group",
       "Show a group's state, members and their assignment, and per partition the committed "
       "offset, end offset and lag",
-      run_describe, exit_code);
+      run_group_describe, exit_code);
   {
     auto a = std::make_shared<ResetArgs>();
     CLI::App* cmd = group->add_subcommand(
@@ -274,7 +275,7 @@ void add_group_command(CLI::App& app, int& exit_code) {
                     "To the first record at or after this time, in ms since the epoch")
         ->check(CLI::NonNegativeNumber);
     add_data_dir_option(cmd, a->data_dir);
-    cmd->callback([a, &exit_code] { exit_code = run_reset(*a); });
+    cmd->callback([a, &exit_code] { exit_code = run_group_reset(*a); });
   }
   {
     struct Args {
@@ -286,7 +287,7 @@ void add_group_command(CLI::App& app, int& exit_code) {
         "delete", "Delete a group and its committed offsets (it must have no live members)");
     cmd->add_option("group", a->group, "Group")->required();
     add_data_dir_option(cmd, a->data_dir);
-    cmd->callback([a, &exit_code] { exit_code = run_delete(a->data_dir, a->group); });
+    cmd->callback([a, &exit_code] { exit_code = run_group_delete(a->data_dir, a->group); });
   }
 }
 
