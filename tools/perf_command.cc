@@ -73,9 +73,7 @@
 #include "tools/perf_shared.h"
 #include "tools/perf_topology.h"
 
-namespace sluice::tools {
-
-using namespace perf;
+namespace sluice::tools::perf {
 
 namespace {
 
@@ -647,8 +645,14 @@ int run_perf(PerfConfig cfg) {
 }
 }  // namespace
 
+}  // namespace sluice::tools::perf
+
+namespace sluice::tools {
+
 void add_perf_command(CLI::App& app, int& exit_code) {
-  auto cfg = std::make_shared<PerfConfig>();
+  using perf::kMaxConsumers;
+  using perf::kMaxProducers;
+  auto cfg = std::make_shared<perf::PerfConfig>();
   if (const char* env = std::getenv("SLUICE_DATA_DIR"); env != nullptr && *env != '\0')
     cfg->data_dir = env;
   CLI::App* cmd = app.add_subcommand(
@@ -722,7 +726,7 @@ void add_perf_command(CLI::App& app, int& exit_code) {
           run_perf_kafka(*kafka, cfg->partitions, cfg->size, cfg->count, cfg->duration_s, cfg->rate,
                          cfg->producers, cfg->consumers, cfg->json, cfg->no_progress);
     } else {
-      exit_code = run_perf(*cfg);
+      exit_code = perf::run_perf(*cfg);
     }
   });
 }

@@ -62,11 +62,10 @@
 #include "tools/perf_format.h"
 #include "tools/perf_kafka_shared.h"
 
-namespace sluice::tools {
+namespace sluice::tools::perf_kafka {
 
 namespace {
 
-using namespace perf_kafka;
 using sluice::shm::wall_clock_ns;
 
 extern "C" void on_kafka_perf_signal(int) {
@@ -431,6 +430,10 @@ int run(const KafkaPerfOptions& k, const Settings& s) {
 
 }  // namespace
 
+}  // namespace sluice::tools::perf_kafka
+
+namespace sluice::tools {
+
 std::shared_ptr<KafkaPerfOptions> add_perf_kafka_options(CLI::App* perf) {
   auto k = std::make_shared<KafkaPerfOptions>();
   perf->add_option("--kafka", k->bootstrap,
@@ -476,8 +479,9 @@ int run_perf_kafka(const KafkaPerfOptions& k, int partitions, std::uint32_t size
                    bool json, bool no_progress) {
   KafkaPerfOptions with_partitions = k;
   with_partitions.partitions = partitions;
-  return run(with_partitions,
-             Settings{size, count, duration_s, rate, producers, consumers, json, no_progress});
+  return perf_kafka::run(
+      with_partitions,
+      perf_kafka::Settings{size, count, duration_s, rate, producers, consumers, json, no_progress});
 }
 
 }  // namespace sluice::tools

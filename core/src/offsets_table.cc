@@ -351,11 +351,4 @@ Result<std::optional<GroupRecord>> OffsetsTable::group(std::string_view group) {
   return std::optional<GroupRecord>(std::move(g).value());
 }
 
-Result<std::optional<std::int32_t>> OffsetsTable::generation(std::string_view group) {
-  auto g = this->group(group);
-  if (!g) return g.status();
-  if (!*g) return std::optional<std::int32_t>();
-  return std::optional<std::int32_t>((*g)->generation);
-}
-
 }  // namespace sluice

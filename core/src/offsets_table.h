@@ -98,7 +98,6 @@ class OffsetsTable {
                    std::string_view protocol_type);
   // Keeps the stored protocol and protocol type.
   Status set_generation(std::string_view group, std::int32_t generation);
-  Result<std::optional<std::int32_t>> generation(std::string_view group);
   Result<std::optional<GroupRecord>> group(std::string_view group);
 
   const std::string& path() const { return table_.path(); }

@@ -39,13 +39,12 @@ Status BrokerCore::start() {
   started_ms_ = now_ms();
   if (Status s = topics_.load(warn); !s) return s;
   groups_ = std::make_unique<GroupService>(*this);
-  if (Status s = groups_->start(); !s) return s;
+  auto restored = groups_->start();
+  if (!restored) return restored.status();
   kafka_groups_ = std::make_unique<KafkaGroupService>(config_, groups_->table(), *groups_);
   // Generations continue upward for Kafka groups too, and groups keep their protocol type.
-  if (auto names = groups_->table().list_groups())
-    for (const auto& g : *names)
-      if (auto rec = groups_->table().group(g); rec && *rec && (*rec)->generation > 0)
-        kafka_groups_->restore(g, (*rec)->generation, (*rec)->protocol_type);
+  for (const GroupRecord& g : *restored)
+    kafka_groups_->restore(g.group, g.generation, g.protocol_type);
   return Status::ok();
 }
 

@@ -38,7 +38,7 @@ std::int64_t GroupService::now_ns() const {
   return shm::monotonic_ns();
 }
 
-Status GroupService::start() {
+Result<std::vector<GroupRecord>> GroupService::start() {
   CoordinatorConfig cc;
   cc.session_timeout_ns = core_.config_.session_timeout_ms * 1'000'000;
   cc.rebalance_timeout_ns = core_.config_.rebalance_timeout_ms * 1'000'000;
@@ -59,14 +59,16 @@ Status GroupService::start() {
   // Generations continue upward across broker restarts.
   auto groups = table_.list_groups();
   if (!groups) return groups.status();
+  std::vector<GroupRecord> restored;
   for (const auto& g : *groups) {
     auto rec = table_.group(g);
     if (rec && *rec && (*rec)->generation > 0) {
       (void)coordinator_->restore_group(g, (*rec)->generation, (*rec)->protocol);
       restored_generation_[g] = (*rec)->generation;
+      restored.push_back(std::move(**rec));
     }
   }
-  return Status::ok();
+  return restored;
 }
 
 void GroupService::shutdown() {}

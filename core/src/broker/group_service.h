@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "control_server.h"
 #include "group_coordinator.h"
@@ -28,7 +29,9 @@ class BrokerCore;
 class GroupService {
  public:
   explicit GroupService(BrokerCore& core);
-  Status start();
+  // Opens the offsets table and restores the groups it records with a generation; returns
+  // those groups' records, which the Kafka groups' coordinator restores too.
+  Result<std::vector<GroupRecord>> start();
   void shutdown();
 
   void handle(const std::shared_ptr<Session>& session, const std::string& op,
