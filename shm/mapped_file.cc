@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -60,6 +61,18 @@ Result<MappedFile> MappedFile::map_descriptor(int fd, const std::string& path, A
 
 Status MappedFile::sync() const {
   if (::msync(data_, size_, MS_SYNC) != 0) return errno_status("msync " + path_, errno);
+  return Status::ok();
+}
+
+Status MappedFile::pretouch_for_writing() const {
+  if (!writable()) return Status(ErrorCode::kPermissionDenied, path_ + ": mapped read-only");
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  for (std::uint64_t at = 0; at + sizeof(std::uint64_t) <= size_; at += page) {
+    // Relaxed: nothing is published; the add only has to be one indivisible write of the
+    // value already there, so that a concurrent writer's bytes are never lost.
+    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + at))
+        .fetch_add(0, std::memory_order_relaxed);
+  }
   return Status::ok();
 }
 

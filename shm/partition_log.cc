@@ -681,7 +681,9 @@ Result<PartitionLog::PremapOutcome> PartitionLog::premap_spare() {
   return premap(path_of(kSpareName));
 }
 
-Result<std::size_t> PartitionLog::premap_segments() {
+Result<std::size_t> PartitionLog::premap_segments(Pretouch pretouch) {
+  if (pretouch == Pretouch::kForWriting && !writable())
+    return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only, nothing to pretouch");
   auto bases = segment_bases();
   if (!bases) return bases.status();
   // Oldest first and the spare last, so that the cache's least recently used are the oldest.
@@ -696,6 +698,14 @@ Result<std::size_t> PartitionLog::premap_segments() {
     auto r = premap(path);
     if (!r) return r.status();
     if (*r == PremapOutcome::kMapped) ++mapped;
+    if (pretouch == Pretouch::kForWriting && *r != PremapOutcome::kNoSpare) {
+      auto file = map_cached(path);  // from the cache: an open and a stat
+      if (!file) {
+        if (file.status().code() == ErrorCode::kNotFound) continue;  // a roll took the spare
+        return file.status();
+      }
+      if (Status s = (*file)->pretouch_for_writing(); !s) return s;
+    }
   }
   return mapped;
 }
@@ -743,10 +753,14 @@ Status PartitionLog::prepare_next() {
   if (Status s = apply_retention(); !s) return s;
   if (has_spare()) return Status::ok();
   if (options_.recycle_segments && options_.retain_segments > 0) {
-    // The pool is retain_segments + 1 files: once it is full, the next roll recycles the
-    // oldest segment rather than have a new file created here.
+    // The pool is retain_segments + 1 files: the segments kept and the spare. With more
+    // segments than that (the excess pinned, or the active one), the next roll recycles the
+    // oldest segment in place rather than have a new file created here. With retain_segments
+    // or fewer it is a file short (a roll recycled in place, or a drop found its file pinned
+    // and deleted it): make the spare, or every roll from then on would recycle in place and
+    // zero a whole segment on its producer's hot path (retire_for_reuse).
     auto bases = segment_bases();
-    if (bases && bases->size() >= options_.retain_segments) return Status::ok();
+    if (bases && bases->size() > options_.retain_segments) return Status::ok();
   }
   Status s = create_spare_file(path_of(kSpareName));
   if (s.code() == ErrorCode::kAlreadyExists) return Status::ok();

@@ -165,8 +165,13 @@ class PartitionLog {
   Result<PremapOutcome> premap_spare();
   // The same for the spare and the newest segment files, as many as the cache keeps
   // (kept_mappings()): for a process about to cycle through a pool of recycled segments, so
-  // that none of its rolls maps a file. Returns how many it mapped.
-  Result<std::size_t> premap_segments();
+  // that none of its rolls maps a file. With Pretouch::kForWriting (a writable handle), every
+  // file it covers, mapped now or before, is also written once a page
+  // (MappedFile::pretouch_for_writing): neither this process's appends nor its retention's
+  // zeroing of a recycled file then pay for a page's first write on this handle. Returns how
+  // many it mapped.
+  enum class Pretouch { kNo, kForWriting };
+  Result<std::size_t> premap_segments(Pretouch pretouch = Pretouch::kNo);
 
  private:
   PartitionLog() = default;

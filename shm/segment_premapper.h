@@ -9,8 +9,9 @@
 // Ref/MapSegment); every record behind it waits (docs/benchmarks.md, "Segment rolls").
 //
 // Cost: every `period` one atomic load of each log's active segment base; only after a roll
-// (the base moved) a stat(2) of the spare, and once the spare is there, its mmap. A log that
-// recycles segments in place has no spare: one stat a period after each roll. While no log
+// (the base moved) a stat(2) of the spare, and once the spare is there, its mmap. A log
+// whose roll recycled a segment in place has no spare until its next prepare_next(): one stat
+// a period after each roll. While no log
 // rolls, the period stretches to kIdlePeriod; a roll is then noticed that much later, so a
 // segment filled again within that time is mapped by its roll, as without a premapper.
 //

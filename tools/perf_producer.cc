@@ -274,8 +274,9 @@ void run_producer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
       slot.done.store(1);
       return;
     }
-    // The pool the warm-up made, mapped now: no roll of the run maps a file.
-    if (auto mapped = (*log)->premap_segments(); !mapped) {
+    // The pool the warm-up made, mapped and written once a page now: no roll of the run maps
+    // a file, and no append pays for a page's first write through this mapping.
+    if (auto mapped = (*log)->premap_segments(PartitionLog::Pretouch::kForWriting); !mapped) {
       fail(slot, "producer: " + mapped.status().message());
       slot.done.store(1);
       return;

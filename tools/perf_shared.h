@@ -74,7 +74,9 @@ struct PerfConfig {
   // oldest segment into the spare), once per segment it reads. Producers' handles have the
   // same retention: their rolls take the spare, and a roll that finds none (the reader's
   // prepare_next() came late) recycles the oldest segment in place rather than create a new
-  // file. The two paths claim the oldest file by renaming it, so one of them has it. (With
+  // file, and the reader's next prepare_next() makes the spare again (zeroing a recycled file
+  // is then the reader's work, not the producer's). The two paths claim the oldest file by
+  // renaming it, so one of them has it. (With
   // no retention on the producers' handles, such rolls created, zeroed and pre-faulted
   // 31-65 new 16 MiB files in 2 s runs at 1 KiB, `--rate 0 --batch 8`, on 2026-11-26.)
   LogOptions retention_options() const {

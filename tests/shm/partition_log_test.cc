@@ -20,6 +20,23 @@ using test::Rec;
 using test::TempDir;
 using test::unwrap;
 
+// Appends records 0..count-1 of producer 0 and calls on_roll(n) after the n-th roll of `log`;
+// returns the number of rolls.
+template <typename OnRoll>
+int append_with_rolls(LogAppender& producer, PartitionLog& log, std::uint64_t count,
+                      OnRoll on_roll) {
+  int rolls = 0;
+  std::int64_t active = log.control()->active.active_base.load();
+  for (std::uint64_t seq = 0; seq < count; ++seq) {
+    append_ok(producer, test::make_value(0, seq));
+    std::int64_t now_active = log.control()->active.active_base.load();
+    if (now_active == active) continue;
+    active = now_active;
+    on_roll(++rolls);
+  }
+  return rolls;
+}
+
 std::vector<std::int64_t> range(std::int64_t from, std::int64_t to) {
   std::vector<std::int64_t> out;
   for (std::int64_t i = from; i < to; ++i) out.push_back(i);
@@ -330,20 +347,13 @@ TEST_CASE("log: rolls that find no spare recycle in place on a producer handle w
 
   const std::uint64_t kRecords = 20000;
   test::Tally tally(1, kRecords);
-  int rolls = 0;
-  std::int64_t active = 0;
-  for (std::uint64_t seq = 0; seq < kRecords; ++seq) {
-    append_ok(producer, test::make_value(0, seq));
-    std::int64_t now_active = producer_log->control()->active.active_base.load();
-    if (now_active == active) continue;
-    active = now_active;
-    ++rolls;
+  const int rolls = append_with_rolls(producer, *producer_log, kRecords, [&](int roll) {
     // The reader keeps up, so that retention never takes a segment it has still to read.
     drain_intact(reader, tally);
-    if (rolls % 2 == 0) REQUIRE_OK(reader_log->prepare_next());
+    if (roll % 2 == 0) REQUIRE_OK(reader_log->prepare_next());
     REQUIRE(unwrap(reader_log->segment_bases()).size() <= kRetain + 1);
     note_inodes();
-  }
+  });
   CHECK(test::drain(reader, tally) == ReadOutcome::kOk);
   INFO(tally.summary());
   CHECK(tally.complete());
@@ -351,6 +361,41 @@ TEST_CASE("log: rolls that find no spare recycle in place on a producer handle w
   // The pool (kRetain segments and a spare) and the file the partition started with: no
   // roll created another.
   CHECK(inodes.size() <= kRetain + 2);
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+// A roll that recycles in place leaves the pool a file short: kRetain segments and no spare.
+// prepare_next() must make the spare again, or every later roll recycles in place too, and
+// zeroes a whole segment (retire_for_reuse) on its producer's hot path: `sluice perf`'s
+// producer fell 30 ms behind at every roll that way.
+TEST_CASE("log: after rolls that recycled in place prepare_next makes the spare again", "[log]") {
+  TempDir tmp;
+  constexpr std::uint32_t kRetain = 3;
+  auto [owner, producer_log] = test::recycling_handles(tmp.partition(), kRetain);
+  auto producer = unwrap(LogAppender::open(producer_log));
+  auto reader = unwrap(LogReader::open(owner, {.verify_crc = true}));
+
+  const std::uint64_t kRecords = 20000;
+  test::Tally tally(1, kRecords);
+  int late_rolls = 0, rolls_after_spare = 0;
+  append_with_rolls(producer, *producer_log, kRecords, [&](int roll) {
+    drain_intact(reader, tally);
+    if (roll <= 8) {
+      // The owner is late for the first rolls: once the pool is full, they recycle in place.
+      if (roll > static_cast<int>(kRetain) + 1) ++late_rolls;
+      return;
+    }
+    REQUIRE_OK(owner->prepare_next());
+    INFO("roll " << roll << ", segments " << unwrap(owner->segment_bases()).size());
+    REQUIRE(owner->has_spare());
+    ++rolls_after_spare;
+  });
+  CHECK(test::drain(reader, tally) == ReadOutcome::kOk);
+  INFO(tally.summary());
+  CHECK(tally.complete());
+  CHECK(late_rolls >= 3);
+  CHECK(rolls_after_spare >= 10);
+  CHECK(unwrap(owner->segment_bases()).size() <= kRetain + 1);
   CHECK(test::partition_damage(tmp.partition()) == "");
 }
 

@@ -46,8 +46,8 @@ ino_t inode_of(const std::string& path) {
   return st.st_ino;
 }
 
-// Inodes of a partition's segment files and of its spare, when it has one (a full pool may
-// have none: prepare_next() leaves the next roll to recycle the oldest segment in place).
+// Inodes of a partition's segment files and of its spare, when it has one (a pool whose last
+// roll recycled the oldest segment in place has none until the next prepare_next()).
 std::set<ino_t> pool_inodes(const std::string& dir) {
   std::set<ino_t> inodes;
   auto log = unwrap(PartitionLog::open(dir, test::patient_options()));
@@ -146,6 +146,46 @@ TEST_CASE("log: premap_segments maps a recycled pool once, and rolls through it 
 // A pool larger than the mapping cache's default of 8 files (sluice perf --retain 12): handles
 // with that retention keep the whole pool mapped. With the cache at 8, premap_segments mapped 8
 // of the 13 files and every roll after it mapped one (and dropped another).
+// Pretouching writes every page of the pool once through this handle's mappings (an atomic
+// add of 0): no byte may change, the active segment's included, and a read-only handle has
+// nothing to write with.
+TEST_CASE("log: premap_segments pretouching for writing changes no byte of the pool", "[log]") {
+  TempDir tmp;
+  const LogOptions retention = test::recycling_options(3);
+  auto owner = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), retention));
+  REQUIRE_OK(owner->prepare_next());
+  auto appender = unwrap(LogAppender::open(owner));
+  std::uint64_t appended = 0;
+  for (int roll = 0; roll < 2; ++roll) {
+    std::int64_t base = owner->control()->active.active_base.load();
+    while (owner->control()->active.active_base.load() == base)
+      append_ok(appender, test::make_value(0, appended++));
+    REQUIRE_OK(owner->prepare_next());
+  }
+  for (int i = 0; i < 100; ++i) append_ok(appender, test::make_value(0, appended++));
+  REQUIRE(unwrap(owner->segment_bases()).size() == 3);
+
+  auto producer = unwrap(PartitionLog::open(tmp.partition(), retention));
+  CHECK(unwrap(producer->premap_segments(PartitionLog::Pretouch::kForWriting)) == 4);
+  CHECK(unwrap(owner->premap_segments(PartitionLog::Pretouch::kForWriting)) == 1);  // the spare
+  CHECK(test::partition_damage(tmp.partition()) == "");
+  test::Tally tally(1, appended);
+  auto reader = unwrap(LogReader::open(owner, {.verify_crc = true}));
+  CHECK(test::drain(reader, tally) == ReadOutcome::kOk);
+  INFO(tally.summary());
+  CHECK(tally.complete());
+  // Appends go on after it.
+  append_ok(appender, test::make_value(0, appended));
+
+  LogOptions ro = test::patient_options();
+  ro.access = Access::kReadOnly;
+  auto watcher = unwrap(PartitionLog::open(tmp.partition(), ro));
+  auto refused = watcher->premap_segments(PartitionLog::Pretouch::kForWriting);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.status().code() == ErrorCode::kPermissionDenied);
+  CHECK(unwrap(watcher->premap_segments()) == 4);
+}
+
 TEST_CASE("log: handles with retention keep a pool of more than 8 files mapped", "[log]") {
   TempDir tmp;
   constexpr std::uint32_t kRetain = 12;
