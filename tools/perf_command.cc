@@ -33,7 +33,8 @@
 //
 // Warm-up (unless --no-warmup): before the workers start, each partition is run once through
 // its pool of recycled files with large filler records (warm_up), and every worker maps the
-// whole pool before it reports ready (PartitionLog::premap_segments). The run's records start
+// whole pool before it reports ready (PartitionLog::premap_segments; producers and retention
+// owners pretouch it for writing too). The run's records start
 // at the offset where the warm-up ended, and none of its rolls creates or maps a file: the
 // figures are the steady state. Cold, the first rolls of a 16 MiB pool cost their producer or
 // consumer 3-6 ms each (a new file mapped and pre-faulted), which showed in p99 and beyond.
