@@ -223,6 +223,11 @@ Result<std::shared_ptr<PartitionLog>> PartitionLog::open_existing(const std::str
   return log;
 }
 
+PartitionLog::~PartitionLog() {
+  // A file retired for reuse and not all clear: nobody else knows its private name.
+  if (clearing_) (void)remove_file(clearing_->path);
+}
+
 // ---- segments -------------------------------------------------------------------------------
 
 std::shared_ptr<MappedFile> PartitionLog::mapping_for(int fd, const std::string& path,
@@ -750,8 +755,10 @@ bool PartitionLog::has_spare() const {
 
 Status PartitionLog::prepare_next() {
   if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
+  (void)zero_step(0);  // a file retired for reuse and not all clear yet: finish it first
   if (Status s = apply_retention(); !s) return s;
-  if (has_spare()) return Status::ok();
+  // A file retention just retired is the next spare once zero_step() has cleared it.
+  if (has_spare() || clearing_pending_.load(std::memory_order_relaxed)) return Status::ok();
   if (options_.recycle_segments && options_.retain_segments > 0) {
     // The pool is retain_segments + 1 files: the segments kept and the spare. With more
     // segments than that (the excess pinned, or the active one), the next roll recycles the
@@ -785,15 +792,31 @@ Status PartitionLog::apply_retention() {
 Status PartitionLog::drop_segment(std::int64_t base) {
   if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
   std::string path = path_of(segment_file_name(base));
-  if (options_.recycle_segments && !has_spare()) {
+  // Relaxed: a file being cleared is this handle's own (clearing_), set by this thread or
+  // under clearing_mutex_ below; a stale false only makes two candidates, and one is deleted.
+  if (options_.recycle_segments && !has_spare() &&
+      !clearing_pending_.load(std::memory_order_relaxed)) {
     // Move the old file aside under a private name, clear its header (readers still on it
     // see the seq change), then offer it as the spare. Its pages stay allocated.
     std::string tmp = path_of("recycle-" + unique_suffix() + ".tmp");
     if (::rename(path.c_str(), tmp.c_str()) != 0) return errno_status("rename " + path, errno);
     ScopedFd fd;
     auto file = open_cached(tmp, *fd.out());
-    bool reuse = file && sized_for_partition(**file) && retire_for_reuse(**file, fd.get());
+    const bool in_steps = options_.zero_in_steps;
+    bool reuse =
+        file && sized_for_partition(**file) && retire_for_reuse(**file, fd.get(), !in_steps);
     fd.close();
+    if (reuse && in_steps) {
+      const auto* h = reinterpret_cast<const SegmentHeader*>((*file)->data());
+      std::lock_guard<std::mutex> lock(clearing_mutex_);
+      if (!clearing_) {
+        clearing_ =
+            Clearing{*file, tmp, h->header_bytes, std::uint64_t{h->header_bytes} + h->capacity};
+        clearing_pending_.store(true, std::memory_order_relaxed);
+        return Status::ok();
+      }
+      return remove_file(tmp);  // another thread of this handle is clearing one already
+    }
     if (reuse && move_file_noreplace(tmp, path_of(kSpareName))) return Status::ok();
     // Pinned, of a size the partition no longer uses, or a spare appeared meanwhile.
     return remove_file(tmp);
@@ -808,7 +831,7 @@ bool PartitionLog::sized_for_partition(const MappedFile& file) const {
          h->capacity == segment_capacity();
 }
 
-bool PartitionLog::retire_for_reuse(MappedFile& file, int fd) {
+bool PartitionLog::retire_for_reuse(MappedFile& file, int fd, bool clear) {
   auto* h = reinterpret_cast<SegmentHeader*>(file.data());
   if (file.size() < kSegmentIndexOffset || h->magic != kSegmentMagic) return false;
   // seq 0 tells every handle on the file that its segment is gone (out-of-range for readers;
@@ -830,8 +853,26 @@ bool PartitionLog::retire_for_reuse(MappedFile& file, int fd) {
   // tail: zero the data region, so that nothing there reads as a frame (Aeron cleans its term
   // buffers for the same reason). Plain stores: no handle maps it as a segment now (no pin, no
   // flock, seq 0); the roller's release of the next seq publishes them with the header.
-  std::memset(file.data() + h->header_bytes, 0, h->capacity);
+  if (clear) std::memset(file.data() + h->header_bytes, 0, h->capacity);
   return true;
+}
+
+bool PartitionLog::zero_step(std::uint64_t max_bytes) {
+  if (!clearing_pending_.load(std::memory_order_relaxed)) return false;
+  std::lock_guard<std::mutex> lock(clearing_mutex_);
+  if (!clearing_) return false;
+  Clearing& c = *clearing_;
+  std::uint64_t n = c.end - c.next;
+  if (max_bytes != 0 && max_bytes < n) n = max_bytes;
+  // Plain stores, as retire_for_reuse's: the file is private until the rename below, and the
+  // roll that takes it publishes them with the header it writes.
+  std::memset(c.file->data() + c.next, 0, n);
+  c.next += n;
+  if (c.next < c.end) return true;
+  if (!move_file_noreplace(c.path, path_of(kSpareName))) (void)remove_file(c.path);
+  clearing_.reset();
+  clearing_pending_.store(false, std::memory_order_relaxed);
+  return false;
 }
 
 // ---- abandoned claims -----------------------------------------------------------------------

@@ -13,11 +13,13 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +57,13 @@ struct LogOptions {
   // no page allocation or fault on roll; the recycler zeroes its data region. Readers still on
   // the old segment see its seq change and get kOutOfRange.
   bool recycle_segments = false;
+  // With recycle_segments: drop_segment() leaves a file it retires for reuse under its
+  // private name, and zero_step() clears its data region a step at a time and then moves it
+  // to spare.seg (prepare_next() finishes what is left first). For a retention owner that
+  // reads too, as `sluice perf`'s consumer is: it clears between polls instead of stopping
+  // for a whole segment's memset (about 1 ms for 16 MiB on the machine of
+  // docs/benchmarks.md). Off (the default), drop_segment() clears the file at once.
+  bool zero_in_steps = false;
 };
 
 enum class UnblockOutcome { kUnblocked, kAlreadyCommitted, kNotYet, kRolled };
@@ -69,6 +78,7 @@ class PartitionLog {
   static Result<std::shared_ptr<PartitionLog>> open_or_create(const std::string& dir,
                                                               const LogConfig& config,
                                                               const LogOptions& options = {});
+  ~PartitionLog();
 
   const std::string& dir() const { return dir_; }
   PartitionControl* control() const { return control_; }
@@ -137,10 +147,18 @@ class PartitionLog {
   bool has_spare() const;
 
   // Drops a sealed segment below the active one (retention). With options().recycle_segments,
-  // when there is no spare and nobody pins the file, it is zeroed and becomes the spare: its
-  // pages stay allocated and mapped, so the roll that takes it creates, zeroes and maps nothing.
-  // Otherwise it is deleted. kNotFound if it is not there (another process dropped it).
+  // when there is no spare (nor a file being cleared) and nobody pins the file, it is zeroed
+  // and becomes the spare: its pages stay allocated and mapped, so the roll that takes it
+  // creates, zeroes and maps nothing. Otherwise it is deleted. kNotFound if it is not there
+  // (another process dropped it). With options().zero_in_steps the zeroing is zero_step()'s.
   Status drop_segment(std::int64_t base);
+  // With options().zero_in_steps: clears up to `max_bytes` (0: all) more of the file
+  // drop_segment() retired for reuse, and once all of it is clear moves it to spare.seg (or
+  // deletes it, if a spare appeared meanwhile). Returns true while some of it is left to
+  // clear. One relaxed load when there is no such file. The file keeps its private name until
+  // then; a handle destroyed before deletes it, a process that dies leaves it behind (as it
+  // leaves any file it was creating).
+  bool zero_step(std::uint64_t max_bytes);
 
   // Turns the abandoned claim at `position` of `seg` into padding. `tail_when_stalled` is the
   // tail the caller saw when it started waiting; if nothing after `position` has a frame
@@ -190,8 +208,9 @@ class PartitionLog {
   // Retires a file that retention took out of the log (under a private name, open as `fd`, a
   // description of our own) and says whether it may be reused in place: false while a segment
   // handle somewhere pins it (then the caller deletes it instead). A file it returns true for
-  // has its data region zeroed, as a new file's is.
-  static bool retire_for_reuse(MappedFile& file, int fd);
+  // has its data region zeroed, as a new file's is, unless `clear` is false (then the caller
+  // clears it before anyone may take it: zero_step()).
+  static bool retire_for_reuse(MappedFile& file, int fd, bool clear = true);
   // Opens a file of the partition with the handle's access (the descriptor is the caller's to
   // close) and maps it through the cache. The fd lets a roll attach and a recycler lock the
   // file it just mapped without opening it again.
@@ -230,6 +249,19 @@ class PartitionLog {
                                                std::shared_ptr<MappedFile> file);
   Result<PremapOutcome> premap(const std::string& path);  // kNoSpare: no such file
   Result<std::shared_ptr<MappedFile>> map_cached(const std::string& path);
+
+  // A file drop_segment() retired for reuse with zero_in_steps, under its private name
+  // until zero_step() has cleared [next, end) of it (under clearing_mutex_).
+  struct Clearing {
+    std::shared_ptr<MappedFile> file;
+    std::string path;
+    std::uint64_t next = 0;
+    std::uint64_t end = 0;
+  };
+  std::mutex clearing_mutex_;
+  std::optional<Clearing> clearing_;
+  // Whether clearing_ holds a file: read relaxed by zero_step() as a hint before the lock.
+  std::atomic<bool> clearing_pending_{false};
 
   std::mutex mutex_;  // guards segments_, mappings_, use_clock_
   std::map<std::int64_t, std::weak_ptr<Segment>> segments_;

@@ -45,8 +45,12 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
   std::vector<AssignedPartition> parts;
   for (int p : cfg.topology.consumer_partitions[static_cast<std::size_t>(id)]) {
     bool retention = cfg.topology.retention_owner(p) == id;
+    LogOptions owner_options = cfg.retention_options();
+    // The files its retention recycles are cleared between polls, kZeroStepBytes at a time
+    // (PartitionLog::zero_step), rather than a whole segment at once in prepare_next().
+    owner_options.zero_in_steps = true;
     auto log = PartitionLog::open(dirs[static_cast<std::size_t>(p)],
-                                  retention ? cfg.retention_options() : LogOptions{});
+                                  retention ? owner_options : LogOptions{});
     if (!log) {
       fail(slot, "consumer: " + log.status().message());
       return finish();
@@ -93,7 +97,16 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
   std::int64_t idle_since = 0;       // several partitions, adaptive wait: when the looks found none
   std::vector<LogReader*> wait_set;  // several partitions: the readers a blocking wait parks on
   for (AssignedPartition& a : parts) wait_set.push_back(&a.reader);
+  std::int64_t bytes_at_step = 0;
   for (;;) {
+    // Clear a step of a recycled file: kZeroStepBytes, plus four times what the last polls
+    // read, so that clearing keeps ahead of the producers at any rate and the spare is ready
+    // before the roll that needs it (prepare_next() comes half a segment before it).
+    const auto step = kZeroStepBytes + 4 * static_cast<std::uint64_t>(bytes - bytes_at_step);
+    bytes_at_step = bytes;
+    bool clearing = false;  // a recycled file with some of it still to clear
+    for (AssignedPartition& a : parts)
+      if (a.retention) clearing = a.log->zero_step(step) || clearing;
     bool any = false;
     for (AssignedPartition& a : parts) {
       n = 0;
@@ -127,7 +140,7 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
         return finish();
       }
     }
-    if (any) {
+    if (any || clearing) {  // caught up but clearing: the next step before any wait
       idle_since = 0;
       continue;
     }

@@ -37,6 +37,9 @@ constexpr std::int64_t kCopyChunk = 64;          // appends between clock / stop
 constexpr std::int64_t kSleepAboveNs = 200'000;  // pacing: sleep when the next send is later
 constexpr std::int64_t kWakeEarlyNs = 100'000;   // ... waking this much early, then spin
 constexpr std::int64_t kDrainTimeoutNs = 10'000'000'000;  // consumers' catch-up after the end
+// A retention owner clears a recycled file at least this much at a time, between polls:
+// about 2 us (a whole 16 MiB segment at once stopped the consumer for about 1 ms).
+constexpr std::uint64_t kZeroStepBytes = 32 * 1024;
 
 struct PerfConfig {
   std::uint32_t size = 32;

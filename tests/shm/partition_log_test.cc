@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -397,6 +398,81 @@ TEST_CASE("log: after rolls that recycled in place prepare_next makes the spare 
   CHECK(rolls_after_spare >= 10);
   CHECK(unwrap(owner->segment_bases()).size() <= kRetain + 1);
   CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
+// With zero_in_steps the file retention retires stays private until zero_step() has cleared
+// all of its data region; only then is it the spare. prepare_next() finishes a clearing left
+// unfinished, and a handle destroyed in the middle deletes the file.
+TEST_CASE("log: with zero_in_steps a recycled file becomes the spare once all of it is clear",
+          "[log]") {
+  TempDir tmp;
+  constexpr std::uint32_t kRetain = 3;
+  LogOptions stepped = test::recycling_options(kRetain);
+  stepped.zero_in_steps = true;
+  auto owner = unwrap(PartitionLog::create(tmp.partition(), test::small_segments(), stepped));
+  REQUIRE_OK(owner->prepare_next());
+  auto producer_log = unwrap(PartitionLog::open(tmp.partition(), test::recycling_options(kRetain)));
+  auto producer = unwrap(LogAppender::open(producer_log));
+  auto reader = unwrap(LogReader::open(owner, {.verify_crc = true}));
+  auto temporary_files = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(tmp.partition()))
+      if (e.path().extension() == ".tmp") ++n;
+    return n;
+  };
+  auto spare_is_clear = [&] {
+    auto spare = unwrap(MappedFile::open(tmp.partition() + "/spare.seg", Access::kReadOnly));
+    const auto* h = reinterpret_cast<const SegmentHeader*>(spare.data());
+    for (std::uint64_t at = h->header_bytes; at < std::uint64_t{h->header_bytes} + h->capacity;
+         ++at)
+      if (spare.data()[at] != std::byte{0}) return false;
+    return true;
+  };
+
+  const std::uint64_t kRecords = 20000;
+  test::Tally tally(1, kRecords);
+  int stepped_rolls = 0, finished_by_prepare = 0;
+  append_with_rolls(producer, *producer_log, kRecords, [&](int roll) {
+    drain_intact(reader, tally);
+    REQUIRE_OK(owner->prepare_next());
+    INFO("roll " << roll);
+    if (owner->has_spare()) {  // the pool was still filling: a new file
+      CHECK(roll <= static_cast<int>(kRetain) - 1);
+      return;
+    }
+    // Retention retired the oldest segment: private, not yet the spare.
+    REQUIRE(temporary_files() == 1);
+    if (roll % 3 == 0) {
+      REQUIRE_OK(owner->prepare_next());  // finishes it at once
+      ++finished_by_prepare;
+    } else {
+      int steps = 0;
+      while (owner->zero_step(1024)) {
+        ++steps;
+        REQUIRE_FALSE(owner->has_spare());
+      }
+      CHECK(steps > 1);
+      ++stepped_rolls;
+    }
+    REQUIRE(owner->has_spare());
+    CHECK(temporary_files() == 0);
+    CHECK(spare_is_clear());
+  });
+  CHECK(test::drain(reader, tally) == ReadOutcome::kOk);
+  INFO(tally.summary());
+  CHECK(tally.complete());
+  CHECK(stepped_rolls >= 5);
+  CHECK(finished_by_prepare >= 3);
+  CHECK(test::partition_damage(tmp.partition()) == "");
+
+  // A clearing left unfinished by a handle that goes away: its file goes with it.
+  append_with_rolls(producer, *producer_log, 5000, [&](int) {});
+  REQUIRE_OK(owner->prepare_next());
+  CHECK(owner->zero_step(1024));
+  CHECK(temporary_files() == 1);
+  reader = unwrap(LogReader::open(producer_log));  // lets go of the owner's handle
+  owner.reset();
+  CHECK(temporary_files() == 0);
 }
 
 // A file's old frames carry an older seq and read as "not yet written", but its old payload can
