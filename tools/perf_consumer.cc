@@ -46,8 +46,8 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
   for (int p : cfg.topology.consumer_partitions[static_cast<std::size_t>(id)]) {
     bool retention = cfg.topology.retention_owner(p) == id;
     LogOptions owner_options = cfg.retention_options();
-    // The files its retention recycles are cleared between polls, kZeroStepBytes at a time
-    // (PartitionLog::zero_step), rather than a whole segment at once in prepare_next().
+    // The files its retention recycles are cleared between polls, a step at a time (the loop
+    // below; PartitionLog::zero_step), rather than a whole segment at once in prepare_next().
     owner_options.zero_in_steps = true;
     auto log = PartitionLog::open(dirs[static_cast<std::size_t>(p)],
                                   retention ? owner_options : LogOptions{});
