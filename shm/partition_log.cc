@@ -1,7 +1,6 @@
 #include "shm/partition_log.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 
 #include "shm/clock.h"
 #include "shm/frame_check.h"
+#include "shm/orphaned_files.h"
 
 namespace sluice::shm {
 
@@ -52,10 +52,6 @@ class ScopedFd {
  private:
   int fd_;
 };
-
-bool pid_alive(std::uint32_t pid) {
-  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
-}
 
 Status validate_config(const LogConfig& c) {
   if (c.segment_bytes < kMinSegmentCapacity || c.segment_bytes > kMaxSegmentCapacity ||
@@ -419,7 +415,7 @@ bool PartitionLog::lock_roll() {
   // (the published segment) are visible to us.
   if (control_->roll_owner.value.compare_exchange_strong(owner, self, std::memory_order_acq_rel))
     return true;
-  if (owner != 0 && owner != self && !pid_alive(owner)) {
+  if (owner != 0 && owner != self && process_gone(owner)) {
     // The roller died holding the lock: take it over.
     return control_->roll_owner.value.compare_exchange_strong(owner, self,
                                                               std::memory_order_acq_rel);
@@ -747,6 +743,16 @@ Result<PartitionLog::PremapOutcome> PartitionLog::premap(const std::string& path
   std::lock_guard<std::mutex> lock(mutex_);
   remember_mapping({st.st_dev, st.st_ino}, std::make_shared<MappedFile>(std::move(mapped).value()));
   return PremapOutcome::kMapped;
+}
+
+Result<std::vector<std::string>> PartitionLog::remove_orphaned_files() {
+  if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
+  return remove_orphans(dir_, [](std::string_view name) -> std::int64_t {
+    if (name.size() < 4 || name.substr(name.size() - 4) != ".tmp") return 0;
+    for (std::string_view kind : {"new-", "rolling-", "recycle-"})
+      if (name.substr(0, kind.size()) == kind) return pid_after(name, kind);
+    return 0;
+  });
 }
 
 bool PartitionLog::has_spare() const {

@@ -145,6 +145,12 @@ class PartitionLog {
   Status prepare_next();
   // True when a spare segment is ready (a stat of spare.seg).
   bool has_spare() const;
+  // Removes the private files (`new-*.tmp`, `rolling-*.tmp`, `recycle-*.tmp`) that processes
+  // which died left in the partition's directory: a spare being created, a roll, a recycled
+  // file being cleared (shm/orphaned_files.h). None of them holds a record: a roll's file
+  // holds records only once renamed to its segment name. Returns the names removed. For the
+  // broker, at start and now and then.
+  Result<std::vector<std::string>> remove_orphaned_files();
 
   // Drops a sealed segment below the active one (retention). With options().recycle_segments,
   // when there is no spare (nor a file being cleared) and nobody pins the file, it is zeroed

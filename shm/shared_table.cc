@@ -1,7 +1,6 @@
 #include "shm/shared_table.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include <utility>
 
 #include "shm/clock.h"
+#include "shm/orphaned_files.h"
 
 namespace sluice::shm {
 
@@ -376,7 +376,7 @@ Status SharedTable::recover() {
       if (!starts_with(name, prefix)) continue;
       long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
       if (pid <= 0 || pid == ::getpid()) continue;
-      if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+      if (!process_gone(pid)) continue;
       if (::unlink((p.parent_path() / name).c_str()) == 0) ++recovery_.temp_files_removed;
     }
   }

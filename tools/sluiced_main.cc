@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--retention-check-ms", config.retention_check_ms, "retention interval")
       ->capture_default_str();
+  app.add_option("--orphan-sweep-ms", config.orphan_sweep_ms,
+                 "how often to remove files that processes which died left half-made")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_flag("--auto-create-topics", config.auto_create_topics,
                "create unknown topics on first use (Kafka gateway)");
   config.kafka_listen = "127.0.0.1:9092";

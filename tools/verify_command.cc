@@ -22,6 +22,7 @@
 #include "shm/shared_table.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
+#include "topic_store.h"
 
 namespace sluice::tools {
 namespace {
@@ -227,8 +228,8 @@ int run_verify(const std::string& given_dir, const std::string& data_dir) {
       std::vector<std::string> sorted = *names;
       std::sort(sorted.begin(), sorted.end());
       for (const auto& n : sorted) {
-        // Dot names are topics being created or deleted (docs/format.md).
-        if (n.empty() || n[0] == '.' || !is_dir(topics + "/" + n)) continue;
+        // Names that no topic may have are topics being created or deleted (docs/format.md).
+        if (!validate_topic_name(n) || !is_dir(topics + "/" + n)) continue;
         verify_topic(topics + "/" + n, n, t);
       }
     }

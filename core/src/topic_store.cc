@@ -12,6 +12,7 @@
 #include "shm/clock.h"
 #include "shm/log_format.h"
 #include "shm/mapped_file.h"
+#include "shm/orphaned_files.h"
 #include "shm/partition_log.h"
 #include "shm/segment.h"
 #include "shm/storage_room.h"
@@ -33,6 +34,13 @@ Result<SlowReaderPolicy> policy_from(const std::string& s) {
   return Status(ErrorCode::kInvalidArgument,
                 "slow-reader policy must be retain or backpressure, not '" + s + "'");
 }
+
+// The temporary names of a topic being created or deleted, in the topics directory (after the
+// topic's name; '~' keeps them apart from every topic name), and of a topic.json being written
+// and a partition being created (shm::PartitionLog::create), in the topic's directory.
+constexpr char kCreatingMarker[] = "~tmp-";
+constexpr char kDeletedMarker[] = "~deleted-";
+constexpr char kTempMarker[] = ".tmp-";
 
 std::string unique_suffix() {
   return std::to_string(::getpid()) + "-" + std::to_string(shm::monotonic_ns());
@@ -104,7 +112,7 @@ Status TopicStore::write_config(const std::string& path, const std::string& name
       {"max_record_bytes", c.max_record_bytes},
       {"slow_reader_policy", policy_name(c.slow_reader_policy)},
   };
-  std::string tmp = path + ".tmp-" + unique_suffix();
+  std::string tmp = path + kTempMarker + unique_suffix();
   {
     std::ofstream out(tmp);
     out << j.dump(2) << "\n";
@@ -167,7 +175,7 @@ Status TopicStore::create(const std::string& name, const TopicConfig& requested)
   if (Status s = shm::make_directories(dir_.topics(), 0770); !s) return s;
   apply_ownership(dir_.topics(), ownership_, true);
   if (Status s = check_room(name, config.partitions, config); !s) return s;
-  std::string tmp = dir_.topics() + "/." + name + ".tmp-" + unique_suffix();
+  std::string tmp = dir_.topics() + "/" + name + kCreatingMarker + unique_suffix();
   std::error_code ec;
   fs::create_directory(tmp, ec);
   if (ec) return Status(ErrorCode::kIo, "create " + tmp + ": " + ec.message());
@@ -232,7 +240,7 @@ Result<std::vector<std::string>> TopicStore::list() const {
   auto entries = shm::list_directory(dir_.topics());
   if (!entries) return entries.status();
   for (const auto& n : *entries)
-    if (n[0] != '.' && fs::exists(dir_.topic_config(n))) names.push_back(n);
+    if (validate_topic_name(n) && fs::exists(dir_.topic_config(n))) names.push_back(n);
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -270,13 +278,38 @@ Status TopicStore::remove(const std::string& name) const {
   if (Status s = validate_topic_name(name); !s) return s;
   if (!fs::exists(dir_.topic_config(name)))
     return Status(ErrorCode::kUnknownTopic, "unknown topic " + name + " in " + dir_.root);
-  std::string gone = dir_.topics() + "/." + name + ".deleted-" + unique_suffix();
+  std::string gone = dir_.topics() + "/" + name + kDeletedMarker + unique_suffix();
   if (::rename(dir_.topic(name).c_str(), gone.c_str()) != 0)
     return topic_status(name, errno_status("delete topic " + name, errno));
   std::error_code ec;
   fs::remove_all(gone, ec);  // mapped files live on until their last user unmaps them
   if (ec) return Status(ErrorCode::kIo, "delete " + gone + ": " + ec.message());
   return Status::ok();
+}
+
+Result<std::vector<std::string>> TopicStore::remove_orphans() const {
+  std::vector<std::string> removed;
+  if (!fs::exists(dir_.topics())) return removed;
+  auto top = shm::remove_orphans(dir_.topics(), [](std::string_view n) -> std::int64_t {
+    if (std::int64_t pid = shm::pid_after(n, kCreatingMarker)) return pid;
+    return shm::pid_after(n, kDeletedMarker);
+  });
+  if (!top) return top.status();
+  removed = std::move(top).value();
+  auto names = list();
+  if (!names) return names.status();
+  for (const std::string& name : *names) {
+    // topic.json.tmp-<pid>-* (write_config) and <partition>.tmp-<pid>-* (a partition added by
+    // alter, built by shm::PartitionLog::create).
+    auto in_topic = shm::remove_orphans(
+        dir_.topic(name), [](std::string_view n) { return shm::pid_after(n, kTempMarker); });
+    if (!in_topic) {
+      if (in_topic.status().code() == ErrorCode::kNotFound) continue;  // deleted meanwhile
+      return in_topic.status();
+    }
+    for (const std::string& n : *in_topic) removed.push_back(name + "/" + n);
+  }
+  return removed;
 }
 
 Result<TopicDescription> TopicStore::describe(const std::string& name) const {

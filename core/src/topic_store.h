@@ -3,7 +3,8 @@
 //
 // A topic appears atomically: it is built under a temporary name and renamed into place.
 // Deleting renames it away first, so new opens fail at once while processes that still map
-// its files keep them until they let go.
+// its files keep them until they let go. Those names (`<topic>~tmp-<pid>-*`,
+// `<topic>~deleted-<pid>-*`) hold a '~', which no topic name may: no topic is taken for one.
 //
 // Thread-safety: stateless; concurrent calls on one topic are serialised by the broker.
 #pragma once
@@ -38,6 +39,11 @@ class TopicStore {
   // Partitions may grow, never shrink; segment_bytes applies to segments created afterwards.
   Status alter(const std::string& name, const TopicConfig& config) const;
   Status remove(const std::string& name) const;
+  // Removes what creating, growing, altering or deleting a topic left behind when its process
+  // died half-way: the temporary topic, partition and topic.json names of processes that are
+  // gone (shm/orphaned_files.h). Returns them, relative to the topics directory. The
+  // partitions' own private files are the partition log's (PartitionLog::remove_orphaned_files).
+  Result<std::vector<std::string>> remove_orphans() const;
   Result<TopicDescription> describe(const std::string& name) const;
 
   const DataDir& dir() const { return dir_; }

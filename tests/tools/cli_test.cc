@@ -621,6 +621,7 @@ TEST_CASE("cli: dump and verify while the broker runs find a flipped byte", "[cl
   TestDir dir("verify");
   BrokerProcess broker(dir.path());
   create_topic(dir, "t", 2);
+  create_topic(dir, ".dot", 1);  // a legal topic name, not a temporary one
   // Values of 32 bytes without key or headers: frames of 64 bytes, the second at byte 64.
   const std::string value(32, 'v');
   REQUIRE(produce(dir, "t", value + "\n" + value + "\n" + value + "\n", {"-p", "0"}).exit_code ==
@@ -656,6 +657,7 @@ TEST_CASE("cli: dump and verify while the broker runs find a flipped byte", "[cl
   CHECK(ok.exit_code == 0);
   CHECK(ok.out.find("ok   t/0: 1 segment, 3 records, offsets 0..2") != std::string::npos);
   CHECK(ok.out.find("ok   t/1: 1 segment, 1 record") != std::string::npos);
+  CHECK(ok.out.find("ok   .dot/0: 1 segment") != std::string::npos);
   CHECK(ok.out.find("ok   groups/offsets.tbl: 1 group, 2 committed offsets") != std::string::npos);
   CHECK(ok.out.find("no damage") != std::string::npos);
   CHECK(cli(dir, {"verify", dir.path() + "/topics/t"}).exit_code == 0);

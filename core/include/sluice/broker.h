@@ -28,6 +28,10 @@ struct BrokerConfig {
   // (every 10 ms while they do).
   std::int64_t housekeeping_ms = 100;
   std::int64_t retention_check_ms = 1000;
+  // Files that processes which died half-way through a change left behind (an interrupted
+  // roll's, a topic being created's) are removed at start and at the first retention check
+  // this long after the last look.
+  std::int64_t orphan_sweep_ms = 60'000;
   std::int64_t abandon_timeout_ms = 1000;   // a claim uncommitted this long is padded
   std::int64_t session_timeout_ms = 10000;  // group members without heartbeat are expelled
   std::int64_t rebalance_timeout_ms = 10000;

@@ -38,6 +38,8 @@ BrokerCore::~BrokerCore() = default;
 Status BrokerCore::start() {
   started_ms_ = now_ms();
   if (Status s = topics_.load(warn); !s) return s;
+  (void)topics_.remove_orphans(warn, info);
+  orphans_swept_ms_ = started_ms_;
   groups_ = std::make_unique<GroupService>(*this);
   auto restored = groups_->start();
   if (!restored) return restored.status();
@@ -168,6 +170,12 @@ void BrokerCore::retention() {
   topics_.apply_retention(wall_ms(), slowest_committed(), info);
   std::int64_t sum = topics_.total_end_offsets();
   std::int64_t t = now_ms();
+  // A producer that dies while the broker runs may leave a file too (an interrupted roll):
+  // found here, not only at the next start.
+  if (t - orphans_swept_ms_ >= config_.orphan_sweep_ms) {
+    (void)topics_.remove_orphans(warn, info);
+    orphans_swept_ms_ = t;
+  }
   if (last_sum_ >= 0 && t > last_sample_ms_)
     rate_ =
         static_cast<double>(sum - last_sum_) * 1000.0 / static_cast<double>(t - last_sample_ms_);

@@ -96,6 +96,8 @@ class BrokerCore {
   std::unique_ptr<GroupService> groups_;
   std::unique_ptr<KafkaGroupService> kafka_groups_;
   std::int64_t started_ms_ = 0;
+  // When (monotonic ms) retention() last looked for files that dead processes left.
+  std::int64_t orphans_swept_ms_ = 0;
   // For a records/s figure: end-offset sums sampled by the retention timer.
   std::int64_t last_sum_ = -1;
   std::int64_t last_sample_ms_ = 0;

@@ -1,7 +1,5 @@
 #include "group_service.h"
 
-#include <signal.h>
-
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <cerrno>
@@ -13,6 +11,7 @@
 #include "kafka_group_service.h"
 #include "shm/clock.h"
 #include "shm/log_reader.h"
+#include "shm/orphaned_files.h"
 
 namespace sluice::broker {
 
@@ -24,10 +23,6 @@ json tps_json(const std::vector<TopicPartition>& tps) {
   json a = json::array();
   for (const auto& tp : tps) a.push_back({{"topic", tp.topic}, {"partition", tp.partition}});
   return a;
-}
-
-bool pid_gone(std::int64_t pid) {
-  return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
 }
 
 }  // namespace
@@ -519,7 +514,7 @@ void GroupService::tick() {
   last_pid_check_ns_ = now;
   std::vector<std::shared_ptr<Session>> dead;
   for (const auto& [id, link] : members_)
-    if (auto session = link.session.lock(); session && pid_gone(session->pid))
+    if (auto session = link.session.lock(); session && shm::process_gone(session->pid))
       dead.push_back(session);
   for (auto& session : dead) session->close();  // closing reports the members dead
 }

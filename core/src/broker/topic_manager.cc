@@ -82,6 +82,28 @@ Status TopicManager::load(const std::function<void(const std::string&)>& warn) {
   return Status::ok();
 }
 
+std::size_t TopicManager::remove_orphans(const std::function<void(const std::string&)>& warn,
+                                         const std::function<void(const std::string&)>& info) {
+  std::size_t count = 0;
+  auto report = [&](const std::string& where, const Result<std::vector<std::string>>& removed) {
+    if (!removed) {
+      if (warn)
+        warn("looking for files left by processes that died: " + removed.status().message());
+      return;
+    }
+    for (const std::string& n : *removed) {
+      ++count;
+      if (info) info("removed " + where + n + ", left by a process that died");
+    }
+  };
+  report(store_.dir().topics() + "/", store_.remove_orphans());
+  for (auto& [name, topic] : topics_)
+    for (std::size_t p = 0; p < topic.partitions.size(); ++p)
+      report(store_.dir().partition(name, static_cast<std::int32_t>(p)) + "/",
+             topic.partitions[p].log->remove_orphaned_files());
+  return count;
+}
+
 Status TopicManager::create(const std::string& name, const TopicConfig& config) {
   if (Status s = store_.create(name, config); !s) return s;
   return open_topic(name, {});
