@@ -808,24 +808,21 @@ Status PartitionLog::drop_segment(std::int64_t base) {
     if (::rename(path.c_str(), tmp.c_str()) != 0) return errno_status("rename " + path, errno);
     ScopedFd fd;
     auto file = open_cached(tmp, *fd.out());
-    const bool in_steps = options_.zero_in_steps;
-    bool reuse =
-        file && sized_for_partition(**file) && retire_for_reuse(**file, fd.get(), !in_steps);
+    bool reuse = file && sized_for_partition(**file) && retire_for_reuse(**file, fd.get(), false);
     fd.close();
-    if (reuse && in_steps) {
+    // Pinned, or of a size the partition no longer uses.
+    if (!reuse) return remove_file(tmp);
+    {
       const auto* h = reinterpret_cast<const SegmentHeader*>((*file)->data());
       std::lock_guard<std::mutex> lock(clearing_mutex_);
-      if (!clearing_) {
-        clearing_ =
-            Clearing{*file, tmp, h->header_bytes, std::uint64_t{h->header_bytes} + h->capacity};
-        clearing_pending_.store(true, std::memory_order_relaxed);
-        return Status::ok();
-      }
-      return remove_file(tmp);  // another thread of this handle is clearing one already
+      if (clearing_) return remove_file(tmp);  // another thread of this handle clears one
+      clearing_ =
+          Clearing{*file, tmp, h->header_bytes, std::uint64_t{h->header_bytes} + h->capacity};
+      clearing_pending_.store(true, std::memory_order_relaxed);
     }
-    if (reuse && move_file_noreplace(tmp, path_of(kSpareName))) return Status::ok();
-    // Pinned, of a size the partition no longer uses, or a spare appeared meanwhile.
-    return remove_file(tmp);
+    // Cleared a step at a time by the owner's zero_step() calls, or all of it now.
+    if (!options_.zero_in_steps) (void)zero_step(0);
+    return Status::ok();
   }
   // Unlinking is safe for readers that still map the file: the pages live until unmapped.
   return remove_file(path);

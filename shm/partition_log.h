@@ -256,8 +256,9 @@ class PartitionLog {
   Result<PremapOutcome> premap(const std::string& path);  // kNoSpare: no such file
   Result<std::shared_ptr<MappedFile>> map_cached(const std::string& path);
 
-  // A file drop_segment() retired for reuse with zero_in_steps, under its private name
-  // until zero_step() has cleared [next, end) of it (under clearing_mutex_).
+  // A file drop_segment() retired for reuse, under its private name until zero_step() has
+  // cleared [next, end) of it (under clearing_mutex_): a step at a time with zero_in_steps,
+  // at once in drop_segment() without.
   struct Clearing {
     std::shared_ptr<MappedFile> file;
     std::string path;
