@@ -24,6 +24,18 @@ done
 [[ $# -gt 1 && $1 == -- ]] || { echo "usage: $0 [--topic NAME:PARTITIONS]... -- COMMAND ARGS..." >&2; exit 2; }
 shift
 
+# Data directories of earlier runs that were killed before their cleanup (a SIGKILLed ctest):
+# those whose broker.lock names a pid that is gone. A directory whose sluiced has not yet
+# written its lock is another run's, starting: left alone.
+for old in /dev/shm/sluice-kafka-test.*/; do
+  [[ -d $old ]] || continue
+  old=${old%/}
+  pid=$(head -c 32 "$old/broker.lock" 2>/dev/null | tr -dc 0-9)
+  if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null && [[ ! -d /proc/$pid ]]; then
+    rm -rf "$old" "$old.log"
+  fi
+done
+
 DIR=$(mktemp -d /dev/shm/sluice-kafka-test.XXXXXX)
 LOG=$DIR.log
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
