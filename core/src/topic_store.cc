@@ -308,6 +308,23 @@ Result<std::vector<std::string>> TopicStore::remove_orphans() const {
       return in_topic.status();
     }
     for (const std::string& n : *in_topic) removed.push_back(name + "/" + n);
+    // Partitions beyond topic.json's count: an alter that died after creating some of the new
+    // partitions and before writing the new count. Nobody was told of them (clients find
+    // partitions in topic.json), and each holds a segment; the next alter makes them anew.
+    auto config = read(name);
+    if (!config) continue;
+    auto entries = shm::list_directory(dir_.topic(name));
+    if (!entries) continue;
+    for (const std::string& n : *entries) {
+      if (n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != std::string::npos)
+        continue;
+      if (std::stoi(n) < config->partitions) continue;
+      std::error_code ec;
+      fs::remove_all(dir_.topic(name) + "/" + n, ec);
+      if (ec)
+        return Status(ErrorCode::kIo, "remove " + dir_.topic(name) + "/" + n + ": " + ec.message());
+      removed.push_back(name + "/" + n);
+    }
   }
   return removed;
 }

@@ -41,8 +41,10 @@ class TopicStore {
   Status remove(const std::string& name) const;
   // Removes what creating, growing, altering or deleting a topic left behind when its process
   // died half-way: the temporary topic, partition and topic.json names of processes that are
-  // gone (shm/orphaned_files.h). Returns them, relative to the topics directory. The
-  // partitions' own private files are the partition log's (PartitionLog::remove_orphaned_files).
+  // gone (shm/orphaned_files.h), and partitions beyond a topic's count (an alter that died
+  // before writing it). Returns them, relative to the topics directory. For the broker, the
+  // only writer, between its own alters. The partitions' own private files are the partition
+  // log's (PartitionLog::remove_orphaned_files).
   Result<std::vector<std::string>> remove_orphans() const;
   Result<TopicDescription> describe(const std::string& name) const;
 

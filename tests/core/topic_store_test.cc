@@ -1,7 +1,7 @@
 // The topic store's names in the data directory: any legal topic name is a topic (a leading
 // dot included), temporary names never are, and what a process that died while creating,
 // growing or deleting a topic, or rolling a partition, left behind is removed when the
-// broker starts.
+// broker starts (partitions beyond a topic's count included).
 #include "topic_store.h"
 
 #include <unistd.h>
@@ -13,6 +13,8 @@
 
 #include "broker_test_support.h"
 #include "data_dir.h"
+#include "shm/log_appender.h"
+#include "shm/partition_log.h"
 #include "sluice/admin.h"
 #include "sluice/broker.h"
 #include "sluice/producer.h"
@@ -86,6 +88,14 @@ TEST_CASE("the broker removes at start what processes that died left in the data
                                          d.partition("t", 0) + "/new-1-13-14.tmp"};
   touch(kept[0]);
   touch(kept[1]);
+  // A partition an alter created before it died, with a record no client was told of.
+  shm::LogConfig lc;
+  lc.segment_bytes = 1 << 16;
+  {
+    auto surplus = must(shm::PartitionLog::create(d.partition("t", 2), lc));
+    auto appender = must(shm::LogAppender::open(surplus));
+    REQUIRE(appender.append("never announced").outcome == shm::AppendOutcome::kOk);
+  }
 
   BrokerConfig bc;
   bc.data_dir = dir.path();
@@ -93,7 +103,15 @@ TEST_CASE("the broker removes at start what processes that died left in the data
   auto broker = must(Broker::start(bc));
   for (const auto& o : orphans) CHECK_FALSE(fs::exists(o));
   for (const auto& k : kept) CHECK(fs::exists(k));
+  CHECK_FALSE(fs::exists(d.partition("t", 2)));
   CHECK(must(store.list()) == std::vector<std::string>{"t"});
+  // The next alter makes partition 2 anew, empty.
+  auto admin = must(Admin::connect(dir.path()));
+  TopicConfig grown = small_topic(3);
+  BT_REQUIRE_OK(admin.alter_topic("t", grown, {"partitions"}));
+  auto described = must(admin.describe_topic("t"));
+  REQUIRE(described.partitions.size() == 3);
+  CHECK(described.partitions[2].end_offset == 0);
 
   ProducerConfig pc;
   pc.data_dir = dir.path();
