@@ -87,13 +87,12 @@ std::size_t TopicManager::remove_orphans(const std::function<void(const std::str
   std::size_t count = 0;
   auto report = [&](const std::string& where, const Result<std::vector<std::string>>& removed) {
     if (!removed) {
-      if (warn)
-        warn("looking for files left by processes that died: " + removed.status().message());
+      if (warn) warn("looking for half-made files: " + removed.status().message());
       return;
     }
     for (const std::string& n : *removed) {
       ++count;
-      if (info) info("removed " + where + n + ", left by a process that died");
+      if (info) info("removed " + where + n + ", left half-made by a change that did not finish");
     }
   };
   report(store_.dir().topics() + "/", store_.remove_orphans());

@@ -92,11 +92,12 @@ class TopicManager {
   void apply_retention(std::int64_t now_ms, const SlowestCommitted& slowest,
                        const std::function<void(const std::string&)>& info);
 
-  // Removes what processes that died left behind (shm/orphaned_files.h): the topic store's
-  // temporary topics, partitions and topic.json files, and every loaded partition's private
-  // files (an interrupted roll, a spare being made, a recycled file being cleared). Each
-  // removal is reported through `info`; a directory that cannot be swept, through `warn`.
-  // Returns how many entries it removed.
+  // Removes what changes that did not finish left behind, most of it by processes that died
+  // (shm/orphaned_files.h): the topic store's temporary topics, partitions and topic.json
+  // files and its partitions beyond a topic's count (TopicStore::remove_orphans), and every
+  // loaded partition's private files (an interrupted roll, a spare being made, a recycled file
+  // being cleared). Each removal is reported through `info`; a directory that cannot be swept,
+  // through `warn`. Returns how many entries it removed.
   std::size_t remove_orphans(const std::function<void(const std::string&)>& warn,
                              const std::function<void(const std::string&)>& info);
 
