@@ -369,17 +369,12 @@ Result<SharedTable> SharedTable::open_reader(const std::string& path, const Tabl
 
 Status SharedTable::recover() {
   // 1. Temporary files of creators or rebuilders that died (their pid is gone).
-  const std::filesystem::path p(path_);
   const std::string prefix = temp_prefix(path_);
-  if (auto names = list_directory(p.parent_path().string())) {
-    for (const std::string& name : *names) {
-      if (!starts_with(name, prefix)) continue;
-      long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
-      if (pid <= 0 || pid == ::getpid()) continue;
-      if (!process_gone(pid)) continue;
-      if (::unlink((p.parent_path() / name).c_str()) == 0) ++recovery_.temp_files_removed;
-    }
-  }
+  auto removed = remove_orphans(std::filesystem::path(path_).parent_path().string(),
+                                [&](std::string_view name) {
+                                  return starts_with(name, prefix) ? pid_after(name, ".tmp-") : 0;
+                                });
+  if (removed) recovery_.temp_files_removed += static_cast<std::uint32_t>(removed->size());
   // 2. A rebuild that retired this file and died before renaming its successor into place:
   // this file is still the table. Release: pairs with readers' acquire in follow_rebuild;
   // they stop reopening the path.
