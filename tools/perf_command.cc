@@ -59,6 +59,7 @@
 #include <memory>
 #include <new>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -69,6 +70,7 @@
 #include "shm/log_reader.h"
 #include "shm/partition_log.h"
 #include "tools/commands.h"
+#include "tools/hiccup_meter.h"
 #include "tools/histogram.h"
 #include "tools/perf_format.h"
 #include "tools/perf_kafka.h"
@@ -323,6 +325,13 @@ int run_perf(PerfConfig cfg) {
     fmt::print(stderr,
                "sluice perf: note: {} workers on {} CPUs take turns; that shows in the latency\n",
                cfg.producers + cfg.consumers, cpu_count());
+
+  // ---- the machine's hiccups on the workers' CPUs, while nothing else of ours runs there
+  std::vector<int> worker_cpus;
+  for (int i = 0; i < cfg.producers + cfg.consumers; ++i) worker_cpus.push_back(i);
+  std::optional<HiccupMeasurement> hiccups;
+  if (pin && cfg.hiccups_s > 0)
+    hiccups = measure_hiccups(worker_cpus, static_cast<std::int64_t>(cfg.hiccups_s * 1e9));
 
   // ---- start: consumers first (positioned at the beginning), then producers
   std::vector<Worker> workers;
@@ -579,6 +588,20 @@ int run_perf(PerfConfig cfg) {
     j["roll_failures"] = roll_failures;
     j["prepare_failures"] = prepare_failures;
     j["max_behind_schedule_ns"] = max_late;
+    if (hiccups) {
+      nlohmann::json floor;
+      for (const Pct& p : pcts) floor[p.name] = hiccups->floor_percentile(p.q);
+      floor["max"] = hiccups->floor_percentile(1.0);
+      j["machine_hiccups"] = {{"cpus", worker_cpus},
+                              {"seconds", cfg.hiccups_s},
+                              {"min_gap_ns", kMinHiccupNs},
+                              {"gaps", hiccups->gaps()},
+                              {"lost_fraction", hiccups->lost_fraction()},
+                              {"longest_ns", hiccups->longest_ns()},
+                              {"latency_floor_ns", floor}};
+    } else {
+      j["machine_hiccups"] = nullptr;
+    }
     j["complete"] = complete;
     j["interrupted"] = interrupted && errors.empty();
     j["errors"] = errors;
@@ -628,6 +651,20 @@ int run_perf(PerfConfig cfg) {
                : cfg.batch > 0 ? "timestamp (its batch's claim)"
                                : "timestamp (taken at append)",
                group_digits(static_cast<std::int64_t>(merged.count())), format_ns(merged.mean()));
+    if (hiccups) {
+      std::string floor;
+      for (const Pct& p : pcts)
+        floor += fmt::format("{} {}  ", p.name,
+                             format_ns(static_cast<double>(hiccups->floor_percentile(p.q))));
+      floor += "max " + format_ns(static_cast<double>(hiccups->floor_percentile(1.0)));
+      fmt::print("  machine   {}\n", floor);
+      fmt::print(
+          "            the latency this machine's hiccups alone would give (tools/hiccup_meter.h): "
+          "before the run, a thread spinning on each worker CPU for {:.1f} s lost {:.1f}% of its "
+          "time in {} gaps of {} or more (--hiccups 0: skip)\n",
+          cfg.hiccups_s, hiccups->lost_fraction() * 100, group_digits(hiccups->gaps()),
+          format_ns(static_cast<double>(kMinHiccupNs)));
+    }
     if (cfg.rate > 0 && max_late > 1'000'000)
       fmt::print("  note      producers fell up to {} behind schedule (counted in the latency)\n",
                  format_ns(static_cast<double>(max_late)));
@@ -713,16 +750,26 @@ void add_perf_command(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--retain", cfg->retain, "Segments kept (and recycled)")->capture_default_str();
   cmd->add_flag("--no-pin", cfg->no_pin, "Do not pin workers to CPUs");
+  auto* hiccups =
+      cmd->add_option("--hiccups", cfg->hiccups_s,
+                      "Seconds to measure the machine's hiccups on the workers' CPUs before the "
+                      "run (a thread spinning on each), printed as the latency floor they impose; "
+                      "0 = skip. Pinned runs only")
+          ->capture_default_str()
+          ->check(CLI::Range(0.0, 60.0));
   cmd->add_flag("--no-progress", cfg->no_progress, "No progress line on stderr");
   cmd->add_flag("--no-warmup", cfg->no_warmup,
                 "Start on fresh partitions: the first rolls then create and map new files");
   auto kafka = add_perf_kafka_options(cmd);
-  cmd->callback([cfg, kafka, groups, &exit_code] {
+  cmd->callback([cfg, kafka, groups, hiccups, &exit_code] {
     if (perf_kafka_selected(*kafka)) {
-      if (groups->count() > 0) {
-        fmt::print(stderr, "sluice perf: --groups applies to local runs, not with --kafka\n");
-        exit_code = 2;
-        return;
+      for (const auto* local_only : {groups, hiccups}) {
+        if (local_only->count() > 0) {
+          fmt::print(stderr, "sluice perf: {} applies to local runs, not with --kafka\n",
+                     local_only->get_name());
+          exit_code = 2;
+          return;
+        }
       }
       exit_code =
           run_perf_kafka(*kafka, cfg->partitions, cfg->size, cfg->count, cfg->duration_s, cfg->rate,

@@ -61,6 +61,7 @@ struct PerfConfig {
   bool no_pin = false;
   bool no_progress = false;
   bool no_warmup = false;
+  double hiccups_s = 2;  // the workers' CPUs measured for this long before the run; 0: not
 
   std::uint64_t segment_bytes() const { return std::uint64_t{segment_mib} << 20; }
   std::uint64_t stride() const { return align_frame(kFrameHeaderBytes + std::uint64_t{size}); }

@@ -132,6 +132,8 @@ TEST_CASE("cli: every subcommand has --help and bad arguments get one line and e
       {{"perf", "--consumers", "2", "--groups", "3"}, "--groups must be 1..2"},
       {{"perf", "--partitions", "65"}, "--partitions must be 1..64 for a local run"},
       {{"perf", "--kafka", "localhost:9", "--groups", "1"}, "--groups applies to local runs"},
+      {{"perf", "--kafka", "localhost:9", "--hiccups", "1"}, "--hiccups applies to local runs"},
+      {{"perf", "--hiccups", "-1"}, "--hiccups"},
   };
   for (const auto& b : bad) {
     auto r = run(sluice_args(b.args, ""));  // all refused before any data directory is used
@@ -772,10 +774,11 @@ TEST_CASE("cli: perf over 4 partitions with 2 groups delivers every record to ea
   CHECK(a["received"]["min_records"] == 5000);
   CHECK(a["config"]["warmup"] == true);
   CHECK(a["received"]["groups"][0]["out_of_sequence"] == 0);  // from the warm-up's end on
+  CHECK(a["machine_hiccups"].is_null());  // 3 workers: not pinned on 2 CPUs, not measured
 
   // Cold: the records start at offset 0 of fresh partitions.
   auto cold = cli(dir, {"perf", "--partitions", "2", "--count", "5000", "--rate", "0",
-                        "--segment-mib", "1", "--no-warmup", "--json"});
+                        "--segment-mib", "1", "--no-warmup", "--hiccups", "0.2", "--json"});
   INFO(cold.err);
   REQUIRE(cold.exit_code == 0);
   json c = json::parse(cold.out);
@@ -783,4 +786,24 @@ TEST_CASE("cli: perf over 4 partitions with 2 groups delivers every record to ea
   CHECK(c["config"]["warmup"] == false);
   CHECK(c["received"]["min_records"] == 5000);
   CHECK(c["received"]["groups"][0]["out_of_sequence"] == 0);
+  // Pinned (one producer, one consumer): the machine's hiccups on their CPUs were measured
+  // first, and the floor they give rises with the percentile.
+  if (c["config"]["pinned"] == true) {
+    const json& h = c["machine_hiccups"];
+    REQUIRE(h.is_object());
+    CHECK(h["cpus"] == json::array({0, 1}));
+    CHECK(h["seconds"] == 0.2);
+    CHECK(h["lost_fraction"].get<double>() >= 0);
+    CHECK(h["lost_fraction"].get<double>() <= 1);
+    const json& f = h["latency_floor_ns"];
+    CHECK(f["p50"].get<std::int64_t>() <= f["p99"].get<std::int64_t>());
+    CHECK(f["p99"].get<std::int64_t>() <= f["p99.99"].get<std::int64_t>());
+    CHECK(f["p99.99"].get<std::int64_t>() <= f["max"].get<std::int64_t>());
+    CHECK(f["max"].get<std::int64_t>() <= 200'000'000);
+  }
+  // --hiccups 0: not measured.
+  auto quick = cli(dir, {"perf", "--count", "1000", "--rate", "0", "--segment-mib", "1",
+                         "--hiccups", "0", "--json"});
+  REQUIRE(quick.exit_code == 0);
+  CHECK(json::parse(quick.out)["machine_hiccups"].is_null());
 }
