@@ -27,19 +27,30 @@ std::int64_t pid_after(std::string_view name, std::string_view marker) {
   return pid;
 }
 
-Result<std::vector<std::string>> remove_orphans(
+Result<std::vector<Orphan>> find_orphans(
     const std::string& dir, const std::function<std::int64_t(std::string_view)>& pid_in_name) {
   auto names = list_directory(dir);
   if (!names) return names.status();
-  std::vector<std::string> removed;
+  std::vector<Orphan> found;
   const std::int64_t self = ::getpid();
   for (const std::string& name : *names) {
     std::int64_t pid = pid_in_name(name);
     if (pid <= 0 || pid == self || !process_gone(pid)) continue;
+    found.push_back({name, pid});
+  }
+  return found;
+}
+
+Result<std::vector<std::string>> remove_orphans(
+    const std::string& dir, const std::function<std::int64_t(std::string_view)>& pid_in_name) {
+  auto found = find_orphans(dir, pid_in_name);
+  if (!found) return found.status();
+  std::vector<std::string> removed;
+  for (const Orphan& o : *found) {
     std::error_code ec;
-    std::uintmax_t n = std::filesystem::remove_all(dir + "/" + name, ec);
-    if (ec) return Status(ErrorCode::kIo, "remove " + dir + "/" + name + ": " + ec.message());
-    if (n > 0) removed.push_back(name);
+    std::uintmax_t n = std::filesystem::remove_all(dir + "/" + o.name, ec);
+    if (ec) return Status(ErrorCode::kIo, "remove " + dir + "/" + o.name + ": " + ec.message());
+    if (n > 0) removed.push_back(o.name);
   }
   return removed;
 }

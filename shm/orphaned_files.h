@@ -28,10 +28,20 @@ bool process_gone(std::int64_t pid);
 // it and then a '-' ("<...><marker><pid>-<...>"); 0 otherwise.
 std::int64_t pid_after(std::string_view name, std::string_view marker);
 
-// Removes each entry of `dir` (a file, or a directory with everything in it) for which
-// `pid_in_name` returns the pid of a process that is gone. Entries of this process and those
-// for which it returns 0 are left alone. Returns the names removed; an entry that another
-// process removed first is not an error.
+// An entry a dead process left: its name in the directory searched, and the pid in it.
+struct Orphan {
+  std::string name;
+  std::int64_t pid = 0;
+};
+
+// The entries of `dir` for which `pid_in_name` returns the pid of a process that is gone.
+// Entries of this process and those for which it returns 0 are not orphans. Only reads:
+// `sluice verify` reports them with it.
+Result<std::vector<Orphan>> find_orphans(
+    const std::string& dir, const std::function<std::int64_t(std::string_view)>& pid_in_name);
+
+// Removes each entry find_orphans finds (a file, or a directory with everything in it).
+// Returns the names removed; an entry that another process removed first is not an error.
 Result<std::vector<std::string>> remove_orphans(
     const std::string& dir, const std::function<std::int64_t(std::string_view)>& pid_in_name);
 

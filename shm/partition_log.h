@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shm/log_format.h"
@@ -151,6 +152,9 @@ class PartitionLog {
   // holds records only once renamed to its segment name. Returns the names removed. For the
   // broker, at start and now and then.
   Result<std::vector<std::string>> remove_orphaned_files();
+  // The pid in the name of one of those private files; 0 for any other name. With
+  // find_orphans (shm/orphaned_files.h) it finds them without removing (`sluice verify`).
+  static std::int64_t transient_file_pid(std::string_view name);
 
   // Drops a sealed segment below the active one (retention). With options().recycle_segments,
   // when there is no spare (nor a file being cleared) and nobody pins the file, it is zeroed

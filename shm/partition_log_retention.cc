@@ -91,12 +91,14 @@ Result<PartitionLog::PremapOutcome> PartitionLog::premap(const std::string& path
 
 Result<std::vector<std::string>> PartitionLog::remove_orphaned_files() {
   if (!writable()) return Status(ErrorCode::kPermissionDenied, dir_ + ": opened read-only");
-  return remove_orphans(dir_, [](std::string_view name) -> std::int64_t {
-    if (name.size() < 4 || name.substr(name.size() - 4) != ".tmp") return 0;
-    for (std::string_view kind : {"new-", "rolling-", "recycle-"})
-      if (name.substr(0, kind.size()) == kind) return pid_after(name, kind);
-    return 0;
-  });
+  return remove_orphans(dir_, transient_file_pid);
+}
+
+std::int64_t PartitionLog::transient_file_pid(std::string_view name) {
+  if (name.size() < 4 || name.substr(name.size() - 4) != ".tmp") return 0;
+  for (std::string_view kind : {"new-", "rolling-", "recycle-"})
+    if (name.substr(0, kind.size()) == kind) return pid_after(name, kind);
+  return 0;
 }
 
 bool PartitionLog::has_spare() const {

@@ -2,7 +2,9 @@
 // every topic (partition.ctl, each segment's frames, CRCs, offset order, END frames naming the
 // next segment) and the consumer groups' offsets table. DIR may also be one topic's or one
 // partition's directory. Maps every file read-only: safe while the broker runs. Exits 1 when
-// anything is damaged, naming the file, the byte position and the cause.
+// anything is damaged, naming the file, the byte position and the cause. Files that processes
+// which died left half-made get a `note` line each (not damage; the broker's sweep removes
+// them).
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -14,11 +16,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "offsets_table.h"
 #include "shm/log_verifier.h"
 #include "shm/mapped_file.h"
+#include "shm/orphaned_files.h"
+#include "shm/partition_log.h"
 #include "shm/shared_table.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
@@ -43,11 +48,29 @@ struct Totals {
   std::uint64_t segments = 0;
   std::uint64_t records = 0;
   std::uint64_t problems = 0;
+  std::uint64_t leftovers = 0;
 };
 
 void problem(Totals& t, const std::string& what) {
   ++t.problems;
   std::printf("DAMAGE %s\n", what.c_str());
+}
+
+// Entries that processes which died while building them left behind (shm/orphaned_files.h):
+// not damage, nothing refers to them, and the broker's sweep removes them; named so that an
+// operator knows what the files are. `dir` is the directory the names are relative to.
+void note_leftovers(Totals& t, const std::string& dir, std::vector<shm::Orphan> found) {
+  std::sort(found.begin(), found.end(),
+            [](const shm::Orphan& a, const shm::Orphan& b) { return a.name < b.name; });
+  for (const shm::Orphan& o : found) {
+    ++t.leftovers;
+    std::string why = o.pid > 0 ? "left by process " + std::to_string(o.pid) +
+                                      ", which died half-way through making or removing it"
+                                : "a partition beyond the topic's count, left by a change "
+                                  "that did not finish";
+    std::printf("note %s/%s: %s; the broker removes it at its next sweep\n", dir.c_str(),
+                o.name.c_str(), why.c_str());
+  }
 }
 
 void verify_one_partition(const std::string& dir, const std::string& label, Totals& t) {
@@ -78,6 +101,8 @@ void verify_one_partition(const std::string& dir, const std::string& label, Tota
   std::printf("%-4s %s: %zu segment%s, %llu record%s%s\n", bad == 0 ? "ok" : "BAD", label.c_str(),
               report->segments.size(), report->segments.size() == 1 ? "" : "s",
               static_cast<unsigned long long>(records), records == 1 ? "" : "s", range.c_str());
+  if (auto found = shm::find_orphans(dir, shm::PartitionLog::transient_file_pid))
+    note_leftovers(t, dir, std::move(found).value());
 }
 
 void verify_topic(const std::string& dir, const std::string& name, Totals& t) {
@@ -233,6 +258,11 @@ int run_verify(const std::string& given_dir, const std::string& data_dir) {
         verify_topic(topics + "/" + n, n, t);
       }
     }
+    if (is_dir(topics)) {
+      auto found = TopicStore(DataDir{dir}).find_orphans();
+      if (!found) return report(found.status());
+      note_leftovers(t, topics, std::move(found).value());
+    }
     if (exists(table)) verify_offsets_table(table, t);
     what = "data directory " + dir;
   }
@@ -243,13 +273,18 @@ int run_verify(const std::string& given_dir, const std::string& data_dir) {
                  what.c_str());
     return kExitError;
   }
+  std::string leftovers = t.leftovers == 0
+                              ? ""
+                              : " (" + std::to_string(t.leftovers) + " file" +
+                                    (t.leftovers == 1 ? "" : "s") +
+                                    " left by processes that died: lines starting note)";
   std::printf(
       "verified %s: %llu topic%s, %llu partition%s, %llu segment%s, %llu record%s: no "
-      "damage\n",
+      "damage%s\n",
       what.c_str(), static_cast<unsigned long long>(t.topics), t.topics == 1 ? "" : "s",
       static_cast<unsigned long long>(t.partitions), t.partitions == 1 ? "" : "s",
       static_cast<unsigned long long>(t.segments), t.segments == 1 ? "" : "s",
-      static_cast<unsigned long long>(t.records), t.records == 1 ? "" : "s");
+      static_cast<unsigned long long>(t.records), t.records == 1 ? "" : "s", leftovers.c_str());
   return kExitOk;
 }
 

@@ -287,27 +287,27 @@ Status TopicStore::remove(const std::string& name) const {
   return Status::ok();
 }
 
-Result<std::vector<std::string>> TopicStore::remove_orphans() const {
-  std::vector<std::string> removed;
-  if (!fs::exists(dir_.topics())) return removed;
-  auto top = shm::remove_orphans(dir_.topics(), [](std::string_view n) -> std::int64_t {
+Result<std::vector<shm::Orphan>> TopicStore::find_orphans() const {
+  std::vector<shm::Orphan> found;
+  if (!fs::exists(dir_.topics())) return found;
+  auto top = shm::find_orphans(dir_.topics(), [](std::string_view n) -> std::int64_t {
     if (std::int64_t pid = shm::pid_after(n, kCreatingMarker)) return pid;
     return shm::pid_after(n, kDeletedMarker);
   });
   if (!top) return top.status();
-  removed = std::move(top).value();
+  found = std::move(top).value();
   auto names = list();
   if (!names) return names.status();
   for (const std::string& name : *names) {
     // topic.json.tmp-<pid>-* (write_config) and <partition>.tmp-<pid>-* (a partition added by
     // alter, built by shm::PartitionLog::create).
-    auto in_topic = shm::remove_orphans(
+    auto in_topic = shm::find_orphans(
         dir_.topic(name), [](std::string_view n) { return shm::pid_after(n, kTempMarker); });
     if (!in_topic) {
       if (in_topic.status().code() == ErrorCode::kNotFound) continue;  // deleted meanwhile
       return in_topic.status();
     }
-    for (const std::string& n : *in_topic) removed.push_back(name + "/" + n);
+    for (shm::Orphan& o : *in_topic) found.push_back({name + "/" + o.name, o.pid});
     // Partitions beyond topic.json's count: an alter that died after creating some of the new
     // partitions and before writing the new count. Nobody was told of them (clients find
     // partitions in topic.json), and each holds a segment; the next alter makes them anew.
@@ -318,13 +318,22 @@ Result<std::vector<std::string>> TopicStore::remove_orphans() const {
     for (const std::string& n : *entries) {
       if (n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != std::string::npos)
         continue;
-      if (std::stoi(n) < config->partitions) continue;
-      std::error_code ec;
-      fs::remove_all(dir_.topic(name) + "/" + n, ec);
-      if (ec)
-        return Status(ErrorCode::kIo, "remove " + dir_.topic(name) + "/" + n + ": " + ec.message());
-      removed.push_back(name + "/" + n);
+      if (std::stoi(n) >= config->partitions) found.push_back({name + "/" + n, 0});
     }
+  }
+  return found;
+}
+
+Result<std::vector<std::string>> TopicStore::remove_orphans() const {
+  auto found = find_orphans();
+  if (!found) return found.status();
+  std::vector<std::string> removed;
+  for (const shm::Orphan& o : *found) {
+    std::error_code ec;
+    std::uintmax_t n = fs::remove_all(dir_.topics() + "/" + o.name, ec);
+    if (ec)
+      return Status(ErrorCode::kIo, "remove " + dir_.topics() + "/" + o.name + ": " + ec.message());
+    if (n > 0) removed.push_back(o.name);
   }
   return removed;
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "data_dir.h"
+#include "shm/orphaned_files.h"
 #include "sluice/status.h"
 #include "sluice/types.h"
 
@@ -46,6 +47,10 @@ class TopicStore {
   // only writer, between its own alters. The partitions' own private files are the partition
   // log's (PartitionLog::remove_orphaned_files).
   Result<std::vector<std::string>> remove_orphans() const;
+  // What remove_orphans would remove, without removing it: names relative to the topics
+  // directory, with the pid of the process that left each (0 for a partition beyond its
+  // topic's count). For `sluice verify`, which only reads.
+  Result<std::vector<shm::Orphan>> find_orphans() const;
   Result<TopicDescription> describe(const std::string& name) const;
 
   const DataDir& dir() const { return dir_; }

@@ -73,8 +73,18 @@ TEST_CASE("orphaned files: remove_orphans removes entries of dead pids and keeps
   touch(dir.path() + "/y.tmp-" + self + "-3");  // this process's
   touch(dir.path() + "/z.tmp-1-4");             // a live process's
   touch(dir.path() + "/plain");                 // no pid in its name
-  auto removed =
-      unwrap(remove_orphans(dir.path(), [](std::string_view n) { return pid_after(n, ".tmp-"); }));
+  auto pid_in = [](std::string_view n) { return pid_after(n, ".tmp-"); };
+  // find_orphans names them, with their pids, and removes nothing.
+  auto found = unwrap(find_orphans(dir.path(), pid_in));
+  std::vector<std::string> found_names;
+  for (const Orphan& o : found) {
+    found_names.push_back(o.name);
+    CHECK(std::to_string(o.pid) == dead);
+  }
+  CHECK(sorted(found_names) ==
+        std::vector<std::string>{"d.tmp-" + dead + "-2", "x.tmp-" + dead + "-1"});
+  CHECK(std::filesystem::exists(dir.path() + "/x.tmp-" + dead + "-1"));
+  auto removed = unwrap(remove_orphans(dir.path(), pid_in));
   CHECK(sorted(removed) ==
         std::vector<std::string>{"d.tmp-" + dead + "-2", "x.tmp-" + dead + "-1"});
   CHECK_FALSE(std::filesystem::exists(dir.path() + "/x.tmp-" + dead + "-1"));
@@ -103,6 +113,10 @@ TEST_CASE("orphaned files: a partition's private files of dead processes go and 
                                          "notes-" + dead + "-5.tmp", "new-" + dead + "-6-16"};
   for (const auto& n : kept) touch(p + n);
 
+  std::vector<std::string> found;
+  for (const Orphan& o : unwrap(find_orphans(dir.partition(), PartitionLog::transient_file_pid)))
+    found.push_back(o.name);
+  CHECK(sorted(found) == sorted(orphans));
   CHECK(sorted(unwrap(log->remove_orphaned_files())) == sorted(orphans));
   for (const auto& n : orphans) CHECK_FALSE(std::filesystem::exists(p + n));
   for (const auto& n : kept) CHECK(std::filesystem::exists(p + n));

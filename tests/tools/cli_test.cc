@@ -3,11 +3,13 @@
 // processes, checking their stdout, stderr and exit codes (0 ok, 1 runtime error, 2 bad
 // arguments).
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -692,6 +694,44 @@ TEST_CASE("cli: dump and verify while the broker runs find a flipped byte", "[cl
   CHECK(nothing.exit_code == 1);
   CHECK(one_line(nothing.err));
   CHECK(broker.stop() == 0);
+}
+
+TEST_CASE("cli: verify names the files that processes which died left half-made",
+          "[cli][process]") {
+  TestDir dir("leftovers");
+  {
+    BrokerProcess broker(dir.path());  // the broker's sweep would remove them: stopped first
+    create_topic(dir, "t", 1);
+    REQUIRE(produce(dir, "t", "a\nb\n").exit_code == 0);
+    REQUIRE(broker.stop() == 0);
+  }
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  REQUIRE(::waitpid(dead, nullptr, 0) == dead);  // reaped: no process has that pid now
+  const std::string topics = dir.path() + "/topics";
+  const std::string d = std::to_string(dead);
+  std::ofstream(topics + "/t/0/rolling-" + d + "-7.tmp") << "x";
+  std::ofstream(topics + "/t/0/new-" + std::to_string(::getpid()) + "-8.tmp") << "alive";
+  std::filesystem::create_directories(topics + "/u~tmp-" + d + "-9/0");
+  std::filesystem::create_directories(topics + "/t/1");  // beyond topic.json's 1 partition
+
+  auto r = cli(dir, {"verify"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);  // leftovers are not damage
+  CHECK(r.out.find("ok   t/0: 1 segment, 2 records") != std::string::npos);
+  CHECK(r.out.find("note " + topics + "/t/0/rolling-" + d + "-7.tmp: left by process " + d +
+                   ", which died half-way") != std::string::npos);
+  CHECK(r.out.find("note " + topics + "/u~tmp-" + d + "-9: left by process " + d) !=
+        std::string::npos);
+  CHECK(r.out.find("note " + topics + "/t/1: a partition beyond the topic's count") !=
+        std::string::npos);
+  CHECK(r.out.find("new-" + std::to_string(::getpid())) == std::string::npos);  // its owner lives
+  CHECK(r.out.find("no damage (3 files left by processes that died") != std::string::npos);
+  // A partition's directory alone: its own leftovers.
+  auto one = cli(dir, {"verify", topics + "/t/0"});
+  CHECK(one.exit_code == 0);
+  CHECK(one.out.find("note " + topics + "/t/0/rolling-" + d) != std::string::npos);
+  CHECK(one.out.find("no damage (1 file left by processes that died") != std::string::npos);
 }
 
 TEST_CASE("cli: status shows the broker pid uptime topics partitions bytes and records/s",
