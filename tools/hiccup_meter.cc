@@ -18,10 +18,11 @@ std::int64_t monotonic_ns() {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-// The spans of time in which at least one CPU was away: every CPU's gaps merged.
-std::vector<std::int64_t> away_spans(const HiccupMeasurement& m) {
+}  // namespace
+
+std::vector<std::int64_t> HiccupMeasurement::away_spans() const {
   std::vector<Hiccup> all;
-  for (const CpuHiccups& c : m.cpus) all.insert(all.end(), c.gaps.begin(), c.gaps.end());
+  for (const CpuHiccups& c : cpus) all.insert(all.end(), c.gaps.begin(), c.gaps.end());
   std::sort(all.begin(), all.end(), [](const Hiccup& a, const Hiccup& b) {
     return a.end_ns - a.length_ns < b.end_ns - b.length_ns;
   });
@@ -43,6 +44,8 @@ std::vector<std::int64_t> away_spans(const HiccupMeasurement& m) {
   if (open) spans.push_back(end - begin);
   return spans;
 }
+
+namespace {
 
 // Sum over the spans of max(0, L - x): the record-time that waits longer than x.
 double excess_over(const std::vector<std::int64_t>& spans, std::int64_t x) {
@@ -88,7 +91,7 @@ double HiccupMeasurement::lost_fraction() const {
 std::int64_t HiccupMeasurement::floor_percentile(double q) const {
   if (duration_ns <= 0) return 0;
   const double allowed = (1 - q) * static_cast<double>(duration_ns);
-  const std::vector<std::int64_t> spans = away_spans(*this);
+  const std::vector<std::int64_t> spans = away_spans();
   // excess_over falls as x rises and is 0 from the longest span on: the smallest x whose
   // excess is within the allowed share, by bisection over [0, longest span].
   std::int64_t lo = 0;

@@ -52,6 +52,9 @@ struct HiccupMeasurement {
   std::int64_t longest_ns() const;
   // Time lost to gaps over the time measured, all CPUs together (0..1).
   double lost_fraction() const;
+  // The lengths of the spans in which at least one CPU was away: every CPU's gaps merged
+  // where they overlap, in time order.
+  std::vector<std::int64_t> away_spans() const;
   // The floor above (0 when nothing was measured): the q-quantile (0..1) of the wait that
   // records sent evenly through a cost-free transport between these CPUs would see; q = 1
   // gives the longest span.

@@ -16,8 +16,19 @@
 // word, then reads the value. So every message lands on lines the other side has not just
 // written, as in a log, but with no reservation, clock, checksum or decoding. Like
 // LogAppender::append, the writer touches the next page when the next frame starts one.
+//
+// With --hiccups SECONDS ("machine-hiccups"), neither shape: a thread pinned to each of the
+// two CPUs reads the clock in a loop for SECONDS, both at once, and every gap of 1 µs or more
+// between two reads is time the CPU spent elsewhere (tools/hiccup_meter.h, as `sluice perf`
+// measures it; linked here although the peers depend on nothing of Sluice's, since this is the
+// machine's reference, not a system). A ping-pong round trip that meets a span in which either
+// CPU was away takes it whole, so the rate of such spans says which latency percentiles they
+// reach. Prints one JSON line: the share of the time lost, gaps per second per CPU, spans per
+// second (the two CPUs' gaps merged where they overlap), and the longest gap.
 #include <unistd.h>
 #include <x86intrin.h>
+
+#include "tools/hiccup_meter.h"
 
 #include "peer_common.h"
 
@@ -191,9 +202,28 @@ void run_log_pingpong(const peers::Options& o, peers::Results& r) {
   ::munmap(l, sizeof(LogRings));
 }
 
+void run_hiccups(double seconds) {
+  const int cpus[] = {0, 1};
+  const auto duration = static_cast<std::int64_t>(seconds * 1e9);
+  sluice::tools::HiccupMeasurement m = sluice::tools::measure_hiccups(cpus, duration);
+  std::printf(
+      "{\"system\":\"machine-hiccups\",\"seconds\":%g,\"cpus\":2,\"min_gap_ns\":%lld,"
+      "\"lost_fraction\":%.5f,\"gaps_per_s_per_cpu\":%.0f,\"spans_per_s\":%.0f,"
+      "\"longest_ns\":%lld}\n",
+      seconds, static_cast<long long>(sluice::tools::kMinHiccupNs), m.lost_fraction(),
+      static_cast<double>(m.gaps()) / 2.0 / seconds,
+      static_cast<double>(m.away_spans().size()) / seconds, static_cast<long long>(m.longest_ns()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--hiccups") {
+    double seconds = std::atof(argv[2]);
+    if (!(seconds > 0) || seconds > 60) peers::die("--hiccups takes 0 to 60 seconds");
+    run_hiccups(seconds);
+    return 0;
+  }
   std::vector<char*> args;
   bool log = peers::take_flag(argc, argv, "--log", args);
   peers::Options o = peers::parse(static_cast<int>(args.size()), args.data(),

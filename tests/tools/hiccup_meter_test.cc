@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
+#include <vector>
 
 namespace {
 
@@ -44,6 +45,7 @@ TEST_CASE("hiccups: gaps of two CPUs at the same time count once and gaps apart 
   overlapping.cpus.push_back({0, {gap(100, 110)}});
   overlapping.cpus.push_back({1, {gap(105, 115)}});
   // One span of 15 ms in which some CPU was away: 0.1% of the records wait over 14 ms.
+  CHECK(overlapping.away_spans() == std::vector<std::int64_t>{15 * kMs});
   CHECK(overlapping.floor_percentile(0.999) == Approx(14 * kMs).margin(1));
   CHECK(overlapping.floor_percentile(1.0) == 15 * kMs);
   CHECK(overlapping.lost_fraction() == Approx(0.01));  // 20 ms of 2 x 1 s
@@ -53,6 +55,7 @@ TEST_CASE("hiccups: gaps of two CPUs at the same time count once and gaps apart 
   apart.cpus.push_back({0, {gap(100, 110)}});
   apart.cpus.push_back({1, {gap(200, 210)}});
   // Two spans of 10 ms: 2 x (10 ms - x) = 1 ms at x = 9.5 ms.
+  CHECK(apart.away_spans() == std::vector<std::int64_t>{10 * kMs, 10 * kMs});
   CHECK(apart.floor_percentile(0.999) == Approx(9'500'000.0).margin(1));
   CHECK(apart.floor_percentile(1.0) == 10 * kMs);
 
@@ -62,6 +65,7 @@ TEST_CASE("hiccups: gaps of two CPUs at the same time count once and gaps apart 
   chain.cpus.push_back({0, {gap(100, 112), gap(120, 130)}});
   chain.cpus.push_back({1, {gap(110, 121)}});
   CHECK(chain.floor_percentile(1.0) == 30 * kMs);
+  CHECK(chain.away_spans() == std::vector<std::int64_t>{30 * kMs});
 }
 
 TEST_CASE("hiccups: nothing measured gives a floor of zero", "[hiccups]") {
