@@ -45,8 +45,13 @@ Result<std::vector<std::string>> remove_orphans(
     const std::string& dir, const std::function<std::int64_t(std::string_view)>& pid_in_name) {
   auto found = find_orphans(dir, pid_in_name);
   if (!found) return found.status();
+  return remove_orphans(dir, *found);
+}
+
+Result<std::vector<std::string>> remove_orphans(const std::string& dir,
+                                                const std::vector<Orphan>& found) {
   std::vector<std::string> removed;
-  for (const Orphan& o : *found) {
+  for (const Orphan& o : found) {
     std::error_code ec;
     std::uintmax_t n = std::filesystem::remove_all(dir + "/" + o.name, ec);
     if (ec) return Status(ErrorCode::kIo, "remove " + dir + "/" + o.name + ": " + ec.message());

@@ -40,8 +40,12 @@ struct Orphan {
 Result<std::vector<Orphan>> find_orphans(
     const std::string& dir, const std::function<std::int64_t(std::string_view)>& pid_in_name);
 
-// Removes each entry find_orphans finds (a file, or a directory with everything in it).
-// Returns the names removed; an entry that another process removed first is not an error.
+// Removes each of `found` (names relative to `dir`; a file, or a directory with everything in
+// it). Returns the names removed; an entry that another process removed first is not an error.
+Result<std::vector<std::string>> remove_orphans(const std::string& dir,
+                                                const std::vector<Orphan>& found);
+
+// Removes each entry find_orphans finds.
 Result<std::vector<std::string>> remove_orphans(
     const std::string& dir, const std::function<std::int64_t(std::string_view)>& pid_in_name);
 

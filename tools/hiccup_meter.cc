@@ -1,24 +1,15 @@
 #include "tools/hiccup_meter.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <atomic>
 #include <thread>
 
+#include "shm/clock.h"
 #include "tools/cpu_pinning.h"
 
 namespace sluice::tools {
 
-namespace {
-
-std::int64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-}  // namespace
+using shm::monotonic_ns;
 
 std::vector<std::int64_t> HiccupMeasurement::away_spans() const {
   std::vector<Hiccup> all;

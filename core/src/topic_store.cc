@@ -327,15 +327,7 @@ Result<std::vector<shm::Orphan>> TopicStore::find_orphans() const {
 Result<std::vector<std::string>> TopicStore::remove_orphans() const {
   auto found = find_orphans();
   if (!found) return found.status();
-  std::vector<std::string> removed;
-  for (const shm::Orphan& o : *found) {
-    std::error_code ec;
-    std::uintmax_t n = fs::remove_all(dir_.topics() + "/" + o.name, ec);
-    if (ec)
-      return Status(ErrorCode::kIo, "remove " + dir_.topics() + "/" + o.name + ": " + ec.message());
-    if (n > 0) removed.push_back(o.name);
-  }
-  return removed;
+  return shm::remove_orphans(dir_.topics(), *found);
 }
 
 Result<TopicDescription> TopicStore::describe(const std::string& name) const {
