@@ -21,9 +21,11 @@
 // segments, and consume (touch = the consumer reads each value's first 8 bytes; copy = it
 // copies the value out). Segments (S MiB x R retained):
 //   recycled-spare    the consumer's handle has LogOptions{retain_segments = R,
-//                     recycle_segments = true} and calls prepare_next() once per segment read,
-//                     which recycles the oldest segment into spare.seg; the producers' handles
-//                     have no retention, so a roll always takes the spare.
+//                     recycle_segments = true} and calls prepare_after_roll() after each
+//                     poll (prepare_next() after each roll), which recycles the oldest segment
+//                     into spare.seg; the producers' handles have no retention, so a roll that
+//                     finds no spare (the consumer polls up to 4096 records between two looks)
+//                     creates a file.
 //   recycled-inplace  every handle has {R, recycle}; nobody calls prepare_next(): each roll
 //                     recycles the oldest segment in place.
 //   recycled-both     every handle has {R, recycle} and the consumer calls prepare_next(): the

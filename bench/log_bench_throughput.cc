@@ -239,20 +239,14 @@ void consume_loop(const std::shared_ptr<PartitionLog>& log, const TputConfig& cf
     }
   };
   std::int64_t consumed = 0;
-  std::int64_t per_segment = cfg.records_per_segment();
-  // Half a segment out of phase with the rolls, so that the spare is ready well before the
-  // next roll needs it.
-  std::int64_t next_prepare = per_segment / 2;
   for (;;) {
     PollResult pr = reader.poll(handler, 4096);
     if (pr.records != 0) {
       consumed += pr.records;
       sh.consumed.v.store(consumed, std::memory_order_relaxed);
       sh.consumer_next.v.store(reader.position(), std::memory_order_release);
-      if (cfg.consumer_prepares() && consumed >= next_prepare) {
-        must(log->prepare_next(), "prepare_next");
-        next_prepare = consumed + per_segment;
-      }
+      // A spare right after each roll takes one (peer_sluice does the same).
+      if (cfg.consumer_prepares()) must(log->prepare_after_roll(), "prepare_after_roll");
       continue;
     }
     if (pr.outcome != ReadOutcome::kOk) {

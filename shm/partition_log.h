@@ -144,6 +144,14 @@ class PartitionLog {
   // producer's hot path, and applies options().retain_segments. Anyone may call it: the
   // broker does, and so can a helper thread of an embedded application.
   Status prepare_next();
+  // prepare_next() once after each roll, for a retention owner that calls this as often as
+  // it likes (a consumer at every poll): a roll takes the spare, and the next call makes
+  // another at once, before the roll after it needs it (prepare_next() on a schedule of its
+  // own, such as once a segment read, lets producers that run ahead roll without a spare
+  // and zero a segment each in place). Otherwise one load of the active segment's base. A
+  // prepare_next() that failed is retried at the next call. The broker does the same at
+  // every watch tick (TopicManager::replace_taken_spares).
+  Status prepare_after_roll();
   // True when a spare segment is ready (a stat of spare.seg).
   bool has_spare() const;
   // Removes the private files (`new-*.tmp`, `rolling-*.tmp`, `recycle-*.tmp`) that processes
@@ -273,6 +281,8 @@ class PartitionLog {
   std::optional<Clearing> clearing_;
   // Whether clearing_ holds a file: read relaxed by zero_step() as a hint before the lock.
   std::atomic<bool> clearing_pending_{false};
+  // The active segment's base when prepare_after_roll() last prepared (-1: never).
+  std::atomic<std::int64_t> prepared_for_base_{-1};
 
   std::mutex mutex_;  // guards segments_, mappings_, use_clock_
   std::map<std::int64_t, std::weak_ptr<Segment>> segments_;

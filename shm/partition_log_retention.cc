@@ -126,6 +126,16 @@ Status PartitionLog::prepare_next() {
   return s;
 }
 
+Status PartitionLog::prepare_after_roll() {
+  // Relaxed, both: the base is only compared with what this handle saw last; a roll missed
+  // by this load is seen by the next call, and prepare_next() reads the files themselves.
+  std::int64_t active = control_->active.active_base.load(std::memory_order_relaxed);
+  if (active == prepared_for_base_.load(std::memory_order_relaxed)) return Status::ok();
+  Status s = prepare_next();
+  if (s) prepared_for_base_.store(active, std::memory_order_relaxed);
+  return s;
+}
+
 Status PartitionLog::apply_retention() {
   if (options_.retain_segments == 0) return Status::ok();
   auto bases = segment_bases();

@@ -28,8 +28,9 @@
 // they wait (flow control, counted in the report) rather than have retention take a segment a
 // consumer has not read yet (its handle pins the file, so the file would be deleted rather than
 // reused, but the consumer would skip to out-of-range). Group 0's reader of each partition calls
-// prepare_next() once per segment it has read there (half a segment out of phase with the rolls),
-// as a broker would, and clears the file that recycles a step at a time between its polls
+// prepare_after_roll() after each poll that read records there (prepare_next() right after each
+// roll), as a broker's watch tick does, and clears the file that recycles a step at a time
+// between its polls
 // (LogOptions::zero_in_steps, PartitionLog::zero_step).
 //
 // Warm-up (unless --no-warmup): before the workers start, each partition is run once through

@@ -27,8 +27,7 @@ struct AssignedPartition {
   LogReader reader;
   bool retention = false;  // this consumer applies retention to it (group 0's reader)
   std::int64_t received = 0;
-  std::int64_t next_offset = 0;   // expected next (offsets start at 0 and have no gaps)
-  std::int64_t next_prepare = 0;  // prepare_next() once `received` reaches this
+  std::int64_t next_offset = 0;  // expected next (offsets start at 0 and have no gaps)
 };
 
 }  // namespace
@@ -41,7 +40,6 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
     slot.ready.store(1, std::memory_order_release);
   };
   if (cpu >= 0) pin_to_cpu(cpu);
-  std::int64_t per_segment = cfg.records_per_segment();
   std::vector<AssignedPartition> parts;
   for (int p : cfg.topology.consumer_partitions[static_cast<std::size_t>(id)]) {
     bool retention = cfg.topology.retention_owner(p) == id;
@@ -72,7 +70,7 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
       fail(slot, "consumer: " + s.message());
       return finish();
     }
-    parts.push_back({p, *log, std::move(opened).value(), retention, 0, first, per_segment / 2});
+    parts.push_back({p, *log, std::move(opened).value(), retention, 0, first});
   }
   slot.ready.store(1, std::memory_order_release);
 
@@ -101,7 +99,8 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
   for (;;) {
     // Clear a step of a recycled file: kZeroStepBytes, plus four times what the last polls
     // read, so that clearing keeps ahead of the producers at any rate and the spare is ready
-    // before the roll that needs it (prepare_next() comes half a segment before it).
+    // before the roll that needs it (prepare_after_roll() retires the file for it right
+    // after the roll before, a segment earlier).
     const auto step = kZeroStepBytes + 4 * static_cast<std::uint64_t>(bytes - bytes_at_step);
     bytes_at_step = bytes;
     bool clearing = false;  // a recycled file with some of it still to clear
@@ -126,10 +125,9 @@ void run_consumer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
         slot.received.store(received, std::memory_order_relaxed);
         slot.bytes.store(bytes, std::memory_order_relaxed);
         slot.last_ns.store(now, std::memory_order_relaxed);
-        if (a.retention && a.received >= a.next_prepare) {
-          if (!a.log->prepare_next()) slot.prepare_failures.fetch_add(1, std::memory_order_relaxed);
-          a.next_prepare = a.received + per_segment;
-        }
+        // After each roll, a spare for the next (one load of the active base otherwise).
+        if (a.retention && !a.log->prepare_after_roll())
+          slot.prepare_failures.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       if (pr.outcome != ReadOutcome::kOk) {

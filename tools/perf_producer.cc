@@ -298,8 +298,9 @@ void run_producer(const PerfConfig& cfg, const std::vector<std::string>& dirs, P
 // fresh pre-faulted 16 MiB segment costs its first user 3-6 ms here (docs/benchmarks.md,
 // "Segment rolls"). Returns the offset the run's records start at.
 Result<std::int64_t> warm_up(const std::shared_ptr<PartitionLog>& log, const PerfConfig& cfg) {
-  // Appended through a handle of its own, as the producers' are (prepare_next() after every
-  // roll leaves a spare for the next one, so none of the warm-up's rolls recycles in place).
+  // Appended through a handle of its own, as the producers' are (prepare_after_roll() leaves
+  // a spare for the next roll after every roll, so none of the warm-up's rolls recycles in
+  // place).
   auto producers_kind = PartitionLog::open(log->dir(), cfg.retention_options());
   if (!producers_kind) return producers_kind.status();
   auto app = LogAppender::open(*producers_kind);
@@ -310,11 +311,11 @@ Result<std::int64_t> warm_up(const std::shared_ptr<PartitionLog>& log, const Per
     AppendResult r = app->append(filler);
     if (r.outcome != AppendOutcome::kOk)
       return Status(ErrorCode::kIo, std::string(describe(r.outcome)));
+    if (Status s = log->prepare_after_roll(); !s) return s;
     std::int64_t now = log->control()->active.active_base.load(std::memory_order_acquire);
     if (now != base) {
       base = now;
       ++rolls;
-      if (Status s = log->prepare_next(); !s) return s;
     }
   }
   return log->end_offset();

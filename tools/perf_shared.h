@@ -75,8 +75,8 @@ struct PerfConfig {
   }
   bool value_stamped() const { return batch > 0 && rate > 0 && size >= 8; }
   // Group 0's reader of each partition applies retention to it (prepare_next() recycles the
-  // oldest segment into the spare), once per segment it reads. Producers' handles have the
-  // same retention: their rolls take the spare, and a roll that finds none (the reader's
+  // oldest segment into the spare) after each roll (prepare_after_roll). Producers' handles have
+  // the same retention: their rolls take the spare, and a roll that finds none (the reader's
   // prepare_next() came late) recycles the oldest segment in place rather than create a new
   // file, and the reader's next prepare_next() makes the spare again (zeroing a recycled file
   // is then the reader's work, not the producer's). The two paths claim the oldest file by

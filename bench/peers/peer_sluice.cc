@@ -4,10 +4,13 @@
 //               partition; a consumer process (CPU 1) polls it (LogReader::poll, and
 //               LogReader::wait with WaitStrategy::kSpin when it has caught up) and reads each
 //               value's first 8 bytes. Segments: 4 MiB x 4 retained, recycled: both handles
-//               have {retain 4, recycle}; the consumer calls prepare_next() once per segment
-//               read, which recycles the oldest segment into the spare, and a roll that finds
-//               no spare recycles the oldest in place instead of creating a file (log_bench's
-//               "recycled-both"). With no retention on the producer's handle
+//               have {retain 4, recycle}; the consumer calls prepare_after_roll() after each
+//               poll that read records, which after each roll recycles the oldest segment into
+//               the spare the roll took, and a roll that still finds no spare recycles the
+//               oldest in place instead of creating a file (log_bench's "recycled-both").
+//               prepare_next() once per segment read instead left 20-30% of the rolls without
+//               a spare, each zeroing a segment on the producer's path (docs/benchmarks.md,
+//               "Spares made after each roll"). With no retention on the producer's handle
 //               ("recycled-spare"), such a roll created, zeroed and pre-faulted a new 4 MiB
 //               file on the producer's path, and in some runs it became the rule: 31-282
 //               files in a run instead of the pool's 5-9, and 2.1-7.0 GB/s instead of 10-13.
@@ -122,7 +125,6 @@ void run_tput(const peers::Options& o, peers::Results& res) {
     };
     std::int64_t got = 0;
     std::int64_t at_start = 0;
-    std::int64_t next_prepare = per_segment / 2;
     while (got < total) {
       PollResult pr = reader.poll(handler, 4096);
       if (pr.records != 0) {
@@ -132,10 +134,7 @@ void run_tput(const peers::Options& o, peers::Results& res) {
           sh->t_start.store(peers::now_ns());
           at_start = got;
         }
-        if (got >= next_prepare) {
-          must(log->prepare_next(), "prepare_next");
-          next_prepare = got + per_segment;
-        }
+        must(log->prepare_after_roll(), "prepare_after_roll");
         continue;
       }
       if (pr.outcome != ReadOutcome::kOk) die("consumer: " + reader.error().message());

@@ -400,6 +400,55 @@ TEST_CASE("log: after rolls that recycled in place prepare_next makes the spare 
   CHECK(test::partition_damage(tmp.partition()) == "");
 }
 
+// prepare_after_roll() is what a retention owner calls at every poll: after each roll it
+// makes the spare that roll took (so the next roll finds one, and no roll recycles in place
+// or creates a file), and between rolls it does nothing, not even look at the files.
+TEST_CASE("log: prepare_after_roll makes a spare after each roll and does nothing between rolls",
+          "[log]") {
+  TempDir tmp;
+  constexpr std::uint32_t kRetain = 3;
+  auto [owner, producer_log] = test::recycling_handles(tmp.partition(), kRetain);
+  auto producer = unwrap(LogAppender::open(producer_log));
+  auto reader = unwrap(LogReader::open(owner, {.verify_crc = true}));
+  const std::string spare = tmp.partition() + "/spare.seg";
+
+  std::set<ino_t> inodes;
+  const std::uint64_t kRecords = 20000;
+  test::Tally tally(1, kRecords);
+  int rolls_checked = 0;
+  const int rolls = append_with_rolls(producer, *producer_log, kRecords, [&](int roll) {
+    drain_intact(reader, tally);
+    REQUIRE_OK(owner->prepare_after_roll());
+    INFO("roll " << roll << ", segments " << unwrap(owner->segment_bases()).size());
+    REQUIRE(owner->has_spare());
+    struct stat st {};
+    REQUIRE(::stat(spare.c_str(), &st) == 0);
+    inodes.insert(st.st_ino);
+    if (roll % 4 == 0) {
+      // No roll since: the spare removed behind its back stays missing (it looked at nothing),
+      // until prepare_next() is asked for one.
+      REQUIRE(::unlink(spare.c_str()) == 0);
+      REQUIRE_OK(owner->prepare_after_roll());
+      CHECK_FALSE(owner->has_spare());
+      REQUIRE_OK(owner->prepare_next());
+      REQUIRE(owner->has_spare());
+      REQUIRE(::stat(spare.c_str(), &st) == 0);
+      inodes.insert(st.st_ino);
+    }
+    ++rolls_checked;
+  });
+  CHECK(test::drain(reader, tally) == ReadOutcome::kOk);
+  INFO(tally.summary());
+  CHECK(tally.complete());
+  CHECK(rolls >= 20);
+  CHECK(rolls_checked == rolls);
+  // Every roll took a spare the owner had made: the pool, the first file, and one new file for
+  // each spare removed above; none created by a roll, none recycled in place.
+  CHECK(inodes.size() <= kRetain + 2 + static_cast<std::size_t>(rolls / 4));
+  CHECK(unwrap(owner->segment_bases()).size() <= kRetain + 1);
+  CHECK(test::partition_damage(tmp.partition()) == "");
+}
+
 // With zero_in_steps the file retention retires stays private until zero_step() has cleared
 // all of its data region; only then is it the spare. prepare_next() finishes a clearing left
 // unfinished, and a handle destroyed in the middle deletes the file.
