@@ -23,6 +23,8 @@ struct Shape {
   int readers;
   bool batches;   // producers use claim_batch (fixed-size values) instead of append
   bool preparer;  // a helper thread keeps a spare segment ready
+  // Two helper threads keep it ready with prepare_after_roll(), on the same handle at once.
+  bool after_roll_preparers = false;
 };
 
 // Producer threads append (p, seq) records; reader threads each check that they see every
@@ -102,6 +104,17 @@ void run(const Shape& shape) {
       }
     });
   }
+  for (int t = 0; shape.after_roll_preparers && t < 2; ++t) {
+    threads.emplace_back([&] {
+      while (producers_done.load() < static_cast<int>(shape.producers) && !failed) {
+        if (Status s = log->prepare_after_roll(); !s) {
+          failed = true;
+          return;
+        }
+        std::this_thread::yield();
+      }
+    });
+  }
   for (auto& t : threads) t.join();
 
   for (const std::string& r : reader_results) {
@@ -127,6 +140,16 @@ TEST_CASE("log: producer threads append every record exactly once while threads 
 
 TEST_CASE("log: batch producer threads with a spare-preparing thread", "[concurrency]") {
   run({.producers = 3, .per_producer = 30000, .readers = 2, .batches = true, .preparer = true});
+}
+
+TEST_CASE("log: producer threads with two threads preparing spares after each roll",
+          "[concurrency]") {
+  run({.producers = 3,
+       .per_producer = 30000,
+       .readers = 2,
+       .batches = true,
+       .preparer = false,
+       .after_roll_preparers = true});
 }
 
 TEST_CASE("log: many producer and reader threads over many rolls", "[concurrency][stress]") {
