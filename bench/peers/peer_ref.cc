@@ -120,27 +120,34 @@ struct alignas(64) LogRings {
   alignas(4096) char pong[kLogRingBytes];  // B -> A
 };
 
-// Maps every page of the rings into the calling process, writable: a child does not inherit
-// the parent's page tables for a shared mapping, and would otherwise take a page fault at
-// every 4 KiB of the run, as a Sluice process does not (its segments are mapped populated).
-// An atomic OR of 0 writes nothing, so both children may do it at once.
-void populate(LogRings* l) {
-  for (char* ring : {l->ping, l->pong})
-    for (std::size_t at = 0; at < kLogRingBytes; at += 4096)
-      __atomic_fetch_or(ring + at, 0, __ATOMIC_RELAXED);
+// Maps every page of a ring into the calling process, writable: a child does not inherit the
+// parent's page tables for a shared mapping, and would otherwise take a page fault at every
+// 4 KiB of the run, as a Sluice process does not (its segments are mapped populated). An
+// atomic OR of 0 writes nothing, so both children may do it at once.
+void populate(char* ring, std::size_t bytes) {
+  for (std::size_t at = 0; at < bytes; at += 4096)
+    __atomic_fetch_or(ring + at, 0, __ATOMIC_RELAXED);
+}
+
+// A frame of the log references: a 32-byte header (its first word the sequence number, stored
+// last) and the value, 8-byte aligned, as long as Sluice's frame for that value.
+std::size_t frame_stride(std::uint32_t value_size) {
+  return (32 + std::size_t{value_size} + 7) & ~std::size_t{7};
+}
+std::atomic<std::int64_t>* sequence_word(const char* frame) {
+  return reinterpret_cast<std::atomic<std::int64_t>*>(const_cast<char*>(frame));
 }
 
 // One direction of the log ping-pong: message n (from 1) goes in frame n - 1 of the ring.
 class LogRing {
  public:
-  LogRing(char* ring, std::uint32_t size)
-      : ring_(ring), size_(size), stride_((32 + std::size_t{size} + 7) & ~std::size_t{7}) {}
+  LogRing(char* ring, std::uint32_t size) : ring_(ring), size_(size), stride_(frame_stride(size)) {}
 
   void send(std::int64_t n, const char* value) {
     char* f = frame(n);
     std::memcpy(f + 32, value, size_);
     // Release: the value before the sequence word, as a commit word is published.
-    word(f)->store(n, std::memory_order_release);
+    sequence_word(f)->store(n, std::memory_order_release);
     // When the next frame starts a page, touch it now, as LogAppender::append does: its TLB
     // miss then falls outside the next round trip.
     const char* next = frame(n + 1);
@@ -149,7 +156,7 @@ class LogRing {
   // Spins until message n is there (or *stop); returns its value.
   const char* receive(std::int64_t n, const std::atomic<std::int64_t>* stop) {
     const char* f = frame(n);
-    while (word(f)->load(std::memory_order_acquire) != n) {
+    while (sequence_word(f)->load(std::memory_order_acquire) != n) {
       if (stop != nullptr && stop->load(std::memory_order_relaxed) != 0) return nullptr;
       _mm_pause();
     }
@@ -160,9 +167,6 @@ class LogRing {
   char* frame(std::int64_t n) const {
     std::size_t frames = kLogRingBytes / stride_;
     return ring_ + static_cast<std::size_t>(n - 1) % frames * stride_;
-  }
-  static std::atomic<std::int64_t>* word(const char* f) {
-    return reinterpret_cast<std::atomic<std::int64_t>*>(const_cast<char*>(f));
   }
   char* ring_;
   std::uint32_t size_;
@@ -176,7 +180,8 @@ void run_log_pingpong(const peers::Options& o, peers::Results& r) {
   std::vector<char> value(o.size, 'p');
   pid_t echo = peers::spawn([&] {
     peers::pin_to_cpu(1);
-    populate(l);
+    populate(l->ping, kLogRingBytes);
+    populate(l->pong, kLogRingBytes);
     LogRing in(l->ping, o.size), out(l->pong, o.size);
     for (std::int64_t n = 1; n <= total; ++n) {
       const char* v = in.receive(n, &l->stop);
@@ -187,7 +192,8 @@ void run_log_pingpong(const peers::Options& o, peers::Results& r) {
   pid_t ping = peers::spawn([&] {
     peers::pin_to_cpu(0);
     (void)peers::ns_per_tick();
-    populate(l);
+    populate(l->ping, kLogRingBytes);
+    populate(l->pong, kLogRingBytes);
     LogRing out(l->ping, o.size), in(l->pong, o.size);
     std::vector<std::uint64_t> samples;
     samples.reserve(static_cast<std::size_t>(o.rounds));
@@ -233,7 +239,7 @@ struct alignas(64) LogStream {
 // values instead of 13-14 with the two CPUs far apart ("The throughput floor of a log").
 void run_log_stream(const peers::Options& o, peers::Results& r) {
   auto* l = peers::shared_object<LogStream>();
-  const std::size_t stride = (32 + std::size_t{o.size} + 7) & ~std::size_t{7};
+  const std::size_t stride = frame_stride(o.size);
   const auto frames = static_cast<std::int64_t>(kStreamRingBytes / stride);
   const std::int64_t batch = o.size <= 64 ? 64 : o.size <= 4096 ? 8 : 1;
   const std::int64_t window = frames / 2 - batch;
@@ -253,19 +259,13 @@ void run_log_stream(const peers::Options& o, peers::Results& r) {
     }
   };
   const Cursor start{l->ring, l->ring, l->ring + static_cast<std::size_t>(frames) * stride, stride};
-  auto word = [](char* f) { return reinterpret_cast<std::atomic<std::int64_t>*>(f); };
-  const std::size_t ring_pages = kStreamRingBytes / 4096;
-  auto populate = [&] {
-    for (std::size_t page = 0; page < ring_pages; ++page)
-      __atomic_fetch_or(l->ring + page * 4096, 0, __ATOMIC_RELAXED);
-  };
   pid_t consumer = peers::spawn([&] {
     peers::pin_to_cpu(1);
-    populate();
+    populate(l->ring, kStreamRingBytes);
     std::uint64_t sink = 0;
     Cursor c = start;
     for (std::int64_t n = 1; n <= total; ++n, c.next()) {
-      while (word(c.at)->load(std::memory_order_acquire) != n) _mm_pause();
+      while (sequence_word(c.at)->load(std::memory_order_acquire) != n) _mm_pause();
       std::uint64_t x;
       std::memcpy(&x, c.at + 32, 8);
       sink += x;
@@ -280,7 +280,7 @@ void run_log_stream(const peers::Options& o, peers::Results& r) {
   });
   pid_t producer = peers::spawn([&] {
     peers::pin_to_cpu(0);
-    populate();
+    populate(l->ring, kStreamRingBytes);
     std::vector<char> value(o.size, 'v');
     std::int64_t limit = window;
     Cursor c = start;
@@ -297,7 +297,7 @@ void run_log_stream(const peers::Options& o, peers::Results& r) {
       }
       // Release: each frame's value before its sequence word, as a commit word is published.
       for (std::int64_t n = first; n <= last; ++n, batch_start.next())
-        word(batch_start.at)->store(n, std::memory_order_release);
+        sequence_word(batch_start.at)->store(n, std::memory_order_release);
     }
   });
   peers::reap(producer);
